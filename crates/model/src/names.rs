@@ -114,6 +114,13 @@ name_type!(
     Tier, "tier", digit_first = false, underscore = true
 );
 
+impl Tier {
+    /// The tier of tenants created without one: `free`.
+    pub fn free() -> Self {
+        Tier("free".to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,8 @@ pub struct ServerSpec {
     pub durability: Durability,
     /// Where the server's stdout and stderr go.
     pub log_file: PathBuf,
+    /// Settings passed with `-c` after the defaults, so they override them.
+    pub extra_settings: Vec<(String, String)>,
 }
 
 /// A running postmaster that we started.
@@ -132,6 +134,9 @@ impl Server {
         let mut cmd = Command::new(bins.program("postgres"));
         cmd.arg("-D").arg(&spec.data_dir);
         for (key, value) in settings(&spec) {
+            cmd.arg("-c").arg(format!("{key}={value}"));
+        }
+        for (key, value) in &spec.extra_settings {
             cmd.arg("-c").arg(format!("{key}={value}"));
         }
         cmd.stdin(Stdio::null())

@@ -54,6 +54,11 @@ pub fn shared_cluster() -> Result<&'static ThrowawayCluster, String> {
 impl ThrowawayCluster {
     /// Starts a new throwaway cluster (initdb takes about a second).
     pub fn start() -> Result<Self, PgKitError> {
+        Self::start_with_settings(&[])
+    }
+
+    /// Starts a throwaway cluster with some settings changed, e.g. `("wal_level", "replica")`.
+    pub fn start_with_settings(settings: &[(&str, &str)]) -> Result<Self, PgKitError> {
         ATEXIT.call_once(|| {
             // SAFETY: registering a plain extern "C" function with no captured state.
             unsafe {
@@ -67,14 +72,23 @@ impl ThrowawayCluster {
             .tempdir()
             .map_err(PgKitError::io("creating a temporary folder"))?
             .keep();
-        let result = Self::start_in(&bins, &run_as, &root);
+        let settings = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let result = Self::start_in(&bins, &run_as, &root, settings);
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&root);
         }
         result
     }
 
-    fn start_in(bins: &PgBinaries, run_as: &RunAs, root: &Path) -> Result<Self, PgKitError> {
+    fn start_in(
+        bins: &PgBinaries,
+        run_as: &RunAs,
+        root: &Path,
+        extra_settings: Vec<(String, String)>,
+    ) -> Result<Self, PgKitError> {
         run_as.allow_traverse(root)?;
         let password = random_password();
         let mut spec = ServerSpec {
@@ -84,6 +98,7 @@ impl ThrowawayCluster {
             password: password.clone(),
             durability: Durability::Throwaway,
             log_file: root.join("postgres.log"),
+            extra_settings,
         };
         Server::init_if_needed(bins, run_as, &spec)?;
         let mut attempt = 0;

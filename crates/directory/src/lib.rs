@@ -1,0 +1,23 @@
+//! The tenant directory: which PostgreSQL servers exist (clusters), which applications use
+//! them (services), who the tenants are, and where each tenant's data lives (placements).
+//! It lives in Bulkhead's control database, itself on PostgreSQL; gateways cache it and hear
+//! of every change on the `bulkhead_directory` notification channel.
+//!
+//! Invariant: every write goes through a validated model type and a bound parameter; the
+//! directory never formats user text into SQL.
+
+mod clusters;
+mod error;
+mod placements;
+mod schema;
+mod services;
+mod store;
+mod tenants;
+
+pub use clusters::{Cluster, ClusterFacts, NewCluster};
+pub use error::{DirectoryError, ErrorKind};
+pub use placements::Placement;
+pub use schema::{MigrationReport, SCHEMA_VERSION};
+pub use services::{NewService, Service};
+pub use store::{ensure_database, Directory, CHANGE_CHANNEL};
+pub use tenants::{NewTenant, Tenant, TenantRef};

@@ -1,0 +1,94 @@
+//! The directory's own schema, versioned: each file in `migrations/` is applied once, in
+//! order, inside one transaction holding an advisory lock, so concurrent `bulkhead up`s
+//! agree. An applied file whose checksum changed is refused.
+
+use sha2::{Digest, Sha256};
+
+use crate::{Directory, DirectoryError};
+
+struct Migration {
+    version: i32,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "directory",
+    sql: include_str!("../migrations/V1__directory.sql"),
+}];
+
+/// The newest directory schema version this build knows.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// What [`Directory::migrate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Versions applied by this call.
+    pub applied: Vec<i32>,
+    /// The schema version now.
+    pub version: i32,
+}
+
+fn checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+impl Directory {
+    /// Brings the control database's directory schema up to [`SCHEMA_VERSION`].
+    pub async fn migrate(&self) -> Result<MigrationReport, DirectoryError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(hashtext('bulkhead.directory.migrate'));
+             CREATE SCHEMA IF NOT EXISTS directory;
+             CREATE TABLE IF NOT EXISTS directory.schema_version (
+                 version integer PRIMARY KEY,
+                 name text NOT NULL,
+                 checksum text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             );",
+        )
+        .await?;
+        let rows = tx
+            .query(
+                "SELECT version, checksum FROM directory.schema_version ORDER BY version",
+                &[],
+            )
+            .await?;
+        let applied: Vec<(i32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        if let Some((found, _)) = applied.iter().find(|(v, _)| *v > SCHEMA_VERSION) {
+            return Err(DirectoryError::SchemaTooNew {
+                found: *found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        let mut report = MigrationReport {
+            applied: Vec::new(),
+            version: 0,
+        };
+        for m in MIGRATIONS {
+            let expected = checksum(m.sql);
+            if let Some((_, found)) = applied.iter().find(|(v, _)| *v == m.version) {
+                if *found != expected {
+                    return Err(DirectoryError::SchemaChecksum {
+                        version: m.version,
+                        found: found.clone(),
+                        expected,
+                    });
+                }
+            } else {
+                tx.batch_execute(m.sql).await?;
+                tx.execute(
+                    "INSERT INTO directory.schema_version (version, name, checksum) VALUES ($1, $2, $3)",
+                    &[&m.version, &m.name, &expected],
+                )
+                .await?;
+                report.applied.push(m.version);
+            }
+            report.version = m.version;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}

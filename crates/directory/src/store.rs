@@ -1,0 +1,103 @@
+//! The connection to the control database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use crate::DirectoryError;
+
+/// The notification channel on which every directory change is announced.
+pub const CHANGE_CHANNEL: &str = "bulkhead_directory";
+
+/// A handle on the directory; cheap to clone.
+#[derive(Clone)]
+pub struct Directory {
+    pool: Pool,
+    dsn: String,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory").finish_non_exhaustive()
+    }
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Directory {
+    /// Opens a pool on the control database at `dsn` and checks that it answers.
+    pub async fn connect(dsn: &str) -> Result<Self, DirectoryError> {
+        let mut config =
+            tokio_postgres::Config::from_str(dsn).map_err(|e| DirectoryError::InvalidDsn {
+                cluster: "control".into(),
+                reason: e.to_string(),
+            })?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("bulkhead-directory");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| DirectoryError::Pool(e.to_string()))?;
+        let dir = Self {
+            pool,
+            dsn: dsn.to_string(),
+        };
+        dir.ping().await?;
+        Ok(dir)
+    }
+
+    /// Checks that the control database answers.
+    pub async fn ping(&self) -> Result<(), DirectoryError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// A pooled connection to the control database.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, DirectoryError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// The control database's DSN (a secret: contains its password).
+    pub fn dsn(&self) -> &str {
+        &self.dsn
+    }
+}
+
+/// Creates database `name` on the server at `admin_dsn` if it does not exist yet.
+pub async fn ensure_database(admin_dsn: &str, name: &str) -> Result<(), DirectoryError> {
+    let (client, conn) = tokio_postgres::connect(admin_dsn, NoTls).await?;
+    let task = tokio::spawn(conn);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        let sql = format!("CREATE DATABASE {}", quote_ident(name));
+        if let Err(e) = client.batch_execute(&sql).await {
+            // Two processes racing to create it: the loser finds it there.
+            if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
+                return Err(e.into());
+            }
+        }
+    }
+    drop(client);
+    let _ = task.await;
+    Ok(())
+}
+
+/// Quotes an SQL identifier (doubling embedded quotes).
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
