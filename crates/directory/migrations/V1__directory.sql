@@ -1,6 +1,4 @@
 -- The tenant directory: where every tenant of every service lives.
-CREATE SCHEMA IF NOT EXISTS directory;
-
 CREATE TABLE directory.clusters (
     name        text PRIMARY KEY,
     region      text NOT NULL,

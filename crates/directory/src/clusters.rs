@@ -225,7 +225,7 @@ pub async fn probe(cluster: &str, dsn: &str) -> Result<ClusterFacts, DirectoryEr
     let (client, conn) = tokio::time::timeout(PROBE_TIMEOUT, config.connect(NoTls))
         .await
         .map_err(|_| unreachable(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())))?
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| unreachable(error_chain(&e)))?;
     let task = tokio::spawn(conn);
     let row = client
         .query_one(
@@ -235,7 +235,7 @@ pub async fn probe(cluster: &str, dsn: &str) -> Result<ClusterFacts, DirectoryEr
             &[],
         )
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| unreachable(error_chain(&e)))?;
     drop(client);
     task.abort();
     let facts = ClusterFacts {
@@ -265,6 +265,20 @@ pub async fn probe(cluster: &str, dsn: &str) -> Result<ClusterFacts, DirectoryEr
         ));
     }
     Ok(facts)
+}
+
+/// `e` and its causes, `: `-joined (tokio-postgres keeps the OS error in the source).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(cause) = cur {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        cur = cause.source();
+    }
+    text
 }
 
 fn serialize_redacted<S: Serializer>(dsn: &str, s: S) -> Result<S::Ok, S::Error> {

@@ -1,5 +1,6 @@
-//! Finding the PostgreSQL server binaries: BULKHEAD_PG_BINDIR, then `pg_config --bindir`,
-//! then PATH, then `/usr/lib/postgresql/*/bin` (newest major version first).
+//! Finding the PostgreSQL server binaries: BULKHEAD_PG_BINDIR alone when it is set (an
+//! explicit choice is never silently replaced), otherwise `pg_config --bindir`, then PATH,
+//! then `/usr/lib/postgresql/*/bin` (newest major version first).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,7 +69,7 @@ fn server_version(dir: &Path) -> Result<String, PgKitError> {
 fn candidate_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(dir) = std::env::var_os("BULKHEAD_PG_BINDIR") {
-        dirs.push(PathBuf::from(dir));
+        return vec![PathBuf::from(dir)];
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         if out.status.success() {

@@ -18,5 +18,5 @@ mod throwaway;
 pub use binaries::PgBinaries;
 pub use error::PgKitError;
 pub use identity::RunAs;
-pub use server::{Durability, Server, ServerSpec};
+pub use server::{free_port, random_password, Durability, Server, ServerSpec};
 pub use throwaway::{shared_cluster, TestDatabase, ThrowawayCluster};

@@ -1,0 +1,69 @@
+//! API errors and their JSON form.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bulkhead_directory::{DirectoryError, ErrorKind};
+use bulkhead_model::ModelError;
+use serde_json::json;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A directory operation failed.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// A path segment or query value failed validation.
+    #[error(transparent)]
+    Invalid(#[from] ModelError),
+    /// The JSON body is malformed or fails validation.
+    #[error("invalid request body: {0}")]
+    Body(String),
+    /// No or wrong bearer token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// No such route.
+    #[error("no such endpoint: {0}")]
+    NoRoute(String),
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        ApiError::Body(r.body_text())
+    }
+}
+
+impl ApiError {
+    fn status_and_kind(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Directory(e) => {
+                let status = match e.kind() {
+                    ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+                    ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                    ErrorKind::Conflict => StatusCode::CONFLICT,
+                    ErrorKind::Unsuitable => StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorKind::Internal if matches!(e, DirectoryError::Pool(_)) => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                    ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                (status, e.kind().label())
+            }
+            ApiError::Invalid(_) | ApiError::Body(_) => (StatusCode::BAD_REQUEST, "invalid"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind) = self.status_and_kind();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "API request failed");
+        }
+        let body = json!({ "error": { "kind": kind, "message": self.to_string() } });
+        (status, Json(body)).into_response()
+    }
+}

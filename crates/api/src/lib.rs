@@ -1,0 +1,50 @@
+//! The HTTP admin API. Routes under `/v1/` speak JSON and need the instance's bearer token;
+//! `/health` and `/version` are open so load balancers and humans can probe them.
+//!
+//! Invariant: every failure leaves as a JSON body `{"error": {"kind", "message"}}` with a
+//! status code derived from the error's kind, never as a bare text or a panic.
+
+mod auth;
+mod error;
+mod openapi;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use bulkhead_directory::Directory;
+
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub(crate) directory: Directory,
+    pub(crate) token: Arc<str>,
+}
+
+impl ApiState {
+    /// State for a server backed by `directory`, accepting `token` as bearer token.
+    pub fn new(directory: Directory, token: &str) -> Self {
+        Self {
+            directory,
+            token: Arc::from(token),
+        }
+    }
+}
+
+/// The whole API as an axum router.
+pub fn router(state: ApiState) -> Router {
+    let v1 = routes::v1().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
+    Router::new()
+        .merge(routes::open())
+        .nest("/v1", v1)
+        .fallback(routes::not_found)
+        .with_state(state)
+}
+
+/// The version of this build.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

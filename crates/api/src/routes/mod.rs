@@ -1,0 +1,43 @@
+//! Route table.
+
+mod clusters;
+mod health;
+mod services;
+mod tenants;
+
+use axum::http::Uri;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::{ApiError, ApiState};
+
+/// Routes that need no token.
+pub(crate) fn open() -> Router<ApiState> {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/version", get(health::version))
+        .route("/openapi.json", get(crate::openapi::document))
+}
+
+/// Routes under `/v1/`.
+pub(crate) fn v1() -> Router<ApiState> {
+    Router::new()
+        .route("/clusters", get(clusters::list).post(clusters::add))
+        .route(
+            "/clusters/{name}",
+            get(clusters::show).delete(clusters::remove),
+        )
+        .route("/services", get(services::list).post(services::create))
+        .route(
+            "/services/{name}",
+            get(services::show).delete(services::remove),
+        )
+        .route("/tenants", get(tenants::list).post(tenants::create))
+        .route("/tenants/{tenant}", get(tenants::show))
+        .route("/tenants/{tenant}/suspend", post(tenants::suspend))
+        .route("/tenants/{tenant}/resume", post(tenants::resume))
+}
+
+pub(crate) async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NoRoute(uri.path().to_string())
+}

@@ -1,0 +1,187 @@
+//! The directory verbs: each builds one API request and prints its answer.
+
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+use super::args::{ClusterCmd, Command, ServiceCmd, TenantCmd};
+use super::client::{exit, ApiClient, Failure};
+use super::output::{print_list, print_object, Column};
+
+const CLUSTER_COLUMNS: &[Column] = &[
+    ("NAME", "name"),
+    ("REGION", "region"),
+    ("VERSION", "server_version"),
+    ("PLACEMENTS", "placements"),
+    ("CAPACITY", "capacity"),
+    ("DSN", "admin_dsn"),
+];
+const SERVICE_COLUMNS: &[Column] = &[
+    ("NAME", "name"),
+    ("MODE", "default_mode"),
+    ("TIERS", "tier_modes"),
+    ("CLUSTER", "cluster"),
+    ("TENANTS", "placements"),
+];
+const TENANT_COLUMNS: &[Column] = &[
+    ("SLUG", "slug"),
+    ("ID", "id"),
+    ("TIER", "tier"),
+    ("REGION", "region"),
+    ("STATE", "state"),
+];
+
+pub(crate) async fn dispatch(
+    api: &ApiClient,
+    as_json: bool,
+    command: &Command,
+) -> Result<(), Failure> {
+    match command {
+        Command::Cluster(cmd) => cluster(api, as_json, cmd).await,
+        Command::Service(cmd) => service(api, as_json, cmd).await,
+        Command::Tenant(cmd) => tenant(api, as_json, cmd).await,
+        Command::Up(_) | Command::Version => {
+            Err(Failure::new(exit::INTERNAL, "not a directory command"))
+        }
+    }
+}
+
+fn show(as_json: bool, value: &Value) {
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        print_object(value);
+    }
+}
+
+fn list(as_json: bool, value: &Value, columns: &[Column]) {
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        print_list(value, columns);
+    }
+}
+
+fn done(as_json: bool, what: String) {
+    if as_json {
+        println!("{}", json!({ "ok": true, "message": what }));
+    } else {
+        println!("{what}");
+    }
+}
+
+async fn cluster(api: &ApiClient, as_json: bool, cmd: &ClusterCmd) -> Result<(), Failure> {
+    match cmd {
+        ClusterCmd::Add {
+            name,
+            dsn,
+            region,
+            capacity,
+        } => {
+            let body =
+                json!({ "name": name, "region": region, "admin_dsn": dsn, "capacity": capacity });
+            show(
+                as_json,
+                &api.call(Method::POST, "/v1/clusters", Some(body)).await?,
+            );
+        }
+        ClusterCmd::List => list(
+            as_json,
+            &api.call(Method::GET, "/v1/clusters", None).await?,
+            CLUSTER_COLUMNS,
+        ),
+        ClusterCmd::Show { name } => show(
+            as_json,
+            &api.call(Method::GET, &format!("/v1/clusters/{name}"), None)
+                .await?,
+        ),
+        ClusterCmd::Remove { name } => {
+            api.call(Method::DELETE, &format!("/v1/clusters/{name}"), None)
+                .await?;
+            done(as_json, format!("cluster {name} removed"));
+        }
+    }
+    Ok(())
+}
+
+async fn service(api: &ApiClient, as_json: bool, cmd: &ServiceCmd) -> Result<(), Failure> {
+    match cmd {
+        ServiceCmd::Create {
+            name,
+            mode,
+            tiers,
+            cluster,
+        } => {
+            let tier_modes: Map<String, Value> = tiers
+                .iter()
+                .map(|(tier, mode)| (tier.to_string(), json!(mode)))
+                .collect();
+            let body = json!({ "name": name, "default_mode": mode, "tier_modes": tier_modes, "cluster": cluster });
+            show(
+                as_json,
+                &api.call(Method::POST, "/v1/services", Some(body)).await?,
+            );
+        }
+        ServiceCmd::List => list(
+            as_json,
+            &api.call(Method::GET, "/v1/services", None).await?,
+            SERVICE_COLUMNS,
+        ),
+        ServiceCmd::Show { name } => show(
+            as_json,
+            &api.call(Method::GET, &format!("/v1/services/{name}"), None)
+                .await?,
+        ),
+        ServiceCmd::Remove { name } => {
+            api.call(Method::DELETE, &format!("/v1/services/{name}"), None)
+                .await?;
+            done(as_json, format!("service {name} removed"));
+        }
+    }
+    Ok(())
+}
+
+async fn tenant(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Result<(), Failure> {
+    match cmd {
+        TenantCmd::Create {
+            slug,
+            id,
+            tier,
+            region,
+        } => {
+            let body = json!({ "slug": slug, "id": id, "tier": tier, "region": region });
+            show(
+                as_json,
+                &api.call(Method::POST, "/v1/tenants", Some(body)).await?,
+            );
+        }
+        TenantCmd::List => list(
+            as_json,
+            &api.call(Method::GET, "/v1/tenants", None).await?,
+            TENANT_COLUMNS,
+        ),
+        TenantCmd::Show { tenant } => show(
+            as_json,
+            &api.call(Method::GET, &format!("/v1/tenants/{tenant}"), None)
+                .await?,
+        ),
+        TenantCmd::Suspend { tenant } => {
+            let t = api
+                .call(Method::POST, &format!("/v1/tenants/{tenant}/suspend"), None)
+                .await?;
+            show(as_json, &t);
+        }
+        TenantCmd::Resume { tenant } => {
+            let t = api
+                .call(Method::POST, &format!("/v1/tenants/{tenant}/resume"), None)
+                .await?;
+            show(as_json, &t);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! The command line: argument definitions and dispatch of the directory verbs to the API.
+
+mod args;
+mod client;
+mod commands;
+mod output;
+
+pub(crate) use args::{Cli, Command, UpArgs};
+pub(crate) use client::Failure;
+
+/// Runs a directory verb against the running instance.
+pub(crate) async fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {
+    let api = client::ApiClient::resolve(cli)?;
+    commands::dispatch(&api, cli.json, command).await
+}

@@ -1,0 +1,51 @@
+//! `bulkhead up`: logging, configuration, then the server crate; prints where things listen.
+
+use std::io::Write;
+
+use bulkhead_server::{up, Config, UpOptions};
+
+use crate::cli::{Cli, Failure, UpArgs};
+
+pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> Result<(), Failure> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = Config::load(args.config.as_deref()).map_err(Failure::startup)?;
+    if let Some(listen) = args.api_listen {
+        config.api.listen = listen.to_string();
+    }
+    let opts = UpOptions {
+        data_dir: cli.data_dir.clone(),
+        config,
+    };
+    up(opts, |ready| {
+        let postgres = match &ready.embedded_postgres {
+            Some((addr, data)) => format!("{addr} (embedded, data in {})", data.display()),
+            None => "configured servers".to_string(),
+        };
+        say(&format!(
+            "Bulkhead {} is up\n  data folder   {}\n  PostgreSQL    {postgres}\n  HTTP API      {}  (token in {}/instance.json)\n  clusters      {}\nStop with Ctrl-C.",
+            env!("CARGO_PKG_VERSION"),
+            ready.data_dir.display(),
+            ready.api_url,
+            ready.data_dir.display(),
+            ready.clusters.join(", ")
+        ));
+    })
+    .await
+    .map_err(Failure::startup)?;
+    say("Bulkhead stopped.");
+    Ok(())
+}
+
+/// Prints a line for the operator. A closed stdout (`bulkhead up | head`) must not stop the
+/// server, so write errors are ignored.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}

@@ -1,0 +1,153 @@
+//! Runs the real `bulkhead` binary: `up` in a temporary data folder, and CLI commands
+//! against it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bulkhead");
+
+/// A temporary folder the PostgreSQL account can enter (tests may run as root).
+pub fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("bulkhead-test-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+/// A running `bulkhead up`; sent SIGTERM when dropped.
+pub struct Up {
+    child: Option<Child>,
+    pub api_url: String,
+    pub data_dir: PathBuf,
+    pub stdout: Vec<String>,
+}
+
+impl Up {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["up", "--api-listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("BULKHEAD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn bulkhead up");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining after the test stops listening, so the server never sees a
+            // closed pipe because of the test.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut lines = Vec::new();
+        let api_url = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| {
+                    panic!("bulkhead up did not report ready within 60s: {lines:?}")
+                });
+            lines.push(line.clone());
+            if let Some(rest) = line.trim().strip_prefix("HTTP API") {
+                break rest.split_whitespace().next().expect("url").to_string();
+            }
+        };
+        Up {
+            child: Some(child),
+            api_url,
+            data_dir: data_dir.to_path_buf(),
+            stdout: lines,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.terminate().expect("was running")
+    }
+
+    fn terminate(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        for _ in 0..600 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// Runs a CLI command against this instance (found through the data folder).
+    pub fn cli(&self, args: &[&str]) -> CliOutput {
+        cli(&self.data_dir, args)
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn cli(data_dir: &Path, args: &[&str]) -> CliOutput {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("BULKHEAD_URL")
+        .env_remove("BULKHEAD_TOKEN")
+        .output()
+        .expect("run bulkhead");
+    CliOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Whether a process runs (zombies count as gone).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.split_whitespace().nth(2).is_some_and(|s| s == "Z"),
+        Err(_) => false,
+    }
+}
+
+/// The pid in a data folder's postmaster.pid.
+pub fn postmaster_pid(pgdata: &Path) -> Option<i32> {
+    std::fs::read_to_string(pgdata.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}

@@ -1,0 +1,207 @@
+//! Configuration: an optional TOML file plus environment overrides, validated at start with
+//! errors that name the key. Without a `control.dsn` (from the file or BULKHEAD_CONTROL_DSN)
+//! Bulkhead runs its embedded PostgreSQL.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+
+use bulkhead_model::{ClusterName, Region};
+use serde::Deserialize;
+
+use crate::ServerError;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP admin API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// The control database; absent means embedded.
+    #[serde(default)]
+    pub control: Option<ControlConfig>,
+    /// PostgreSQL servers to register (updated on every start).
+    #[serde(default)]
+    pub clusters: Vec<ClusterConfig>,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address; default 127.0.0.1:8080.
+    #[serde(default = "default_api_listen")]
+    pub listen: String,
+    /// Fixed admin token; generated into the data folder when absent.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_api_listen(),
+            token: None,
+        }
+    }
+}
+
+fn default_api_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// DSN of the control database (created if missing is not attempted: it must exist).
+    pub dsn: String,
+}
+
+/// One `[[clusters]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Cluster name.
+    pub name: ClusterName,
+    /// Region; default `local`.
+    #[serde(default = "default_region")]
+    pub region: Region,
+    /// Administrator DSN.
+    pub admin_dsn: String,
+    /// Placement limit.
+    #[serde(default)]
+    pub capacity: Option<i32>,
+}
+
+fn default_region() -> Region {
+    Region::from_str("local").unwrap_or_else(|_| unreachable!("`local` is a valid region"))
+}
+
+impl Config {
+    /// Reads `path` (if given), applies environment overrides, and validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ServerError> {
+        let mut config = match path {
+            Some(path) => {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| ServerError::Config {
+                    source_name: name.clone(),
+                    message: format!("cannot read it: {e}"),
+                })?;
+                toml::from_str(&text).map_err(|e| ServerError::Config {
+                    source_name: name,
+                    message: e.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok());
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        if let Some(v) = get("BULKHEAD_API_LISTEN") {
+            self.api.listen = v;
+        }
+        if let Some(v) = get("BULKHEAD_API_TOKEN") {
+            self.api.token = Some(v);
+        }
+        if let Some(v) = get("BULKHEAD_CONTROL_DSN") {
+            self.control = Some(ControlConfig { dsn: v });
+        }
+    }
+
+    fn validate(&self, path: Option<&Path>) -> Result<(), ServerError> {
+        let source_name = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "environment".into());
+        let err = |message: String| ServerError::Config {
+            source_name: source_name.clone(),
+            message,
+        };
+        SocketAddr::from_str(&self.api.listen).map_err(|e| {
+            err(format!(
+                "api.listen `{}` is not an address such as 127.0.0.1:8080: {e}",
+                self.api.listen
+            ))
+        })?;
+        if let Some(token) = &self.api.token {
+            if token.len() < 16 {
+                return Err(err("api.token must be at least 16 characters".into()));
+            }
+        }
+        if let Some(control) = &self.control {
+            tokio_postgres::Config::from_str(&control.dsn)
+                .map_err(|e| err(format!("control.dsn does not parse: {e}")))?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.clusters.iter().enumerate() {
+            tokio_postgres::Config::from_str(&c.admin_dsn)
+                .map_err(|e| err(format!("clusters[{i}].admin_dsn does not parse: {e}")))?;
+            if !seen.insert(c.name.as_str()) {
+                return Err(err(format!(
+                    "clusters[{i}].name `{}` appears twice",
+                    c.name
+                )));
+            }
+        }
+        if self.control.is_none() && self.clusters.iter().any(|c| c.name.as_str() == "local") {
+            return Err(err(
+                "clusters: `local` is the embedded server's name; choose another name or set control.dsn".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when Bulkhead should start its embedded PostgreSQL.
+    pub fn embedded(&self) -> bool {
+        self.control.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ServerError> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("bulkhead.toml");
+        std::fs::write(&path, text).expect("write");
+        Config::load(Some(&path))
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = parse(
+            r#"
+            [api]
+            listen = "127.0.0.1:9000"
+            [control]
+            dsn = "postgres://bulkhead:pw@db:5432/bulkhead"
+            [[clusters]]
+            name = "eu_1"
+            region = "eu"
+            admin_dsn = "postgres://admin:pw@eu1:5432/postgres"
+            capacity = 500
+            "#,
+        )
+        .expect("valid");
+        assert!(!c.embedded());
+        assert_eq!(c.clusters[0].region.as_str(), "eu");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse("[api]\nlisten = \"nowhere\"\n").expect_err("bad listen");
+        assert!(e.to_string().contains("api.listen"), "{e}");
+        let e = parse("[api]\nlisten = \"127.0.0.1:1\"\nfoo = 1\n").expect_err("unknown key");
+        assert!(e.to_string().contains("foo"), "{e}");
+        let e =
+            parse("[[clusters]]\nname = \"Bad Name\"\nadmin_dsn = \"x\"\n").expect_err("bad name");
+        assert!(e.to_string().contains("invalid cluster name"), "{e}");
+        let e = parse("[control]\ndsn = \"postgres://a:b@h:notaport/x\"\n").expect_err("bad dsn");
+        assert!(e.to_string().contains("control.dsn"), "{e}");
+    }
+}

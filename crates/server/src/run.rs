@@ -1,0 +1,162 @@
+//! The lifecycle of `bulkhead up`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use bulkhead_api::ApiState;
+use bulkhead_directory::{ensure_database, Directory, NewCluster};
+use bulkhead_model::{ClusterName, Region};
+use bulkhead_pgkit::{random_password, Server};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::{embedded, Config, DataDir, Instance, ServerError};
+
+/// What `up` needs.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The data folder.
+    pub data_dir: PathBuf,
+    /// The validated configuration.
+    pub config: Config,
+}
+
+/// Where everything listens, handed to the caller once all of it is up.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// The data folder.
+    pub data_dir: PathBuf,
+    /// The embedded PostgreSQL's address and data folder, when embedded.
+    pub embedded_postgres: Option<(String, PathBuf)>,
+    /// The HTTP API's base URL.
+    pub api_url: String,
+    /// The clusters registered at start.
+    pub clusters: Vec<String>,
+}
+
+/// The name of the control database on the embedded cluster.
+pub const CONTROL_DATABASE: &str = "bulkhead";
+
+/// Runs until SIGINT or SIGTERM, then stops everything it started.
+pub async fn up(opts: UpOptions, on_ready: impl FnOnce(&Ready)) -> Result<(), ServerError> {
+    let dir = DataDir::acquire(&opts.data_dir)?;
+    let mut postgres: Option<Server> = None;
+    let result = serve(&dir, &opts.config, &mut postgres, on_ready).await;
+    Instance::remove(dir.root());
+    if let Some(mut server) = postgres {
+        tracing::info!("stopping the embedded PostgreSQL");
+        let stopped = tokio::task::spawn_blocking(move || server.stop()).await;
+        if let Ok(Err(e)) = stopped {
+            tracing::error!(error = %e, "stopping the embedded PostgreSQL failed");
+        }
+    }
+    result
+}
+
+async fn serve(
+    dir: &DataDir,
+    config: &Config,
+    postgres: &mut Option<Server>,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), ServerError> {
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(ServerError::io("installing the SIGTERM handler"))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(ServerError::io("installing the SIGINT handler"))?;
+
+    let (control_dsn, local) = match &config.control {
+        Some(control) => (control.dsn.clone(), None),
+        None => {
+            let held = dir.clone();
+            let server = tokio::task::spawn_blocking(move || embedded::start(&held))
+                .await
+                .map_err(|e| {
+                    ServerError::io("starting the embedded PostgreSQL")(std::io::Error::other(e))
+                })??;
+            ensure_database(&server.dsn("postgres"), CONTROL_DATABASE).await?;
+            let dsn = server.dsn(CONTROL_DATABASE);
+            let local = (
+                server.dsn("postgres"),
+                server.port(),
+                server.data_dir().to_path_buf(),
+            );
+            *postgres = Some(server);
+            (dsn, Some(local))
+        }
+    };
+
+    let directory = Directory::connect(&control_dsn).await?;
+    let report = directory.migrate().await?;
+    if !report.applied.is_empty() {
+        tracing::info!(applied = ?report.applied, "migrated the directory schema");
+    }
+    let mut clusters = Vec::new();
+    if let Some((admin_dsn, _, _)) = &local {
+        let c = directory.upsert_cluster(&local_cluster(admin_dsn)).await?;
+        clusters.push(c.name.to_string());
+    }
+    for c in &config.clusters {
+        let registered = directory
+            .upsert_cluster(&NewCluster {
+                name: c.name.clone(),
+                region: c.region.clone(),
+                admin_dsn: c.admin_dsn.clone(),
+                capacity: c.capacity,
+            })
+            .await?;
+        clusters.push(registered.name.to_string());
+    }
+
+    let listener = TcpListener::bind(&config.api.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.api.listen.clone(),
+            source,
+        })?;
+    let api_addr = listener
+        .local_addr()
+        .map_err(ServerError::io("reading the API address"))?;
+    let token = match &config.api.token {
+        Some(t) => t.clone(),
+        None => dir.secret("api-token", random_password)?,
+    };
+    let api_url = format!("http://{api_addr}");
+    Instance {
+        pid: std::process::id(),
+        api_url: api_url.clone(),
+        token: token.clone(),
+        started_at: chrono::Utc::now().to_rfc3339(),
+    }
+    .write(dir.root())?;
+
+    on_ready(&Ready {
+        data_dir: dir.root().to_path_buf(),
+        embedded_postgres: local.map(|(_, port, data)| (format!("127.0.0.1:{port}"), data)),
+        api_url,
+        clusters,
+    });
+
+    let app = bulkhead_api::router(ApiState::new(directory, &token));
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received, stopping"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received, stopping"),
+        }
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::io("serving the HTTP API"))?;
+    Ok(())
+}
+
+fn local_cluster(admin_dsn: &str) -> NewCluster {
+    NewCluster {
+        name: ClusterName::from_str("local")
+            .unwrap_or_else(|_| unreachable!("`local` is a valid name")),
+        region: Region::from_str("local")
+            .unwrap_or_else(|_| unreachable!("`local` is a valid region")),
+        admin_dsn: admin_dsn.to_string(),
+        capacity: None,
+    }
+}
