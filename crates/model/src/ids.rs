@@ -46,7 +46,7 @@ impl FromStr for TenantId {
             return Err(ModelError::TenantId(s.to_string()));
         }
         Uuid::parse_str(t)
-            .map(|u| Self(u))
+            .map(Self)
             .map_err(|_| ModelError::TenantId(s.to_string()))
     }
 }

@@ -18,5 +18,7 @@ mod throwaway;
 pub use binaries::PgBinaries;
 pub use error::PgKitError;
 pub use identity::RunAs;
-pub use server::{free_port, random_password, Durability, Server, ServerSpec};
+pub use server::{
+    free_port, postmaster_pid, process_running, random_password, Durability, Server, ServerSpec,
+};
 pub use throwaway::{shared_cluster, TestDatabase, ThrowawayCluster};

@@ -272,9 +272,7 @@ fn settings(spec: &ServerSpec) -> Vec<(&'static str, String)> {
 
 /// The pid of a live postmaster recorded in `data_dir/postmaster.pid`, if any.
 pub(crate) fn running_postmaster(data_dir: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
-    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-    (pid > 0 && kill(Pid::from_raw(pid), None).is_ok()).then_some(pid)
+    postmaster_pid(data_dir).filter(|pid| *pid > 0 && process_running(*pid))
 }
 
 /// Line 8 of postmaster.pid (`starting`, `ready`, `stopping`) when its line 1 is `pid`.
@@ -308,6 +306,29 @@ fn log_tail(path: &Path, from: u64) -> String {
     }
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Whether process `pid` runs; a zombie (exited, not yet reaped) counts as gone.
+pub fn process_running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+/// The pid recorded in `data_dir/postmaster.pid`, whether or not it still runs.
+pub fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.

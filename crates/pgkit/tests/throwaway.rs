@@ -12,11 +12,7 @@ use nix::unistd::Pid;
 const HELPER_ENV: &str = "BULKHEAD_PGKIT_HELPER";
 
 fn alive(pid: i32) -> bool {
-    // A zombie still answers kill(0); /proc/<pid>/stat tells us its state.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.split_whitespace().nth(2).is_some_and(|s| s == "Z"),
-        Err(_) => false,
-    }
+    bulkhead_pgkit::process_running(pid)
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

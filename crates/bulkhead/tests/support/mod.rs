@@ -133,21 +133,5 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> CliOutput {
     }
 }
 
-/// Whether a process runs (zombies count as gone).
-pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.split_whitespace().nth(2).is_some_and(|s| s == "Z"),
-        Err(_) => false,
-    }
-}
-
-/// The pid in a data folder's postmaster.pid.
-pub fn postmaster_pid(pgdata: &Path) -> Option<i32> {
-    std::fs::read_to_string(pgdata.join("postmaster.pid"))
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
+#[allow(unused_imports)]
+pub use bulkhead_pgkit::{postmaster_pid, process_running as alive};

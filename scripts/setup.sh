@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what building and testing Bulkhead needs and a fresh Debian/Ubuntu machine lacks:
+# PostgreSQL server binaries (no cluster is created or started: Bulkhead runs its own),
+# libclang (the SQL parser's build uses bindgen), PgBouncer (the benchmark baseline).
+# Idempotent: installs only what is missing.
+set -euo pipefail
+
+have_pg_server() {
+  for d in "${BULKHEAD_PG_BINDIR:-}" /usr/lib/postgresql/*/bin /usr/local/pgsql/bin; do
+    [ -n "$d" ] && [ -x "$d/initdb" ] && [ -x "$d/postgres" ] && return 0
+  done
+  command -v initdb >/dev/null 2>&1 && command -v postgres >/dev/null 2>&1
+}
+
+missing=()
+have_pg_server || missing+=(postgresql postgresql-contrib)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/*/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "Bulkhead needs: ${missing[*]} (PostgreSQL 15+ server binaries, libclang, pgbouncer). Install them with your package manager." >&2
+    exit 1
+  fi
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+      echo "Bulkhead needs: ${missing[*]}; run as root: apt-get install ${missing[*]}" >&2
+      exit 1
+    fi
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  # Debian's postgresql package would create and start a cluster of its own; Bulkhead
+  # starts its own servers, so ask for none.
+  $SUDO mkdir -p /etc/postgresql-common
+  if ! grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf; then
+    echo "create_main_cluster = false" | $SUDO tee -a /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "Bulkhead is written in Rust and needs cargo 1.85 or newer (https://rustup.rs, or apt-get install cargo)." >&2
+  exit 1
+fi
