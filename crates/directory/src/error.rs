@@ -73,6 +73,19 @@ pub enum DirectoryError {
         /// What still uses it and what to do.
         detail: String,
     },
+    /// A registered migration file was changed.
+    #[error(
+        "migration V{version}__{name} of service `{service}` was changed after it was registered; \
+         applied migrations never change: put the change in a new migration file"
+    )]
+    MigrationChanged {
+        /// The service.
+        service: String,
+        /// The version.
+        version: i64,
+        /// Its name.
+        name: String,
+    },
     /// The cluster's DSN does not answer.
     #[error("cluster `{cluster}` does not answer: {reason}")]
     Unreachable {
@@ -126,9 +139,9 @@ impl DirectoryError {
             | DirectoryError::InvalidDsn { .. }
             | DirectoryError::InvalidInput(_) => ErrorKind::Invalid,
             DirectoryError::NotFound { .. } => ErrorKind::NotFound,
-            DirectoryError::AlreadyExists { .. } | DirectoryError::InUse { .. } => {
-                ErrorKind::Conflict
-            }
+            DirectoryError::AlreadyExists { .. }
+            | DirectoryError::InUse { .. }
+            | DirectoryError::MigrationChanged { .. } => ErrorKind::Conflict,
             DirectoryError::Unreachable { .. } | DirectoryError::Unsuitable { .. } => {
                 ErrorKind::Unsuitable
             }
@@ -138,6 +151,11 @@ impl DirectoryError {
             | DirectoryError::Database(_)
             | DirectoryError::Pool(_) => ErrorKind::Internal,
         }
+    }
+
+    /// A placement that should exist does not.
+    pub fn not_found_placement(tenant: &impl ToString) -> Self {
+        Self::not_found("placement", tenant.to_string())
     }
 
     pub(crate) fn not_found(kind: &'static str, name: impl ToString) -> Self {

@@ -8,16 +8,20 @@
 
 mod clusters;
 mod error;
+mod migrations;
 mod placements;
 mod schema;
+mod service_databases;
 mod services;
 mod store;
 mod tenants;
 
 pub use clusters::{Cluster, ClusterFacts, NewCluster};
 pub use error::{DirectoryError, ErrorKind};
-pub use placements::Placement;
+pub use migrations::{MigrationFile, RegisterReport, StoredMigration};
+pub use placements::{NewPlacement, Placement};
 pub use schema::{MigrationReport, SCHEMA_VERSION};
+pub use service_databases::{ServiceDatabase, ServiceDatabaseKind};
 pub use services::{NewService, Service};
-pub use store::{ensure_database, Directory, CHANGE_CHANNEL};
+pub use store::{ensure_database, quote_ident, Directory, DirectoryLock, CHANGE_CHANNEL};
 pub use tenants::{NewTenant, Tenant, TenantRef};

@@ -34,13 +34,15 @@ pub struct Placement {
     pub epoch: i64,
     /// Why it failed, when it did.
     pub reason: Option<String>,
+    /// The last migration failure at this placement, if the last run failed here.
+    pub migration_error: Option<String>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
 }
 
 pub(crate) const SELECT: &str =
     "SELECT service, tenant_id, mode, cluster, database_name, schema_name, role_name,
-        schema_version, state, epoch, reason, updated_at FROM directory.placements";
+        schema_version, state, epoch, reason, migration_error, updated_at FROM directory.placements";
 
 impl Directory {
     /// Every placement of one tenant, by service.
@@ -71,6 +73,200 @@ pub(crate) fn placement_from_row(row: &Row) -> Result<Placement, DirectoryError>
         state: PlacementState::from_str(row.get("state")).map_err(corrupt)?,
         epoch: row.get("epoch"),
         reason: row.get("reason"),
+        migration_error: row.get("migration_error"),
         updated_at: row.get("updated_at"),
     })
+}
+
+/// A placement about to be provisioned.
+#[derive(Debug, Clone)]
+pub struct NewPlacement {
+    /// The service.
+    pub service: ServiceName,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Its mode.
+    pub mode: Mode,
+    /// Its cluster.
+    pub cluster: ClusterName,
+    /// Its database.
+    pub database: String,
+    /// Its schema (schema mode).
+    pub schema: Option<String>,
+    /// Its runtime role.
+    pub role: String,
+}
+
+impl Directory {
+    /// One placement, if any.
+    pub async fn placement(
+        &self,
+        service: &ServiceName,
+        tenant: &TenantId,
+    ) -> Result<Option<Placement>, DirectoryError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("{SELECT} WHERE service = $1 AND tenant_id = $2"),
+                &[&service.as_str(), &tenant.as_uuid()],
+            )
+            .await?;
+        row.as_ref().map(placement_from_row).transpose()
+    }
+
+    /// Every placement of a service.
+    pub async fn placements_of_service(
+        &self,
+        service: &ServiceName,
+    ) -> Result<Vec<Placement>, DirectoryError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("{SELECT} WHERE service = $1 ORDER BY mode, cluster, tenant_id"),
+                &[&service.as_str()],
+            )
+            .await?;
+        rows.iter().map(placement_from_row).collect()
+    }
+
+    /// Claims a placement for provisioning: inserts it as `provisioning`, or takes over a
+    /// `failed` one (a retry). Refused while one exists in any other state.
+    pub async fn claim_placement(&self, p: &NewPlacement) -> Result<Placement, DirectoryError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "INSERT INTO directory.placements (service, tenant_id, mode, cluster, database_name, schema_name, role_name, state)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'provisioning')
+                 ON CONFLICT (service, tenant_id) DO UPDATE
+                    SET mode = EXCLUDED.mode, cluster = EXCLUDED.cluster, database_name = EXCLUDED.database_name,
+                        schema_name = EXCLUDED.schema_name, role_name = EXCLUDED.role_name, state = 'provisioning',
+                        reason = NULL, schema_version = 0, updated_at = now()
+                  WHERE directory.placements.state = 'failed'
+                 RETURNING service",
+                &[
+                    &p.service.as_str(),
+                    &p.tenant_id.as_uuid(),
+                    &p.mode.as_str(),
+                    &p.cluster.as_str(),
+                    &p.database,
+                    &p.schema,
+                    &p.role,
+                ],
+            )
+            .await?;
+        if row.is_none() {
+            let existing = self.placement(&p.service, &p.tenant_id).await?;
+            let state = existing
+                .map(|e| e.state.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            return Err(DirectoryError::AlreadyExists {
+                kind: "placement",
+                name: format!("{} in service {} (state {state})", p.tenant_id, p.service),
+            });
+        }
+        self.placement(&p.service, &p.tenant_id)
+            .await?
+            .ok_or_else(|| DirectoryError::not_found("placement", &p.tenant_id))
+    }
+
+    /// Marks a provisioned placement active at `version`.
+    pub async fn activate_placement(
+        &self,
+        service: &ServiceName,
+        tenant: &TenantId,
+        version: i64,
+    ) -> Result<(), DirectoryError> {
+        self.update_placement(
+            "SET state = 'active', schema_version = $3, reason = NULL, migration_error = NULL",
+            service,
+            tenant,
+            &[&version],
+        )
+        .await
+    }
+
+    /// Marks a placement failed, with the reason.
+    pub async fn fail_placement(
+        &self,
+        service: &ServiceName,
+        tenant: &TenantId,
+        reason: &str,
+    ) -> Result<(), DirectoryError> {
+        self.update_placement(
+            "SET state = 'failed', reason = $3",
+            service,
+            tenant,
+            &[&reason],
+        )
+        .await
+    }
+
+    /// Sets a placement's state.
+    pub async fn set_placement_state(
+        &self,
+        service: &ServiceName,
+        tenant: &TenantId,
+        state: PlacementState,
+    ) -> Result<(), DirectoryError> {
+        self.update_placement("SET state = $3", service, tenant, &[&state.as_str()])
+            .await
+    }
+
+    /// Records the outcome of migrating a placement.
+    pub async fn set_placement_migration(
+        &self,
+        service: &ServiceName,
+        tenant: &TenantId,
+        version: i64,
+        error: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        self.update_placement(
+            "SET schema_version = $3, migration_error = $4",
+            service,
+            tenant,
+            &[&version, &error],
+        )
+        .await
+    }
+
+    /// Removes a placement record (after its data was torn down).
+    pub async fn remove_placement(
+        &self,
+        service: &ServiceName,
+        tenant: &TenantId,
+    ) -> Result<(), DirectoryError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM directory.placements WHERE service = $1 AND tenant_id = $2",
+                &[&service.as_str(), &tenant.as_uuid()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn update_placement(
+        &self,
+        set: &str,
+        service: &ServiceName,
+        tenant: &TenantId,
+        extra: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(), DirectoryError> {
+        let client = self.client().await?;
+        let uuid = tenant.as_uuid();
+        let svc = service.as_str();
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&svc, &uuid];
+        params.extend_from_slice(extra);
+        let sql = format!(
+            "UPDATE directory.placements {set}, updated_at = now() WHERE service = $1 AND tenant_id = $2"
+        );
+        let n = client.execute(&sql, &params).await?;
+        if n == 0 {
+            return Err(DirectoryError::not_found(
+                "placement",
+                format!("{tenant} in service {service}"),
+            ));
+        }
+        Ok(())
+    }
 }

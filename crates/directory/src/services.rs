@@ -24,6 +24,8 @@ pub struct Service {
     pub tier_modes: BTreeMap<Tier, Mode>,
     /// Where its pool database and new tenants go unless told otherwise.
     pub cluster: ClusterName,
+    /// Tables without `tenant_id` that every tenant may read and only migrations write.
+    pub reference_tables: Vec<String>,
     /// How many tenants are placed in it.
     pub placements: i64,
     /// When it was registered.
@@ -55,19 +57,46 @@ pub struct NewService {
     /// Home cluster; when absent, the only registered cluster.
     #[serde(default)]
     pub cluster: Option<ClusterName>,
+    /// Reference tables (no `tenant_id`; readable by all tenants, written by migrations).
+    #[serde(default)]
+    pub reference_tables: Vec<String>,
+    /// Its migration files.
+    #[serde(default)]
+    pub migrations: Vec<crate::MigrationFile>,
+}
+
+/// Checks a reference table name: an unquoted lowercase SQL identifier.
+fn check_table_name(name: &str) -> Result<(), DirectoryError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DirectoryError::InvalidInput(format!(
+            "invalid reference table `{name}`: give the table's unquoted lowercase name, e.g. countries"
+        )))
+    }
 }
 
 fn default_mode() -> Mode {
     Mode::Shared
 }
 
-const SELECT: &str = "SELECT s.name, s.default_mode, s.tier_modes, s.cluster, s.created_at,
+const SELECT: &str =
+    "SELECT s.name, s.default_mode, s.tier_modes, s.cluster, s.created_at, s.reference_tables,
         (SELECT count(*) FROM directory.placements p WHERE p.service = s.name) AS placements
    FROM directory.services s";
 
 impl Directory {
-    /// Registers a service.
+    /// Registers a service with its migrations (all or nothing).
     pub async fn create_service(&self, new: &NewService) -> Result<Service, DirectoryError> {
+        for t in &new.reference_tables {
+            check_table_name(t)?;
+        }
         let cluster = match &new.cluster {
             Some(c) => self.cluster(c).await?.name,
             None => self.only_cluster().await?,
@@ -77,18 +106,31 @@ impl Directory {
         let client = self.client().await?;
         let inserted = client
             .execute(
-                "INSERT INTO directory.services (name, default_mode, tier_modes, cluster) VALUES ($1, $2, $3, $4)",
-                &[&new.name.as_str(), &new.default_mode.as_str(), &tier_modes, &cluster.as_str()],
+                "INSERT INTO directory.services (name, default_mode, tier_modes, cluster, reference_tables)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&new.name.as_str(), &new.default_mode.as_str(), &tier_modes, &cluster.as_str(), &new.reference_tables],
             )
             .await;
         match inserted {
-            Err(e) if is_unique_violation(&e) => Err(DirectoryError::AlreadyExists {
-                kind: "service",
-                name: new.name.to_string(),
-            }),
-            Err(e) => Err(e.into()),
-            Ok(_) => self.service(&new.name).await,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(DirectoryError::AlreadyExists {
+                    kind: "service",
+                    name: new.name.to_string(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
         }
+        if let Err(e) = self.register_migrations(&new.name, &new.migrations).await {
+            let _ = client
+                .execute(
+                    "DELETE FROM directory.services WHERE name = $1",
+                    &[&new.name.as_str()],
+                )
+                .await;
+            return Err(e);
+        }
+        self.service(&new.name).await
     }
 
     async fn only_cluster(&self) -> Result<ClusterName, DirectoryError> {
@@ -163,6 +205,7 @@ fn service_from_row(row: &Row) -> Result<Service, DirectoryError> {
             .map_err(|e| corrupt(e.to_string()))?,
         tier_modes: serde_json::from_value(tier_modes).map_err(|e| corrupt(e.to_string()))?,
         cluster: ClusterName::from_str(row.get("cluster")).map_err(|e| corrupt(e.to_string()))?,
+        reference_tables: row.get("reference_tables"),
         placements: row.get("placements"),
         created_at: row.get("created_at"),
     })

@@ -98,6 +98,39 @@ pub async fn ensure_database(admin_dsn: &str, name: &str) -> Result<(), Director
 }
 
 /// Quotes an SQL identifier (doubling embedded quotes).
-pub(crate) fn quote_ident(name: &str) -> String {
+pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// An advisory lock in the control database, held on a connection of its own: dropping the
+/// guard closes that connection, and PostgreSQL releases the lock, even if the holder
+/// panics. Serializes work across every Bulkhead process sharing the directory.
+#[derive(Debug)]
+pub struct DirectoryLock {
+    _client: tokio_postgres::Client,
+}
+
+impl Directory {
+    /// Waits for the advisory lock named `key` (up to `timeout`).
+    pub async fn lock(
+        &self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<DirectoryLock, DirectoryError> {
+        let (client, conn) = tokio_postgres::connect(&self.dsn, NoTls).await?;
+        tokio::spawn(conn);
+        let locked = tokio::time::timeout(
+            timeout,
+            client.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key]),
+        )
+        .await;
+        match locked {
+            Ok(Ok(_)) => Ok(DirectoryLock { _client: client }),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(DirectoryError::Pool(format!(
+                "waited {}s for `{key}`: another Bulkhead process is working on it",
+                timeout.as_secs()
+            ))),
+        }
+    }
 }

@@ -163,6 +163,28 @@ impl Directory {
     }
 }
 
+impl Directory {
+    /// Deletes a tenant record that has no placements left.
+    pub async fn delete_tenant(&self, id: &TenantId) -> Result<(), DirectoryError> {
+        let client = self.client().await?;
+        match client
+            .execute(
+                "DELETE FROM directory.tenants WHERE id = $1",
+                &[&id.as_uuid()],
+            )
+            .await
+        {
+            Err(e) if crate::error::is_fk_violation(&e) => Err(DirectoryError::InUse {
+                kind: "tenant",
+                name: id.to_string(),
+                detail: "it still has placements; delete them first".into(),
+            }),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+}
+
 fn tenant_from_row(row: &Row) -> Result<Tenant, DirectoryError> {
     let corrupt = |e: ModelError| DirectoryError::Corrupt(format!("tenants: {e}"));
     let region: Option<&str> = row.get("region");

@@ -30,6 +30,8 @@ fn new_service(name: &str, cluster: Option<&str>) -> NewService {
         default_mode: Mode::Shared,
         tier_modes: Default::default(),
         cluster: cluster.map(|c| c.parse().expect("cluster")),
+        reference_tables: Vec::new(),
+        migrations: Vec::new(),
     }
 }
 

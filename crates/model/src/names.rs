@@ -11,6 +11,26 @@ use crate::ModelError;
 
 const MAX_LEN: usize = 63;
 
+/// Service names become part of database names (`bh_<service>_tmpl`), which PostgreSQL caps
+/// at 63 bytes.
+const SERVICE_MAX_LEN: usize = 48;
+
+fn check_service(
+    kind: &'static str,
+    value: &str,
+    digit_first: bool,
+    underscore: bool,
+) -> Result<(), ModelError> {
+    if value.len() > SERVICE_MAX_LEN {
+        return Err(ModelError::Name {
+            kind,
+            value: value.to_string(),
+            rule: "service names have at most 48 characters",
+        });
+    }
+    check(kind, value, digit_first, underscore)
+}
+
 /// Checks `value` against the common rule: 1 to 63 characters, lowercase ASCII letters,
 /// digits, `-` and `_` (where allowed), starting with a letter (or a digit for slugs), not
 /// ending with a separator.
@@ -51,6 +71,9 @@ fn check(
 
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal, digit_first = $df:expr, underscore = $us:expr) => {
+        name_type!($(#[$doc])* $name, $kind, digit_first = $df, underscore = $us, check = check);
+    };
+    ($(#[$doc:meta])* $name:ident, $kind:literal, digit_first = $df:expr, underscore = $us:expr, check = $check:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -66,7 +89,7 @@ macro_rules! name_type {
         impl FromStr for $name {
             type Err = ModelError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                check($kind, s, $df, $us)?;
+                $check($kind, s, $df, $us)?;
                 Ok(Self(s.to_string()))
             }
         }
@@ -74,7 +97,7 @@ macro_rules! name_type {
         impl TryFrom<String> for $name {
             type Error = ModelError;
             fn try_from(s: String) -> Result<Self, Self::Error> {
-                check($kind, &s, $df, $us)?;
+                $check($kind, &s, $df, $us)?;
                 Ok(Self(s))
             }
         }
@@ -103,7 +126,7 @@ name_type!(
 );
 name_type!(
     /// An application's database as clients name it (`billing`).
-    ServiceName, "service name", digit_first = false, underscore = true
+    ServiceName, "service name", digit_first = false, underscore = true, check = check_service
 );
 name_type!(
     /// A data-residency region (`local`, `eu`, `us-east`).

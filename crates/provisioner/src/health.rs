@@ -1,0 +1,85 @@
+//! The check a new placement must pass before it is routed: as its runtime role, with its
+//! tenant context, it can read every one of its tables and sees no row of another tenant;
+//! and the role holds no power it must not have.
+
+use bulkhead_directory::Cluster;
+
+use crate::connect::admin_connect;
+use crate::modes::TenantPlace;
+use crate::naming::ident;
+use crate::ProvisionError;
+
+/// Runs the health check; the transaction is rolled back, so it leaves nothing behind.
+pub async fn check_place(
+    cluster: &Cluster,
+    place: &TenantPlace,
+    slug: &str,
+) -> Result<(), ProvisionError> {
+    let fail = |reason: String| ProvisionError::HealthCheck {
+        tenant: slug.to_string(),
+        reason,
+    };
+    let mut client = admin_connect(cluster, &place.database).await?;
+    let powers = client
+        .query_one(
+            "SELECT rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb OR rolcanlogin FROM pg_roles WHERE rolname = $1",
+            &[&place.role],
+        )
+        .await
+        .map_err(|e| fail(format!("reading the runtime role: {}", crate::error::describe(&e))))?;
+    if powers.get::<_, bool>(0) {
+        return Err(fail(format!(
+            "runtime role {} has powers it must not have",
+            place.role
+        )));
+    }
+    let schema = place.schema.clone().unwrap_or_else(|| "public".into());
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| fail(crate::error::describe(&e)))?;
+    tx.batch_execute(&format!(
+        "SET LOCAL ROLE {}; SET LOCAL search_path = {}; SET LOCAL bulkhead.tenant_id = '{}'",
+        ident(&place.role),
+        place.search_path(),
+        place.tenant
+    ))
+    .await
+    .map_err(|e| {
+        fail(format!(
+            "switching to the tenant: {}",
+            crate::error::describe(&e)
+        ))
+    })?;
+    let tables = tx
+        .query(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+                AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| fail(crate::error::describe(&e)))?;
+    for t in &tables {
+        let table: String = t.get(0);
+        let sql = format!(
+            "SELECT count(*) FROM {}.{} WHERE tenant_id IS DISTINCT FROM $1",
+            ident(&schema),
+            ident(&table)
+        );
+        let others: i64 = tx
+            .query_one(&sql, &[&place.tenant.as_uuid()])
+            .await
+            .map_err(|e| fail(format!("reading {table}: {}", crate::error::describe(&e))))?
+            .get(0);
+        if others != 0 {
+            return Err(fail(format!(
+                "{others} rows of other tenants are visible in {table}"
+            )));
+        }
+    }
+    tx.rollback()
+        .await
+        .map_err(|e| fail(crate::error::describe(&e)))?;
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! A migration target: one place a service's tables live, with the search_path each class of
+//! statement runs under there and the privileges and row-level security it must have after
+//! every migration.
+
+use bulkhead_directory::Cluster;
+use bulkhead_model::{ServiceName, TenantId};
+use tokio_postgres::{GenericClient, Row};
+
+use super::plan::StatementClass;
+use crate::naming::ident;
+use crate::ProvisionError;
+
+/// What kind of place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// A pool database's shared tables (`public`) and reference data (`ref`).
+    Pool,
+    /// A template database of database tenants.
+    Template,
+    /// A schema tenant's schema in a pool database.
+    Schema,
+    /// A database tenant's database.
+    Database,
+}
+
+/// One place to migrate.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its kind.
+    pub kind: TargetKind,
+    /// The service it belongs to.
+    pub service: ServiceName,
+    /// The cluster it is on.
+    pub cluster: Cluster,
+    /// Its database.
+    pub database: String,
+    /// The tenant's schema (schema kind).
+    pub schema: Option<String>,
+    /// The tenant (schema and database kinds).
+    pub tenant: Option<TenantId>,
+    /// Who gets table privileges: the tenant's runtime role (schema kind) or the service's
+    /// runtime group (pool, template, database kinds).
+    pub grantee: String,
+    /// How it is shown in progress and summaries.
+    pub label: String,
+}
+
+/// Name of the policy Bulkhead puts on every shared table.
+pub const POLICY_NAME: &str = "bulkhead_tenant";
+
+impl Target {
+    /// The key of this target in `bulkhead.applied_migrations`.
+    pub fn key(&self) -> &str {
+        match self.kind {
+            TargetKind::Pool => "shared",
+            TargetKind::Schema => self.schema.as_deref().unwrap_or("schema"),
+            TargetKind::Template | TargetKind::Database => "database",
+        }
+    }
+
+    /// The search_path a statement of `class` runs under here, or None when it does not run
+    /// here at all.
+    pub fn search_path(&self, class: StatementClass) -> Option<String> {
+        match (self.kind, class) {
+            (TargetKind::Schema, StatementClass::Tenant) => Some(format!(
+                "{}, ref",
+                ident(self.schema.as_deref().unwrap_or("public"))
+            )),
+            (TargetKind::Schema, _) => None,
+            (_, StatementClass::Tenant) => Some("public, ref".into()),
+            (_, StatementClass::Reference) => Some("ref".into()),
+            (_, StatementClass::Database) => Some("public".into()),
+        }
+    }
+
+    /// The schema holding this target's tenant tables.
+    fn tenant_schema(&self) -> &str {
+        match self.kind {
+            TargetKind::Schema => self.schema.as_deref().unwrap_or("public"),
+            _ => "public",
+        }
+    }
+
+    /// Brings privileges, defaults and row-level security in line after a migration: every
+    /// table with a `tenant_id` column defaults it to `bulkhead.current_tenant()`; in the
+    /// pool's shared tables it is under forced RLS with the Bulkhead policy; the grantee gets
+    /// DML on tenant tables (never TRUNCATE, REFERENCES or TRIGGER) and reference data is
+    /// readable by all.
+    pub async fn secure(&self, client: &impl GenericClient) -> Result<(), ProvisionError> {
+        let schema = self.tenant_schema();
+        let ctx = || format!("securing {}", self.label);
+        let tables = client
+            .query(TENANT_TABLES, &[&schema, &self.grantee])
+            .await
+            .map_err(ProvisionError::sql(ctx()))?;
+        let mut sql = String::new();
+        for t in &tables {
+            sql.push_str(&self.secure_table(t));
+        }
+        let (s, g) = (ident(schema), ident(&self.grantee));
+        match self.kind {
+            TargetKind::Pool => {
+                sql.push_str(&format!("GRANT USAGE ON SCHEMA {s} TO {g};"));
+                sql.push_str(&format!(
+                    "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {g};"
+                ));
+            }
+            TargetKind::Schema | TargetKind::Template | TargetKind::Database => {
+                // Everything in a tenant's own schema or database is that tenant's.
+                sql.push_str(&format!("GRANT USAGE ON SCHEMA {s} TO {g};"));
+                sql.push_str(&format!(
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {g};"
+                ));
+                sql.push_str(&format!(
+                    "REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {s} FROM {g};"
+                ));
+                sql.push_str(&format!(
+                    "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {g};"
+                ));
+            }
+        }
+        if self.kind != TargetKind::Schema {
+            sql.push_str("GRANT SELECT ON ALL TABLES IN SCHEMA ref TO PUBLIC;");
+        }
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(ProvisionError::sql(ctx()))
+    }
+
+    fn secure_table(&self, t: &Row) -> String {
+        let rel = format!("{}.{}", ident(t.get("nspname")), ident(t.get("relname")));
+        let g = ident(&self.grantee);
+        let mut sql = String::new();
+        if !t.get::<_, bool>("has_default") {
+            sql.push_str(&format!(
+                "ALTER TABLE {rel} ALTER COLUMN tenant_id SET DEFAULT bulkhead.current_tenant();"
+            ));
+        }
+        if self.kind == TargetKind::Pool {
+            if !t.get::<_, bool>("relrowsecurity") {
+                sql.push_str(&format!("ALTER TABLE {rel} ENABLE ROW LEVEL SECURITY;"));
+            }
+            if !t.get::<_, bool>("relforcerowsecurity") {
+                sql.push_str(&format!("ALTER TABLE {rel} FORCE ROW LEVEL SECURITY;"));
+            }
+            if !t.get::<_, bool>("has_policy") {
+                // The function call sits in a scalar subquery so PostgreSQL evaluates it once
+                // per statement (an InitPlan), not once per row.
+                sql.push_str(&format!(
+                    "CREATE POLICY {POLICY_NAME} ON {rel} USING (tenant_id = (SELECT bulkhead.current_tenant())) \
+                     WITH CHECK (tenant_id = (SELECT bulkhead.current_tenant()));"
+                ));
+            }
+            if !t.get::<_, bool>("granted") {
+                sql.push_str(&format!(
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON {rel} TO {g};"
+                ));
+                sql.push_str(&format!(
+                    "REVOKE TRUNCATE, REFERENCES, TRIGGER ON {rel} FROM {g}, PUBLIC;"
+                ));
+            }
+        }
+        sql
+    }
+}
+
+/// Tables of schema $1 with a `tenant_id` column and what they already have.
+const TENANT_TABLES: &str = "
+SELECT n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity,
+       EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'bulkhead_tenant') AS has_policy,
+       COALESCE(pg_get_expr(d.adbin, d.adrelid) = 'bulkhead.current_tenant()', false) AS has_default,
+       COALESCE(has_table_privilege($2::text::regrole, c.oid, 'SELECT')
+            AND has_table_privilege($2::text::regrole, c.oid, 'INSERT')
+            AND has_table_privilege($2::text::regrole, c.oid, 'UPDATE')
+            AND has_table_privilege($2::text::regrole, c.oid, 'DELETE'), false) AS granted
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+  LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+ WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+ ORDER BY c.relname";

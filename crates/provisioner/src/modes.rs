@@ -1,0 +1,324 @@
+//! Creating and tearing down one tenant's place in each isolation mode.
+//!
+//! - shared: a runtime role in the service's runtime group; the rows live in the pool's
+//!   shared tables under RLS.
+//! - schema: schema `t_<id>` in the pool database, owned by a per-tenant NOLOGIN owner role;
+//!   the runtime role gets USAGE and DML only (never CREATE), and the schema is migrated.
+//! - database: database `t_<id>_<s>` copied from the service's template, CONNECT revoked from
+//!   PUBLIC and granted to the tenant's runtime role only.
+//!
+//! Teardown tolerates a partial provisioning: every step is "if it exists".
+
+use std::time::Duration;
+
+use bulkhead_directory::{Cluster, Service};
+use bulkhead_model::{Mode, TenantId};
+
+use crate::connect::admin_connect;
+use crate::migrate::{apply_pending, ApplySettings, MigrationPlan, Target, TargetKind};
+use crate::naming::{
+    database_group, ident, owner_role, pool_database, runtime_group, runtime_role,
+    template_database, tenant_database, tenant_schema,
+};
+use crate::service_db::create_role;
+use crate::ProvisionError;
+
+/// Where a tenant of a service lives in a given mode.
+#[derive(Debug, Clone)]
+pub struct TenantPlace {
+    /// The mode.
+    pub mode: Mode,
+    /// The service.
+    pub service: bulkhead_model::ServiceName,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its database.
+    pub database: String,
+    /// Its schema (schema mode).
+    pub schema: Option<String>,
+    /// Its runtime role.
+    pub role: String,
+    /// The owner of its schema (schema mode).
+    pub owner: Option<String>,
+    /// The service's runtime group for this mode (none for schema tenants).
+    pub group: String,
+}
+
+impl TenantPlace {
+    /// The names of a tenant's place in `mode`.
+    pub fn new(service: &Service, tenant: TenantId, mode: Mode) -> Self {
+        let (database, schema, owner) = match mode {
+            Mode::Shared => (pool_database(&service.name), None, None),
+            Mode::Schema => (
+                pool_database(&service.name),
+                Some(tenant_schema(&tenant)),
+                Some(owner_role(&tenant, &service.name)),
+            ),
+            Mode::Database => (tenant_database(&tenant, &service.name), None, None),
+        };
+        Self {
+            mode,
+            service: service.name.clone(),
+            tenant,
+            database,
+            schema,
+            owner,
+            role: runtime_role(&tenant, &service.name),
+            group: match mode {
+                Mode::Database => database_group(&service.name),
+                _ => runtime_group(&service.name),
+            },
+        }
+    }
+
+    /// The migration target of this place (schema and database modes).
+    pub fn target(&self, cluster: &Cluster, label: String) -> Option<Target> {
+        let kind = match self.mode {
+            Mode::Shared => return None,
+            Mode::Schema => TargetKind::Schema,
+            Mode::Database => TargetKind::Database,
+        };
+        Some(Target {
+            kind,
+            service: self.service.clone(),
+            cluster: cluster.clone(),
+            database: self.database.clone(),
+            schema: self.schema.clone(),
+            tenant: Some(self.tenant),
+            grantee: match self.mode {
+                Mode::Schema => self.role.clone(),
+                _ => self.group.clone(),
+            },
+            label,
+        })
+    }
+
+    /// The search_path the gateway (and the health check) uses for this tenant.
+    pub fn search_path(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{}, ref", ident(s)),
+            None => "public, ref".into(),
+        }
+    }
+}
+
+/// Creates the tenant's place. Pool database or template must already be current.
+pub async fn create_place(
+    service: &Service,
+    cluster: &Cluster,
+    place: &TenantPlace,
+    plans: &[MigrationPlan],
+    label: &str,
+) -> Result<(), ProvisionError> {
+    let admin = admin_connect(cluster, "postgres").await?;
+    let (r, g) = (ident(&place.role), ident(&place.group));
+    create_role(&admin, &place.role, "creating the tenant's runtime role").await?;
+    match place.mode {
+        Mode::Shared => admin
+            .batch_execute(&format!("GRANT {g} TO {r}"))
+            .await
+            .map_err(ProvisionError::sql("granting the runtime group"))?,
+        Mode::Schema => {
+            let owner = place.owner.as_deref().unwrap_or_default();
+            create_role(&admin, owner, "creating the tenant's schema owner").await?;
+            let pool = admin_connect(cluster, &place.database).await?;
+            let s = ident(place.schema.as_deref().unwrap_or_default());
+            pool.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {s} AUTHORIZATION {o};
+                 REVOKE ALL ON SCHEMA {s} FROM PUBLIC;
+                 GRANT USAGE ON SCHEMA {s} TO {r};
+                 GRANT CONNECT ON DATABASE {d} TO {r};",
+                o = ident(owner),
+                d = ident(&place.database)
+            ))
+            .await
+            .map_err(ProvisionError::sql(format!("creating schema {s}")))?;
+            migrate_place(cluster, place, plans, label).await?;
+        }
+        Mode::Database => {
+            admin
+                .batch_execute(&format!("GRANT {g} TO {r}"))
+                .await
+                .map_err(ProvisionError::sql("granting the runtime group"))?;
+            copy_template(&admin, &template_database(&service.name), &place.database).await?;
+            admin
+                .batch_execute(&format!(
+                    "REVOKE ALL ON DATABASE {d} FROM PUBLIC; GRANT CONNECT ON DATABASE {d} TO {r};",
+                    d = ident(&place.database)
+                ))
+                .await
+                .map_err(ProvisionError::sql(format!(
+                    "securing database {}",
+                    place.database
+                )))?;
+            // The copy is at the template's version; catch up if the template moved on since.
+            migrate_place(cluster, place, plans, label).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn migrate_place(
+    cluster: &Cluster,
+    place: &TenantPlace,
+    plans: &[MigrationPlan],
+    label: &str,
+) -> Result<(), ProvisionError> {
+    let Some(target) = place.target(cluster, label.to_string()) else {
+        return Ok(());
+    };
+    let mut client = admin_connect(cluster, &place.database).await?;
+    apply_pending(&mut client, &target, plans, ApplySettings::default())
+        .await
+        .map(|_| ())
+        .map_err(|f| ProvisionError::Migration(format!("migrating {label} failed: {}", f.message)))
+}
+
+/// `CREATE DATABASE ... TEMPLATE`, retried while the template is briefly in use (a migration
+/// of the template just finished).
+async fn copy_template(
+    admin: &tokio_postgres::Client,
+    template: &str,
+    database: &str,
+) -> Result<(), ProvisionError> {
+    let sql = format!(
+        "CREATE DATABASE {} TEMPLATE {}",
+        ident(database),
+        ident(template)
+    );
+    let mut attempt = 0;
+    loop {
+        match admin.batch_execute(&sql).await {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE)
+                    && attempt < 10 =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                return Err(ProvisionError::sql(format!(
+                    "creating database {database} from {template}"
+                ))(e))
+            }
+        }
+    }
+}
+
+/// Removes everything a tenant's place holds: its rows (shared), its schema (schema) or its
+/// database (database), and its roles. What is already gone is skipped.
+pub async fn drop_place(
+    cluster: &Cluster,
+    place: &TenantPlace,
+) -> Result<RemovedData, ProvisionError> {
+    let mut removed = RemovedData::default();
+    let r = ident(&place.role);
+    match place.mode {
+        Mode::Shared => {
+            if let Ok(pool) = admin_connect(cluster, &place.database).await {
+                removed.rows = delete_shared_rows(&pool, &place.tenant).await?;
+            }
+        }
+        Mode::Schema => {
+            if let Ok(pool) = admin_connect(cluster, &place.database).await {
+                let s = ident(place.schema.as_deref().unwrap_or_default());
+                let mut sql = format!("DROP SCHEMA IF EXISTS {s} CASCADE;");
+                for role in [Some(&place.role), place.owner.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    sql.push_str(&format!(
+                        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {lit}) THEN EXECUTE 'DROP OWNED BY {id}'; END IF; END $$;",
+                        lit = literal(role),
+                        id = ident(role).replace('\'', "''")
+                    ));
+                }
+                pool.batch_execute(&sql)
+                    .await
+                    .map_err(ProvisionError::sql(format!("dropping schema {s}")))?;
+            }
+        }
+        Mode::Database => {
+            let admin = admin_connect(cluster, "postgres").await?;
+            admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    ident(&place.database)
+                ))
+                .await
+                .map_err(ProvisionError::sql(format!(
+                    "dropping database {}",
+                    place.database
+                )))?;
+            removed.database = Some(place.database.clone());
+        }
+    }
+    let admin = admin_connect(cluster, "postgres").await?;
+    let mut sql = format!("DROP ROLE IF EXISTS {r};");
+    if let Some(owner) = &place.owner {
+        sql.push_str(&format!("DROP ROLE IF EXISTS {};", ident(owner)));
+    }
+    admin
+        .batch_execute(&sql)
+        .await
+        .map_err(ProvisionError::sql("dropping the tenant's roles"))?;
+    Ok(removed)
+}
+
+/// What a teardown removed.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RemovedData {
+    /// Rows deleted from shared tables, per table.
+    pub rows: Vec<(String, u64)>,
+    /// The database dropped.
+    pub database: Option<String>,
+}
+
+/// Deletes a tenant's rows from every shared table. Foreign-key triggers are skipped for the
+/// transaction (all of the tenant's rows go, so no reference is left dangling between them),
+/// which makes the order of tables irrelevant.
+async fn delete_shared_rows(
+    pool: &tokio_postgres::Client,
+    tenant: &TenantId,
+) -> Result<Vec<(String, u64)>, ProvisionError> {
+    let tables = pool
+        .query(
+            "SELECT n.nspname, c.relname FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+              WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname",
+            &[],
+        )
+        .await
+        .map_err(ProvisionError::sql("listing shared tables"))?;
+    let mut counts = Vec::new();
+    pool.batch_execute("BEGIN; SET LOCAL session_replication_role = replica")
+        .await
+        .map_err(ProvisionError::sql("deleting shared rows"))?;
+    for t in &tables {
+        let (schema, table): (String, String) = (t.get(0), t.get(1));
+        let sql = format!(
+            "DELETE FROM {}.{} WHERE tenant_id = $1",
+            ident(&schema),
+            ident(&table)
+        );
+        match pool.execute(&sql, &[&tenant.as_uuid()]).await {
+            Ok(n) => counts.push((table, n)),
+            Err(e) => {
+                let _ = pool.batch_execute("ROLLBACK").await;
+                return Err(ProvisionError::sql(format!("deleting rows from {table}"))(
+                    e,
+                ));
+            }
+        }
+    }
+    pool.batch_execute("COMMIT")
+        .await
+        .map_err(ProvisionError::sql("deleting shared rows"))?;
+    Ok(counts)
+}
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
