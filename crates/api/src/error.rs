@@ -14,6 +14,12 @@ pub enum ApiError {
     /// A directory operation failed.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// Provisioning or a migration failed.
+    #[error(transparent)]
+    Provision(#[from] bulkhead_provisioner::ProvisionError),
+    /// A request that needs an explicit confirmation.
+    #[error("{0}")]
+    NeedsConfirmation(&'static str),
     /// A path segment or query value failed validation.
     #[error(transparent)]
     Invalid(#[from] ModelError),
@@ -36,21 +42,22 @@ impl From<JsonRejection> for ApiError {
 
 impl ApiError {
     fn status_and_kind(&self) -> (StatusCode, &'static str) {
+        let by_kind = |kind: ErrorKind| match kind {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unsuitable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
         match self {
-            ApiError::Directory(e) => {
-                let status = match e.kind() {
-                    ErrorKind::Invalid => StatusCode::BAD_REQUEST,
-                    ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                    ErrorKind::Conflict => StatusCode::CONFLICT,
-                    ErrorKind::Unsuitable => StatusCode::UNPROCESSABLE_ENTITY,
-                    ErrorKind::Internal if matches!(e, DirectoryError::Pool(_)) => {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    }
-                    ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-                };
-                (status, e.kind().label())
+            ApiError::Directory(DirectoryError::Pool(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "internal")
             }
-            ApiError::Invalid(_) | ApiError::Body(_) => (StatusCode::BAD_REQUEST, "invalid"),
+            ApiError::Directory(e) => (by_kind(e.kind()), e.kind().label()),
+            ApiError::Provision(e) => (by_kind(e.kind()), e.kind().label()),
+            ApiError::NeedsConfirmation(_) | ApiError::Invalid(_) | ApiError::Body(_) => {
+                (StatusCode::BAD_REQUEST, "invalid")
+            }
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
         }

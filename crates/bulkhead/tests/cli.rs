@@ -70,7 +70,7 @@ async fn directory_verbs_work_and_refuse_bad_input_clearly() {
         "--tier",
         "enterprise=database",
     ]));
-    assert!(created.contains("enterprise=database"), "{created}");
+    assert!(created.contains("enterprise: database"), "{created}");
     fails(
         up.cli(&["service", "create", "billing"]),
         4,
@@ -219,5 +219,143 @@ async fn the_api_answers_json_errors_with_status_codes() {
         .await
         .expect("get");
     assert_eq!(r.status().as_u16(), 200);
+    assert!(up.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_tenants_and_migrations_through_the_cli() {
+    let ws = workspace();
+    let up = Up::start(&ws.path().join(".bulkhead"), &[]);
+    let migrations = ws.path().join("migrations");
+    std::fs::create_dir_all(&migrations).expect("mkdir");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../provisioner/tests/fixtures/billing");
+    for entry in std::fs::read_dir(&fixtures).expect("fixtures") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), migrations.join(entry.file_name())).expect("copy");
+    }
+    let dir = migrations.to_str().expect("utf8");
+    ok(up.cli(&[
+        "service",
+        "create",
+        "billing",
+        "--migrations",
+        dir,
+        "--reference",
+        "countries",
+        "--tier",
+        "business=schema",
+        "--tier",
+        "enterprise=database",
+    ]));
+    let shared = ok(up.cli(&["--json", "tenant", "create", "acme", "--service", "billing"]));
+    let shared: serde_json::Value = serde_json::from_str(&shared).expect("json");
+    assert_eq!(shared["placement"]["mode"], "shared");
+    assert_eq!(shared["placement"]["state"], "active");
+    let schema = ok(up.cli(&[
+        "--json",
+        "tenant",
+        "create",
+        "midco",
+        "--service",
+        "billing",
+        "--tier",
+        "business",
+    ]));
+    let schema: serde_json::Value = serde_json::from_str(&schema).expect("json");
+    assert_eq!(schema["placement"]["mode"], "schema");
+    let db = ok(up.cli(&[
+        "--json",
+        "tenant",
+        "create",
+        "bigco",
+        "--service",
+        "billing",
+        "--tier",
+        "enterprise",
+    ]));
+    let db: serde_json::Value = serde_json::from_str(&db).expect("json");
+    assert_eq!(db["placement"]["mode"], "database");
+    fails(
+        up.cli(&[
+            "tenant",
+            "create",
+            "mars",
+            "--service",
+            "billing",
+            "--region",
+            "mars",
+        ]),
+        5,
+        "no cluster in region `mars`",
+    );
+    fails(
+        up.cli(&["tenant", "create", "x", "--service", "nope"]),
+        3,
+        "service `nope` not found",
+    );
+
+    std::fs::write(
+        migrations.join("V3__notes.sql"),
+        "ALTER TABLE orders ADD COLUMN note text;",
+    )
+    .expect("v3");
+    let out = ok(up.cli(&["migrate", "billing", "--migrations", dir]));
+    assert!(out.contains("latest version 3"), "{out}");
+    assert!(out.contains("failed 0"), "{out}");
+    let status = ok(up.cli(&["--json", "migrate", "status", "billing"]));
+    let status: serde_json::Value = serde_json::from_str(&status).expect("json");
+    assert!(
+        status
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["state"] == "current"),
+        "{status}"
+    );
+
+    // Editing an applied migration is refused loudly.
+    std::fs::write(
+        migrations.join("V3__notes.sql"),
+        "ALTER TABLE orders ADD COLUMN notes text;",
+    )
+    .expect("edit");
+    fails(
+        up.cli(&["migrate", "billing", "--migrations", dir]),
+        4,
+        "was changed after it was registered",
+    );
+    std::fs::write(
+        migrations.join("V3__notes.sql"),
+        "ALTER TABLE orders ADD COLUMN note text;",
+    )
+    .expect("restore");
+
+    // A migration that fails somewhere exits 8 and names the target.
+    std::fs::write(
+        migrations.join("V4__breaks_schemas.sql"),
+        "DO $$ BEGIN IF current_schema() LIKE 't\\_%' THEN RAISE EXCEPTION 'no schemas please'; END IF; END $$;",
+    )
+    .expect("v4");
+    fails(
+        up.cli(&["migrate", "billing", "--migrations", dir]),
+        8,
+        "1 target(s) failed",
+    );
+    let status = ok(up.cli(&["migrate", "status", "billing"]));
+    assert!(status.contains("failed: V4__breaks_schemas"), "{status}");
+
+    fails(up.cli(&["tenant", "delete", "midco"]), 2, "--confirm");
+    let out = ok(up.cli(&["tenant", "delete", "midco", "--confirm"]));
+    assert!(out.contains("schema t_"), "{out}");
+    let out = ok(up.cli(&["tenant", "delete", "bigco", "--confirm"]));
+    assert!(out.contains("database t_"), "{out}");
+    fails(
+        up.cli(&["service", "remove", "billing"]),
+        4,
+        "delete those tenants first",
+    );
+    ok(up.cli(&["tenant", "delete", "acme", "--confirm"]));
+    ok(up.cli(&["service", "remove", "billing"]));
     assert!(up.stop().success());
 }

@@ -237,6 +237,7 @@ pub async fn drop_place(
                 pool.batch_execute(&sql)
                     .await
                     .map_err(ProvisionError::sql(format!("dropping schema {s}")))?;
+                removed.schema = place.schema.clone();
             }
         }
         Mode::Database => {
@@ -271,6 +272,8 @@ pub async fn drop_place(
 pub struct RemovedData {
     /// Rows deleted from shared tables, per table.
     pub rows: Vec<(String, u64)>,
+    /// The schema dropped.
+    pub schema: Option<String>,
     /// The database dropped.
     pub database: Option<String>,
 }

@@ -191,13 +191,17 @@ pub async fn drop_service_databases(
     let admin = admin_connect(cluster, "postgres").await?;
     for kind in [ServiceDatabaseKind::Pool, ServiceDatabaseKind::Template] {
         let database = database_name(service, kind);
-        let sql = format!(
-            "ALTER DATABASE {d} IS_TEMPLATE false; DROP DATABASE {d} WITH (FORCE);",
-            d = ident(&database)
-        );
-        if let Err(e) = admin.batch_execute(&sql).await {
-            if e.code() != Some(&tokio_postgres::error::SqlState::UNDEFINED_DATABASE) {
-                return Err(ProvisionError::sql(format!("dropping {database}"))(e));
+        let d = ident(&database);
+        // Two statements: DROP DATABASE refuses to run in the implicit transaction of a
+        // multi-statement query.
+        for sql in [
+            format!("ALTER DATABASE {d} IS_TEMPLATE false"),
+            format!("DROP DATABASE {d} WITH (FORCE)"),
+        ] {
+            if let Err(e) = admin.batch_execute(&sql).await {
+                if e.code() != Some(&tokio_postgres::error::SqlState::UNDEFINED_DATABASE) {
+                    return Err(ProvisionError::sql(format!("dropping {database}"))(e));
+                }
             }
         }
         dir.forget_service_database(&service.name, &cluster.name, kind)

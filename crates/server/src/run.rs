@@ -125,6 +125,7 @@ async fn serve(
         pid: std::process::id(),
         api_url: api_url.clone(),
         token: token.clone(),
+        control_dsn: control_dsn.clone(),
         started_at: chrono::Utc::now().to_rfc3339(),
     }
     .write(dir.root())?;

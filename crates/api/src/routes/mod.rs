@@ -32,8 +32,14 @@ pub(crate) fn v1() -> Router<ApiState> {
             "/services/{name}",
             get(services::show).delete(services::remove),
         )
+        .route("/services/{name}/migrations", post(services::register))
+        .route("/services/{name}/migrate", post(services::migrate))
+        .route("/services/{name}/migrations/status", get(services::status))
         .route("/tenants", get(tenants::list).post(tenants::create))
-        .route("/tenants/{tenant}", get(tenants::show))
+        .route(
+            "/tenants/{tenant}",
+            get(tenants::show).delete(tenants::delete),
+        )
         .route("/tenants/{tenant}/suspend", post(tenants::suspend))
         .route("/tenants/{tenant}/resume", post(tenants::resume))
 }

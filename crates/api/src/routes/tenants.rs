@@ -1,12 +1,14 @@
 //! `/v1/tenants`. A tenant in a path is named by id or slug.
 
 use axum::extract::rejection::JsonRejection;
+use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use bulkhead_directory::{NewTenant, Placement, Tenant, TenantRef};
+use bulkhead_directory::{Placement, Tenant, TenantRef};
 use bulkhead_model::TenantState;
-use serde::Serialize;
+use bulkhead_provisioner::{CreateTenant, TenantCreated, TenantDeleted};
+use serde::{Deserialize, Serialize};
 
 use crate::{ApiError, ApiState};
 
@@ -22,14 +24,37 @@ pub(crate) async fn list(State(s): State<ApiState>) -> Result<Json<Vec<Tenant>>,
     Ok(Json(s.directory.list_tenants().await?))
 }
 
+/// Creates a tenant; with `service`, provisions, migrates and health-checks its placement
+/// before answering.
 pub(crate) async fn create(
     State(s): State<ApiState>,
-    body: Result<Json<NewTenant>, JsonRejection>,
-) -> Result<(StatusCode, Json<Tenant>), ApiError> {
-    let Json(new) = body?;
-    Ok((
-        StatusCode::CREATED,
-        Json(s.directory.create_tenant(&new).await?),
+    body: Result<Json<CreateTenant>, JsonRejection>,
+) -> Result<(StatusCode, Json<TenantCreated>), ApiError> {
+    let Json(req) = body?;
+    let created = bulkhead_provisioner::create_tenant(&s.directory, &req).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Confirm {
+    #[serde(default)]
+    confirm: bool,
+}
+
+/// Deletes a tenant's data in every mode, its roles and its record. Needs `?confirm=true`.
+pub(crate) async fn delete(
+    State(s): State<ApiState>,
+    Path(which): Path<String>,
+    Query(confirm): Query<Confirm>,
+) -> Result<Json<TenantDeleted>, ApiError> {
+    let which: TenantRef = which.parse()?;
+    if !confirm.confirm {
+        return Err(ApiError::NeedsConfirmation(
+            "deleting a tenant destroys its data; repeat with ?confirm=true (CLI: --confirm)",
+        ));
+    }
+    Ok(Json(
+        bulkhead_provisioner::delete_tenant(&s.directory, &which).await?,
     ))
 }
 

@@ -43,9 +43,11 @@ pub(crate) enum Command {
     /// Applications and their isolation policy.
     #[command(subcommand)]
     Service(ServiceCmd),
-    /// Tenants of the directory.
+    /// Tenants: records, provisioning in a service, deletion.
     #[command(subcommand)]
     Tenant(TenantCmd),
+    /// Apply a service's pending migrations to every place its tenants live.
+    Migrate(MigrateArgs),
     /// Print the version.
     Version,
 }
@@ -105,6 +107,12 @@ pub(crate) enum ServiceCmd {
         /// Home cluster (default: the only one registered).
         #[arg(long)]
         cluster: Option<ClusterName>,
+        /// Folder of migration files named V<version>__<name>.sql.
+        #[arg(long)]
+        migrations: Option<PathBuf>,
+        /// A reference table (no tenant_id; readable by all tenants), repeatable.
+        #[arg(long = "reference")]
+        reference_tables: Vec<String>,
     },
     /// List services.
     List,
@@ -122,10 +130,19 @@ pub(crate) enum ServiceCmd {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TenantCmd {
-    /// Create a tenant record.
+    /// Create a tenant; with --service, provision it there (migrated and health-checked).
     Create {
         /// Its slug.
         slug: Slug,
+        /// Provision it in this service.
+        #[arg(long)]
+        service: Option<ServiceName>,
+        /// Isolation mode (default: from the service's policy and the tenant's tier).
+        #[arg(long)]
+        mode: Option<Mode>,
+        /// Cluster (default: the service's home, or one in the tenant's region).
+        #[arg(long)]
+        cluster: Option<ClusterName>,
         /// Use this id instead of a random one.
         #[arg(long)]
         id: Option<TenantId>,
@@ -153,6 +170,50 @@ pub(crate) enum TenantCmd {
         /// Slug or id.
         tenant: TenantRef,
     },
+    /// Delete a tenant: its rows, schema or database in every service, its roles, its record.
+    Delete {
+        /// Slug or id.
+        tenant: TenantRef,
+        /// Required: deletion destroys data.
+        #[arg(long)]
+        confirm: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct MigrateArgs {
+    #[command(subcommand)]
+    pub status: Option<MigrateCmd>,
+    #[command(flatten)]
+    pub run: MigrateRun,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MigrateCmd {
+    /// Show the migration version of every target and any drift.
+    Status {
+        /// The service.
+        service: ServiceName,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateRun {
+    /// The service to migrate.
+    pub service: Option<ServiceName>,
+    /// Register the new files of this folder first (V<version>__<name>.sql).
+    #[arg(long)]
+    pub migrations: Option<PathBuf>,
+    /// Targets migrated at once (default: fitted to the clusters).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// List what would run; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Migrate N tenants first; stop the rollout if any fails.
+    #[arg(long)]
+    pub canary: Option<usize>,
 }
 
 fn parse_tier_mode(s: &str) -> Result<(Tier, Mode), String> {

@@ -25,6 +25,7 @@ pub(crate) mod exit {
     pub const UNSUITABLE: u8 = 5;
     pub const UNAUTHORIZED: u8 = 6;
     pub const UNREACHABLE: u8 = 7;
+    pub const PARTIAL: u8 = 8;
 }
 
 impl Failure {
@@ -40,16 +41,31 @@ impl Failure {
     }
 }
 
+/// The exit code of an error kind.
+pub(crate) fn code_of(kind: bulkhead_directory::ErrorKind) -> u8 {
+    use bulkhead_directory::ErrorKind;
+    match kind {
+        ErrorKind::Invalid => exit::INVALID,
+        ErrorKind::NotFound => exit::NOT_FOUND,
+        ErrorKind::Conflict => exit::CONFLICT,
+        ErrorKind::Unsuitable => exit::UNSUITABLE,
+        ErrorKind::Internal => exit::INTERNAL,
+    }
+}
+
 pub(crate) struct ApiClient {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// The control database, when the instance was found through the data folder: long
+    /// work then runs in this process and shows live progress.
+    pub control_dsn: Option<String>,
 }
 
 impl ApiClient {
     pub(crate) fn resolve(cli: &Cli) -> Result<Self, Failure> {
-        let (base, mut token) = match &cli.url {
-            Some(url) => (url.trim_end_matches('/').to_string(), None),
+        let (base, mut token, control_dsn) = match &cli.url {
+            Some(url) => (url.trim_end_matches('/').to_string(), None, None),
             None => {
                 let instance = Instance::read(&cli.data_dir)
                     .map_err(|e| Failure::new(exit::UNREACHABLE, e.to_string()))?
@@ -62,7 +78,11 @@ impl ApiClient {
                             ),
                         )
                     })?;
-                (instance.api_url, Some(instance.token))
+                (
+                    instance.api_url,
+                    Some(instance.token),
+                    Some(instance.control_dsn),
+                )
             }
         };
         if cli.token.is_some() {
@@ -74,7 +94,12 @@ impl ApiClient {
             .map_err(|e| {
                 Failure::new(exit::INTERNAL, format!("cannot build an HTTP client: {e}"))
             })?;
-        Ok(Self { http, base, token })
+        Ok(Self {
+            http,
+            base,
+            token,
+            control_dsn,
+        })
     }
 
     pub(crate) async fn call(

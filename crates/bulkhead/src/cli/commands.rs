@@ -6,6 +6,14 @@ use serde_json::{json, Map, Value};
 use super::args::{ClusterCmd, Command, ServiceCmd, TenantCmd};
 use super::client::{exit, ApiClient, Failure};
 use super::output::{print_list, print_object, Column};
+use bulkhead_provisioner::migrate::read_migrations_dir;
+
+fn cell_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
 
 const CLUSTER_COLUMNS: &[Column] = &[
     ("NAME", "name"),
@@ -39,6 +47,7 @@ pub(crate) async fn dispatch(
         Command::Cluster(cmd) => cluster(api, as_json, cmd).await,
         Command::Service(cmd) => service(api, as_json, cmd).await,
         Command::Tenant(cmd) => tenant(api, as_json, cmd).await,
+        Command::Migrate(args) => super::migrate::run(api, as_json, args).await,
         Command::Up(_) | Command::Version => {
             Err(Failure::new(exit::INTERNAL, "not a directory command"))
         }
@@ -116,12 +125,22 @@ async fn service(api: &ApiClient, as_json: bool, cmd: &ServiceCmd) -> Result<(),
             mode,
             tiers,
             cluster,
+            migrations,
+            reference_tables,
         } => {
             let tier_modes: Map<String, Value> = tiers
                 .iter()
                 .map(|(tier, mode)| (tier.to_string(), json!(mode)))
                 .collect();
-            let body = json!({ "name": name, "default_mode": mode, "tier_modes": tier_modes, "cluster": cluster });
+            let files = match migrations {
+                Some(dir) => read_migrations_dir(dir)
+                    .map_err(|e| Failure::new(exit::INVALID, e.to_string()))?,
+                None => Vec::new(),
+            };
+            let body = json!({
+                "name": name, "default_mode": mode, "tier_modes": tier_modes, "cluster": cluster,
+                "reference_tables": reference_tables, "migrations": files,
+            });
             show(
                 as_json,
                 &api.call(Method::POST, "/v1/services", Some(body)).await?,
@@ -150,15 +169,61 @@ async fn tenant(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Result<(), F
     match cmd {
         TenantCmd::Create {
             slug,
+            service,
+            mode,
+            cluster,
             id,
             tier,
             region,
         } => {
-            let body = json!({ "slug": slug, "id": id, "tier": tier, "region": region });
+            let body = json!({
+                "slug": slug, "id": id, "tier": tier, "region": region,
+                "service": service, "mode": mode, "cluster": cluster,
+            });
             show(
                 as_json,
                 &api.call(Method::POST, "/v1/tenants", Some(body)).await?,
             );
+        }
+        TenantCmd::Delete { tenant, confirm } => {
+            if !confirm {
+                return Err(Failure::new(
+                    exit::INVALID,
+                    format!("deleting tenant {tenant} destroys its data in every service; repeat with --confirm"),
+                ));
+            }
+            let removed = api
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/tenants/{tenant}?confirm=true"),
+                    None,
+                )
+                .await?;
+            if as_json {
+                show(true, &removed);
+            } else {
+                println!("tenant {tenant} deleted");
+                for r in removed["removed"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    let data = &r[2];
+                    let what = if let Some(db) = data["database"].as_str() {
+                        format!("database {db} dropped")
+                    } else if let Some(schema) = data["schema"].as_str() {
+                        format!("schema {schema} dropped")
+                    } else {
+                        let rows = data["rows"]
+                            .as_array()
+                            .map(Vec::as_slice)
+                            .unwrap_or_default();
+                        let total: u64 = rows.iter().filter_map(|t| t[1].as_u64()).sum();
+                        format!("{total} rows deleted from {} shared tables", rows.len())
+                    };
+                    println!("  {} ({}): {what}", cell_of(&r[0]), cell_of(&r[1]));
+                }
+            }
         }
         TenantCmd::List => list(
             as_json,

@@ -3,6 +3,7 @@
 mod args;
 mod client;
 mod commands;
+mod migrate;
 mod output;
 
 pub(crate) use args::{Cli, Command, UpArgs};

@@ -20,7 +20,8 @@ fn cell(v: &Value) -> String {
     }
 }
 
-fn table(rows: &[Vec<String>]) {
+/// Prints rows (the first is the header) as aligned columns.
+pub(crate) fn table(rows: &[Vec<String>]) {
     let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
@@ -64,6 +65,13 @@ pub(crate) fn print_object(value: &Value) {
     for (k, v) in map {
         match v {
             Value::Array(items) if items.iter().all(Value::is_object) => nested.push((k, items)),
+            Value::Object(inner) if !inner.is_empty() => {
+                println!("{k}:");
+                let w = inner.keys().map(|k| k.len()).max().unwrap_or(0) + 1;
+                for (ik, iv) in inner {
+                    println!("  {:<w$} {}", format!("{ik}:"), cell(iv));
+                }
+            }
             _ => println!("{:<width$} {}", format!("{k}:"), cell(v)),
         }
     }
