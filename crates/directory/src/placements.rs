@@ -166,7 +166,7 @@ impl Directory {
         }
         self.placement(&p.service, &p.tenant_id)
             .await?
-            .ok_or_else(|| DirectoryError::not_found("placement", &p.tenant_id))
+            .ok_or_else(|| DirectoryError::not_found("placement", p.tenant_id))
     }
 
     /// Marks a provisioned placement active at `version`.

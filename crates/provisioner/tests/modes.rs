@@ -180,7 +180,8 @@ async fn database_tenants_cannot_connect_to_each_others_databases() {
             pg().port()
         )
     };
-    tokio_postgres::connect(&dsn(&pe.database), tokio_postgres::NoTls)
+    // The startup handshake (where CONNECT is checked) completes inside connect().
+    let _own = tokio_postgres::connect(&dsn(&pe.database), tokio_postgres::NoTls)
         .await
         .expect("own database");
     let err = tokio_postgres::connect(&dsn(&pf.database), tokio_postgres::NoTls)
