@@ -26,6 +26,9 @@ mod tests {
             "/v1/tenants/{tenant}",
             "/v1/tenants/{tenant}/suspend",
             "/v1/tenants/{tenant}/resume",
+            "/v1/services/{name}/migrations",
+            "/v1/services/{name}/migrate",
+            "/v1/services/{name}/migrations/status",
         ] {
             assert!(
                 paths.contains_key(route),

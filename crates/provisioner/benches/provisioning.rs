@@ -1,0 +1,216 @@
+//! Provisioning latency per mode and migration fan-out against a serial loop, on a
+//! throwaway cluster with production durability (fsync, synchronous_commit and
+//! full_page_writes on). Prints tables; asserts nothing.
+//!
+//! `cargo bench -p bulkhead-provisioner --bench provisioning [-- --schemas N --databases N --samples N]`
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bulkhead_directory::{Directory, MigrationFile, NewCluster, NewService, NewTenant};
+use bulkhead_model::Mode;
+use bulkhead_pgkit::ThrowawayCluster;
+use bulkhead_provisioner::migrate::{migrate_service, read_migrations_dir, MigrateOptions};
+use bulkhead_provisioner::{create_service, create_tenant, CreateTenant};
+use tokio_postgres::NoTls;
+
+struct Args {
+    schemas: usize,
+    databases: usize,
+    samples: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        schemas: 1000,
+        databases: 20,
+        samples: 50,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    for w in argv.windows(2) {
+        let n = w[1].parse().unwrap_or(0);
+        match w[0].as_str() {
+            "--schemas" => a.schemas = n,
+            "--databases" => a.databases = n,
+            "--samples" => a.samples = n,
+            _ => {}
+        }
+    }
+    a
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn provision(dir: &Directory, slug: String, mode: Mode) -> Duration {
+    let started = Instant::now();
+    create_tenant(
+        dir,
+        &CreateTenant {
+            tenant: NewTenant {
+                slug: slug.parse().expect("slug"),
+                id: None,
+                tier: None,
+                region: None,
+            },
+            service: Some("bench".parse().expect("service")),
+            mode: Some(mode),
+            cluster: None,
+        },
+    )
+    .await
+    .expect("provision");
+    started.elapsed()
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let pg = ThrowawayCluster::start_with_settings(&[
+        ("fsync", "on"),
+        ("synchronous_commit", "on"),
+        ("full_page_writes", "on"),
+    ])
+    .expect("cluster");
+    let admin = pg.connect("postgres").await.expect("admin");
+    admin.batch_execute("CREATE DATABASE control").await.expect("control");
+    let dir = Directory::connect(&pg.dsn("control")).await.expect("directory");
+    dir.migrate().await.expect("migrate");
+    dir.add_cluster(&NewCluster {
+        name: "main".parse().expect("n"),
+        region: "local".parse().expect("r"),
+        admin_dsn: pg.dsn("postgres"),
+        capacity: None,
+    })
+    .await
+    .expect("cluster");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/billing");
+    create_service(
+        &dir,
+        &NewService {
+            name: "bench".parse().expect("s"),
+            default_mode: Mode::Shared,
+            tier_modes: Default::default(),
+            cluster: None,
+            reference_tables: vec!["countries".into()],
+            migrations: read_migrations_dir(&fixtures).expect("fixtures"),
+        },
+    )
+    .await
+    .expect("service");
+
+    println!("Provisioning latency (5 tenant tables with primary keys, indexes, foreign keys; fsync on)");
+    println!("| mode | samples | p50 ms | p95 ms | max ms | target p50 |");
+    println!("|---|---|---|---|---|---|");
+    let mut made = [0usize; 3];
+    for (i, (mode, target, n)) in [
+        (Mode::Shared, 10.0, a.samples),
+        (Mode::Schema, 50.0, a.samples),
+        (Mode::Database, 150.0, a.databases.max(1)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut times = Vec::new();
+        for k in 0..n {
+            times.push(provision(&dir, format!("{mode}-{k}"), mode).await);
+        }
+        made[i] = n;
+        times.sort();
+        let p50 = percentile(&times, 0.5);
+        println!(
+            "| {mode} | {n} | {p50:.1} | {:.1} | {:.1} | ≤ {target} ms {} |",
+            percentile(&times, 0.95),
+            percentile(&times, 1.0),
+            if p50 <= target { "(met)" } else { "(MISSED)" }
+        );
+    }
+
+    let fill = Instant::now();
+    for k in made[1]..a.schemas {
+        provision(&dir, format!("schema-{k}"), Mode::Schema).await;
+    }
+    let filled = a.schemas.saturating_sub(made[1]);
+    println!(
+        "\nCreated {filled} more schema tenants in {:.1} s ({:.1} ms each) to reach {} schema and {} database tenants.",
+        fill.elapsed().as_secs_f64(),
+        fill.elapsed().as_secs_f64() * 1000.0 / filled.max(1) as f64,
+        a.schemas,
+        made[2]
+    );
+
+    // Serial baseline: one connection, one ALTER per target, autocommit.
+    let pool = pg.connect("bh_bench").await.expect("pool");
+    let schemas: Vec<String> = pool
+        .query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%' ORDER BY 1", &[])
+        .await
+        .expect("schemas")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let databases: Vec<String> = admin
+        .query("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%' ORDER BY 1", &[])
+        .await
+        .expect("dbs")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let serial = Instant::now();
+    for s in &schemas {
+        pool.batch_execute(&format!("ALTER TABLE \"{s}\".orders ADD COLUMN serial_note text"))
+            .await
+            .expect("serial alter");
+    }
+    for d in &databases {
+        let (c, conn) = tokio_postgres::connect(&pg.dsn(d), NoTls).await.expect("connect");
+        let task = tokio::spawn(conn);
+        c.batch_execute("ALTER TABLE public.orders ADD COLUMN serial_note text").await.expect("serial alter");
+        drop(c);
+        let _ = task.await;
+    }
+    let serial = serial.elapsed();
+
+    dir.register_migrations(
+        &"bench".parse().expect("s"),
+        &[MigrationFile {
+            version: 3,
+            name: "order_note".into(),
+            sql: "ALTER TABLE orders ADD COLUMN note text;".into(),
+        }],
+    )
+    .await
+    .expect("register");
+    let fan = Instant::now();
+    let summary = migrate_service(&dir, &"bench".parse().expect("s"), &MigrateOptions::default(), &())
+        .await
+        .expect("fan-out");
+    let fan = fan.elapsed();
+    assert_eq!(summary.failed(), 0, "fan-out failures: {summary:#?}");
+
+    let targets = schemas.len() + databases.len();
+    println!("\nMigration fan-out of one ALTER TABLE ... ADD COLUMN ({} schema + {} database tenants)", schemas.len(), databases.len());
+    println!("| run | targets | seconds | ms per target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| serial loop, one connection, autocommit | {targets} | {:.2} | {:.2} |",
+        serial.as_secs_f64(),
+        serial.as_secs_f64() * 1000.0 / targets as f64
+    );
+    println!(
+        "| bulkhead migrate (concurrency {}, bookkeeping, grants) | {} | {:.2} | {:.2} |",
+        summary.concurrency,
+        summary.targets.len(),
+        fan.as_secs_f64(),
+        fan.as_secs_f64() * 1000.0 / summary.targets.len() as f64
+    );
+    let ratio = serial.as_secs_f64() / fan.as_secs_f64();
+    println!(
+        "\nfan-out is {ratio:.2}x the serial loop's speed (target ≥ 1.5x) {}",
+        if ratio >= 1.5 { "(met)" } else { "(MISSED)" }
+    );
+}
