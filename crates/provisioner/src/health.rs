@@ -60,26 +60,38 @@ pub async fn check_place(
         )
         .await
         .map_err(|e| fail(crate::error::describe(&e)))?;
-    for t in &tables {
-        let table: String = t.get(0);
-        let sql = format!(
-            "SELECT count(*) FROM {}.{} WHERE tenant_id IS DISTINCT FROM $1",
-            ident(&schema),
-            ident(&table)
-        );
-        let others: i64 = tx
-            .query_one(&sql, &[&place.tenant.as_uuid()])
+    // One round trip for all tables: each row counts another tenant's visible rows.
+    let counts: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let table: String = t.get(0);
+            format!(
+                "SELECT {lit}::text, count(*) FROM {}.{} WHERE tenant_id IS DISTINCT FROM $1",
+                ident(&schema),
+                ident(&table),
+                lit = literal(&table)
+            )
+        })
+        .collect();
+    if !counts.is_empty() {
+        let rows = tx
+            .query(&counts.join(" UNION ALL "), &[&place.tenant.as_uuid()])
             .await
-            .map_err(|e| fail(format!("reading {table}: {}", crate::error::describe(&e))))?
-            .get(0);
-        if others != 0 {
-            return Err(fail(format!(
-                "{others} rows of other tenants are visible in {table}"
-            )));
+            .map_err(|e| fail(format!("reading its tables: {}", crate::error::describe(&e))))?;
+        for r in rows {
+            let (table, others): (String, i64) = (r.get(0), r.get(1));
+            if others != 0 {
+                return Err(fail(format!("{others} rows of other tenants are visible in {table}")));
+            }
         }
     }
     tx.rollback()
         .await
         .map_err(|e| fail(crate::error::describe(&e)))?;
+    client.release();
     Ok(())
+}
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }

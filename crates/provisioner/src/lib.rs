@@ -15,7 +15,7 @@ mod service_db;
 mod services;
 mod tenants;
 
-pub use connect::admin_connect;
+pub use connect::{admin_connect, AdminConn};
 pub use error::{describe, ProvisionError};
 pub use modes::{RemovedData, TenantPlace};
 pub use service_db::HELPERS_SQL;

@@ -133,6 +133,7 @@ pub async fn create_place(
             ))
             .await
             .map_err(ProvisionError::sql(format!("creating schema {s}")))?;
+            pool.release();
             migrate_place(cluster, place, plans, label).await?;
         }
         Mode::Database => {
@@ -155,6 +156,7 @@ pub async fn create_place(
             migrate_place(cluster, place, plans, label).await?;
         }
     }
+    admin.release();
     Ok(())
 }
 
@@ -170,8 +172,9 @@ async fn migrate_place(
     let mut client = admin_connect(cluster, &place.database).await?;
     apply_pending(&mut client, &target, plans, ApplySettings::default())
         .await
-        .map(|_| ())
-        .map_err(|f| ProvisionError::Migration(format!("migrating {label} failed: {}", f.message)))
+        .map_err(|f| ProvisionError::Migration(format!("migrating {label} failed: {}", f.message)))?;
+    client.release();
+    Ok(())
 }
 
 /// `CREATE DATABASE ... TEMPLATE`, retried while the template is briefly in use (a migration
@@ -218,6 +221,7 @@ pub async fn drop_place(
         Mode::Shared => {
             if let Ok(pool) = admin_connect(cluster, &place.database).await {
                 removed.rows = delete_shared_rows(&pool, &place.tenant).await?;
+                pool.release();
             }
         }
         Mode::Schema => {
@@ -238,6 +242,7 @@ pub async fn drop_place(
                     .await
                     .map_err(ProvisionError::sql(format!("dropping schema {s}")))?;
                 removed.schema = place.schema.clone();
+                pool.release();
             }
         }
         Mode::Database => {
@@ -264,6 +269,7 @@ pub async fn drop_place(
         .batch_execute(&sql)
         .await
         .map_err(ProvisionError::sql("dropping the tenant's roles"))?;
+    admin.release();
     Ok(removed)
 }
 

@@ -100,7 +100,9 @@ pub async fn ensure_service_database(
             "installing Bulkhead's helpers in {database}"
         )))?;
     let outcome = apply_pending(&mut client, &target, plans, ApplySettings::default()).await;
-    drop(client);
+    if kind == ServiceDatabaseKind::Pool && outcome.is_ok() {
+        client.release();
+    }
     match outcome {
         Ok(applied) => {
             dir.set_service_database_version(&service.name, &cluster.name, kind, applied.to, None)
@@ -161,7 +163,9 @@ async fn create_database(
     admin
         .batch_execute(&sql)
         .await
-        .map_err(ProvisionError::sql(format!("securing database {database}")))
+        .map_err(ProvisionError::sql(format!("securing database {database}")))?;
+    admin.release();
+    Ok(())
 }
 
 /// Creates a NOLOGIN role with no special rights; an existing one (from an earlier attempt of
@@ -214,5 +218,7 @@ pub async fn drop_service_databases(
             ident(&database_group(&service.name))
         ))
         .await
-        .map_err(ProvisionError::sql("dropping the service's runtime groups"))
+        .map_err(ProvisionError::sql("dropping the service's runtime groups"))?;
+    admin.release();
+    Ok(())
 }

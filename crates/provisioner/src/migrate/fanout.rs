@@ -14,13 +14,13 @@ use std::time::Instant;
 use bulkhead_directory::{Directory, Service, ServiceDatabaseKind};
 use bulkhead_model::{Mode, PlacementState, ServiceName};
 use serde::Serialize;
-use tokio_postgres::Client;
 
 use super::apply::{applied_versions, apply_pending, pending, ApplySettings};
+use super::batch::{apply_batch, BATCH_SIZE};
 use super::plan::MigrationPlan;
 use super::plans_for;
 use super::target::{Target, TargetKind};
-use crate::connect::admin_connect;
+use crate::connect::{admin_connect, AdminConn};
 use crate::modes::TenantPlace;
 use crate::service_db::{service_target, HELPERS_SQL};
 use crate::ProvisionError;
@@ -260,8 +260,7 @@ async fn targets(
     Ok((dbs, tenants))
 }
 
-/// A quarter of the smallest `max_connections` / 25 among the service's clusters, between 2
-/// and 8: enough to overlap round trips, few enough to leave the clusters room for traffic.
+/// The smallest `max_connections` / 25 among the service's clusters, between 2 and 8: enough to overlap round trips, few enough to leave the clusters room for traffic.
 async fn default_concurrency(dbs: &[Job]) -> usize {
     let mut best = 8usize;
     for job in dbs {
@@ -273,6 +272,7 @@ async fn default_concurrency(dbs: &[Job]) -> usize {
                 let max: i32 = row.get(0);
                 best = best.min(((max.max(0) as usize) / 25).max(2));
             }
+            client.release();
         }
     }
     best
@@ -301,15 +301,21 @@ async fn run_jobs(
         let dir = dir.clone();
         let opts = opts.clone();
         tokio::spawn(async move {
-            let mut connections: HashMap<(String, String), Client> = HashMap::new();
+            let mut connections: HashMap<(String, String), AdminConn> = HashMap::new();
             loop {
-                let job = match queue.lock() {
-                    Ok(mut q) => q.pop_front(),
-                    Err(_) => None,
+                let jobs = match queue.lock() {
+                    Ok(mut q) => take_batch(&mut q, opts.dry_run),
+                    Err(_) => Vec::new(),
                 };
-                let Some(job) = job else { break };
-                let outcome = run_one(&dir, &job, &plans, &opts, &mut connections).await;
-                if tx.send(outcome).is_err() {
+                if jobs.is_empty() {
+                    break;
+                }
+                let outcomes = if jobs.len() == 1 {
+                    vec![run_one(&dir, &jobs[0], &plans, &opts, &mut connections).await]
+                } else {
+                    run_batch_jobs(&dir, &jobs, &plans, &opts, &mut connections).await
+                };
+                if outcomes.into_iter().any(|o| tx.send(o).is_err()) {
                     break;
                 }
             }
@@ -324,12 +330,93 @@ async fn run_jobs(
     outcomes
 }
 
+/// The next job, plus the schema tenants of the same database right behind it (up to
+/// [`BATCH_SIZE`]), which are migrated together in one transaction.
+fn take_batch(queue: &mut VecDeque<Job>, dry_run: bool) -> Vec<Job> {
+    let Some(first) = queue.pop_front() else {
+        return Vec::new();
+    };
+    let batchable = |j: &Job| j.target.kind == TargetKind::Schema && !dry_run;
+    let mut jobs = vec![first];
+    while jobs.len() < BATCH_SIZE && batchable(&jobs[0]) {
+        let same_db = queue.front().is_some_and(|next| {
+            batchable(next) && next.target.cluster.name == jobs[0].target.cluster.name && next.target.database == jobs[0].target.database
+        });
+        match queue.pop_front() {
+            Some(next) if same_db => jobs.push(next),
+            Some(other) => {
+                queue.push_front(other);
+                break;
+            }
+            None => break,
+        }
+    }
+    jobs
+}
+
+/// A cached connection to the target's database, opened if needed.
+async fn connection<'c>(
+    connections: &'c mut HashMap<(String, String), AdminConn>,
+    target: &Target,
+) -> Result<&'c mut AdminConn, String> {
+    let key = (target.cluster.name.to_string(), target.database.clone());
+    if connections.get(&key).is_none_or(|c| c.is_closed()) {
+        let c = admin_connect(&target.cluster, &target.database).await.map_err(|e| e.to_string())?;
+        connections.insert(key.clone(), c);
+    }
+    connections.get_mut(&key).ok_or_else(|| "no connection".to_string())
+}
+
+async fn run_batch_jobs(
+    dir: &Directory,
+    jobs: &[Job],
+    plans: &[MigrationPlan],
+    opts: &MigrateOptions,
+    connections: &mut HashMap<(String, String), AdminConn>,
+) -> Vec<TargetOutcome> {
+    let started = Instant::now();
+    let targets: Vec<&Target> = jobs.iter().map(|j| &j.target).collect();
+    let results = match connection(connections, targets[0]).await {
+        Ok(client) => apply_batch(client, &targets, plans, opts.apply).await,
+        Err(message) => targets
+            .iter()
+            .map(|_| {
+                Err(super::apply::ApplyFailure {
+                    version: None,
+                    at: 0,
+                    message: message.clone(),
+                })
+            })
+            .collect(),
+    };
+    let millis = started.elapsed().as_millis() as u64 / jobs.len().max(1) as u64;
+    let mut outcomes = Vec::new();
+    for (job, result) in jobs.iter().zip(results) {
+        let (from, to, outcome) = match result {
+            Ok(a) => (a.from, a.to, Outcome::Migrated),
+            Err(f) => (f.at, f.at, Outcome::Failed(f.message)),
+        };
+        let o = TargetOutcome {
+            label: job.target.label.clone(),
+            kind: job.target.kind,
+            cluster: job.target.cluster.name.to_string(),
+            from,
+            to,
+            outcome,
+            millis,
+        };
+        record(dir, job, &o).await;
+        outcomes.push(o);
+    }
+    outcomes
+}
+
 async fn run_one(
     dir: &Directory,
     job: &Job,
     plans: &[MigrationPlan],
     opts: &MigrateOptions,
-    connections: &mut HashMap<(String, String), Client>,
+    connections: &mut HashMap<(String, String), AdminConn>,
 ) -> TargetOutcome {
     let started = Instant::now();
     let target = &job.target;
@@ -343,21 +430,13 @@ async fn run_one(
         outcome: Outcome::Migrated,
         millis: 0,
     };
-    if connections.get(&key).is_none_or(|c| c.is_closed()) {
-        match admin_connect(&target.cluster, &target.database).await {
-            Ok(c) => {
-                connections.insert(key.clone(), c);
-            }
-            Err(e) => {
-                result.outcome = Outcome::Failed(e.to_string());
-                record(dir, job, &result).await;
-                return result;
-            }
+    let client = match connection(connections, target).await {
+        Ok(client) => client,
+        Err(message) => {
+            result.outcome = Outcome::Failed(message);
+            record(dir, job, &result).await;
+            return result;
         }
-    }
-    let Some(client) = connections.get_mut(&key) else {
-        result.outcome = Outcome::Failed("no connection".into());
-        return result;
     };
     if opts.dry_run {
         match applied_versions(client, target).await.and_then(|a| {

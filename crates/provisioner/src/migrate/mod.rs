@@ -2,6 +2,7 @@
 //! to every target of a service.
 
 mod apply;
+mod batch;
 mod fanout;
 mod files;
 mod plan;
@@ -9,6 +10,7 @@ mod status;
 mod target;
 
 pub use apply::{applied_versions, apply_pending, pending, Applied, ApplyFailure, ApplySettings};
+pub use batch::{apply_batch, BATCH_SIZE};
 pub use fanout::{
     migrate_service, MigrateOptions, MigrateSummary, Outcome, Progress, TargetOutcome,
 };

@@ -75,7 +75,7 @@ impl Target {
     }
 
     /// The schema holding this target's tenant tables.
-    fn tenant_schema(&self) -> &str {
+    pub fn tenant_schema(&self) -> &str {
         match self.kind {
             TargetKind::Schema => self.schema.as_deref().unwrap_or("public"),
             _ => "public",
@@ -88,6 +88,9 @@ impl Target {
     /// DML on tenant tables (never TRUNCATE, REFERENCES or TRIGGER) and reference data is
     /// readable by all.
     pub async fn secure(&self, client: &impl GenericClient) -> Result<(), ProvisionError> {
+        if self.kind == TargetKind::Schema {
+            return secure_schemas(client, &[self]).await;
+        }
         let schema = self.tenant_schema();
         let ctx = || format!("securing {}", self.label);
         let tables = client
@@ -99,30 +102,16 @@ impl Target {
             sql.push_str(&self.secure_table(t));
         }
         let (s, g) = (ident(schema), ident(&self.grantee));
-        match self.kind {
-            TargetKind::Pool => {
-                sql.push_str(&format!("GRANT USAGE ON SCHEMA {s} TO {g};"));
-                sql.push_str(&format!(
-                    "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {g};"
-                ));
-            }
-            TargetKind::Schema | TargetKind::Template | TargetKind::Database => {
-                // Everything in a tenant's own schema or database is that tenant's.
-                sql.push_str(&format!("GRANT USAGE ON SCHEMA {s} TO {g};"));
-                sql.push_str(&format!(
-                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {g};"
-                ));
-                sql.push_str(&format!(
-                    "REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {s} FROM {g};"
-                ));
-                sql.push_str(&format!(
-                    "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {g};"
-                ));
-            }
+        sql.push_str(&format!("GRANT USAGE ON SCHEMA {s} TO {g};"));
+        if self.kind == TargetKind::Pool {
+            sql.push_str(&format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {g};"));
+        } else {
+            // Everything in a tenant's own database (or the template of one) is that tenant's.
+            sql.push_str(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {g};"));
+            sql.push_str(&format!("REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {s} FROM {g};"));
+            sql.push_str(&format!("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {g};"));
         }
-        if self.kind != TargetKind::Schema {
-            sql.push_str("GRANT SELECT ON ALL TABLES IN SCHEMA ref TO PUBLIC;");
-        }
+        sql.push_str("GRANT SELECT ON ALL TABLES IN SCHEMA ref TO PUBLIC;");
         client
             .batch_execute(&sql)
             .await
@@ -165,6 +154,74 @@ impl Target {
         sql
     }
 }
+
+/// Secures schema targets of one database with one catalog query: each tenant's runtime role
+/// gets USAGE on its schema and DML (never TRUNCATE, REFERENCES, TRIGGER) on every table and
+/// sequence in it, and every `tenant_id` column defaults to `bulkhead.current_tenant()`.
+/// Statements are issued only where something is missing, so securing an already secure
+/// schema costs one query.
+pub async fn secure_schemas(client: &impl GenericClient, targets: &[&Target]) -> Result<(), ProvisionError> {
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let schemas: Vec<&str> = targets.iter().map(|t| t.tenant_schema()).collect();
+    let grantees: Vec<&str> = targets.iter().map(|t| t.grantee.as_str()).collect();
+    let rows = client
+        .query(SCHEMA_GAPS, &[&schemas, &grantees])
+        .await
+        .map_err(ProvisionError::sql("checking tenant schema privileges"))?;
+    let mut sql = String::new();
+    for r in &rows {
+        let (s, g) = (ident(r.get("nsp")), ident(r.get("grantee")));
+        if r.get::<_, bool>("need_usage") {
+            sql.push_str(&format!("GRANT USAGE ON SCHEMA {s} TO {g};"));
+        }
+        if r.get::<_, bool>("need_tables") {
+            sql.push_str(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {g};"));
+        }
+        if r.get::<_, bool>("need_revoke") {
+            sql.push_str(&format!("REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {s} FROM {g};"));
+        }
+        if r.get::<_, bool>("need_sequences") {
+            sql.push_str(&format!("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {g};"));
+        }
+        let defaults: Vec<String> = r.get("need_default");
+        for table in defaults {
+            sql.push_str(&format!(
+                "ALTER TABLE {s}.{} ALTER COLUMN tenant_id SET DEFAULT bulkhead.current_tenant();",
+                ident(&table)
+            ));
+        }
+    }
+    if sql.is_empty() {
+        return Ok(());
+    }
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(ProvisionError::sql("securing tenant schemas"))
+}
+
+/// Per (schema, grantee): what is missing.
+const SCHEMA_GAPS: &str = "
+SELECT g.nsp, g.grantee,
+       NOT has_schema_privilege(g.grantee, n.oid, 'USAGE') AS need_usage,
+       COALESCE(bool_or(c.relkind IN ('r', 'p') AND NOT (
+           has_table_privilege(g.grantee, c.oid, 'SELECT') AND has_table_privilege(g.grantee, c.oid, 'INSERT')
+           AND has_table_privilege(g.grantee, c.oid, 'UPDATE') AND has_table_privilege(g.grantee, c.oid, 'DELETE'))), false) AS need_tables,
+       COALESCE(bool_or(c.relkind IN ('r', 'p') AND (
+           has_table_privilege(g.grantee, c.oid, 'TRUNCATE') OR has_table_privilege(g.grantee, c.oid, 'REFERENCES')
+           OR has_table_privilege(g.grantee, c.oid, 'TRIGGER'))), false) AS need_revoke,
+       COALESCE(bool_or(c.relkind = 'S' AND NOT has_sequence_privilege(g.grantee, c.oid, 'USAGE')), false) AS need_sequences,
+       COALESCE(array_agg(c.relname::text) FILTER (
+           WHERE c.relkind IN ('r', 'p') AND a.attnum IS NOT NULL
+             AND COALESCE(pg_get_expr(d.adbin, d.adrelid), '') <> 'bulkhead.current_tenant()'), '{}') AS need_default
+  FROM unnest($1::text[], $2::text[]) AS g(nsp, grantee)
+  JOIN pg_namespace n ON n.nspname = g.nsp
+  LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'S')
+  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+  LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+ GROUP BY g.nsp, g.grantee, n.oid";
 
 /// Tables of schema $1 with a `tenant_id` column and what they already have.
 const TENANT_TABLES: &str = "
