@@ -229,6 +229,30 @@ impl Directory {
         .await
     }
 
+    /// Records the outcomes of migrating many placements of one service in one statement.
+    pub async fn set_placement_migrations(
+        &self,
+        service: &ServiceName,
+        outcomes: &[(TenantId, i64, Option<String>)],
+    ) -> Result<(), DirectoryError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<uuid::Uuid> = outcomes.iter().map(|o| o.0.as_uuid()).collect();
+        let versions: Vec<i64> = outcomes.iter().map(|o| o.1).collect();
+        let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.2.clone()).collect();
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE directory.placements p SET schema_version = u.version, migration_error = u.error, updated_at = now()
+                   FROM unnest($2::uuid[], $3::bigint[], $4::text[]) AS u(tenant_id, version, error)
+                  WHERE p.service = $1 AND p.tenant_id = u.tenant_id",
+                &[&service.as_str(), &ids, &versions, &errors],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Removes a placement record (after its data was torn down).
     pub async fn remove_placement(
         &self,

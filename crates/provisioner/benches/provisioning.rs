@@ -71,10 +71,15 @@ async fn provision(dir: &Directory, slug: String, mode: Mode) -> Duration {
 #[tokio::main]
 async fn main() {
     let a = args();
+    // Durable, and sized like the research baselines (shared_buffers 1GB, max_wal_size 4GB):
+    // CREATE DATABASE copies the template through WAL, which small WAL buffers slow down.
     let pg = ThrowawayCluster::start_with_settings(&[
         ("fsync", "on"),
         ("synchronous_commit", "on"),
         ("full_page_writes", "on"),
+        ("shared_buffers", "1GB"),
+        ("wal_buffers", "64MB"),
+        ("max_wal_size", "4GB"),
     ])
     .expect("cluster");
     let admin = pg.connect("postgres").await.expect("admin");
@@ -208,6 +213,33 @@ async fn main() {
         fan.as_secs_f64(),
         fan.as_secs_f64() * 1000.0 / summary.targets.len() as f64
     );
+    // The same kind of migration again at other concurrencies, to show where time goes.
+    for (k, concurrency) in [1usize, 2, 4, 16].into_iter().enumerate() {
+        let version = 4 + k as i64;
+        dir.register_migrations(
+            &"bench".parse().expect("s"),
+            &[MigrationFile {
+                version,
+                name: format!("note_{version}"),
+                sql: format!("ALTER TABLE orders ADD COLUMN note_{version} text;"),
+            }],
+        )
+        .await
+        .expect("register");
+        let opts = MigrateOptions {
+            concurrency: Some(concurrency),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let s = migrate_service(&dir, &"bench".parse().expect("s"), &opts, &()).await.expect("fan-out");
+        assert_eq!(s.failed(), 0);
+        println!(
+            "| bulkhead migrate (concurrency {concurrency}) | {} | {:.2} | {:.2} |",
+            s.targets.len(),
+            t.elapsed().as_secs_f64(),
+            t.elapsed().as_secs_f64() * 1000.0 / s.targets.len() as f64
+        );
+    }
     let ratio = serial.as_secs_f64() / fan.as_secs_f64();
     println!(
         "\nfan-out is {ratio:.2}x the serial loop's speed (target ≥ 1.5x) {}",

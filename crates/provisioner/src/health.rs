@@ -53,8 +53,12 @@ pub async fn check_place(
     })?;
     let tables = tx
         .query(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+            // pg_depend's index finds the schema's relations without scanning pg_class.
+            "SELECT c.relname FROM pg_namespace n
+               JOIN pg_depend d ON d.refclassid = 'pg_namespace'::regclass AND d.refobjid = n.oid
+                    AND d.classid = 'pg_class'::regclass AND d.deptype = 'n'
+               JOIN pg_class c ON c.oid = d.objid AND c.relkind IN ('r', 'p')
+              WHERE n.nspname = $1
                 AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)",
             &[&schema],
         )

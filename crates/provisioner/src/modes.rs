@@ -15,7 +15,7 @@ use bulkhead_directory::{Cluster, Service};
 use bulkhead_model::{Mode, TenantId};
 
 use crate::connect::admin_connect;
-use crate::migrate::{apply_pending, ApplySettings, MigrationPlan, Target, TargetKind};
+use crate::migrate::{apply_batch, ApplySettings, MigrationPlan, Target, TargetKind};
 use crate::naming::{
     database_group, ident, owner_role, pool_database, runtime_group, runtime_role,
     template_database, tenant_database, tenant_schema,
@@ -152,8 +152,7 @@ pub async fn create_place(
                     "securing database {}",
                     place.database
                 )))?;
-            // The copy is at the template's version; catch up if the template moved on since.
-            migrate_place(cluster, place, plans, label).await?;
+            // The copy is at the template's version, which the caller just made current.
         }
     }
     admin.release();
@@ -170,9 +169,14 @@ async fn migrate_place(
         return Ok(());
     };
     let mut client = admin_connect(cluster, &place.database).await?;
-    apply_pending(&mut client, &target, plans, ApplySettings::default())
+    // A new schema takes every migration in one transaction, one round trip for all its
+    // statements and one privilege check: provisioning cost does not grow with the history.
+    let result = apply_batch(&mut client, &[&target], plans, ApplySettings::default())
         .await
-        .map_err(|f| ProvisionError::Migration(format!("migrating {label} failed: {}", f.message)))?;
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| unreachable!("apply_batch answers once per target"));
+    result.map_err(|f| ProvisionError::Migration(format!("migrating {label} failed: {}", f.message)))?;
     client.release();
     Ok(())
 }

@@ -167,10 +167,9 @@ async fn apply_one(
                 .await
                 .map_err(fail)?;
         }
-        target
-            .secure(&tx)
-            .await
-            .map_err(|e| (e.to_string(), false))?;
+        if needs_securing(target, plan) {
+            target.secure(&tx).await.map_err(|e| (e.to_string(), false))?;
+        }
         record(&tx, target, plan).await.map_err(fail)?;
         tx.commit().await.map_err(fail)?;
     } else {
@@ -188,14 +187,19 @@ async fn apply_one(
             run.map_err(fail)?;
         }
         let tx = client.transaction().await.map_err(fail)?;
-        target
-            .secure(&tx)
-            .await
-            .map_err(|e| (e.to_string(), false))?;
+        if needs_securing(target, plan) {
+            target.secure(&tx).await.map_err(|e| (e.to_string(), false))?;
+        }
         record(&tx, target, plan).await.map_err(fail)?;
         tx.commit().await.map_err(fail)?;
     }
     Ok(())
+}
+
+/// Pool, template and database targets are always re-secured (their check is one cheap
+/// query); schema tenants only when the migration could have changed their privileges.
+fn needs_securing(target: &Target, plan: &MigrationPlan) -> bool {
+    target.kind != super::target::TargetKind::Schema || plan.changes_privileges
 }
 
 async fn record(

@@ -55,7 +55,10 @@ pub async fn apply_batch(
                     }
                     one_by_one.extend(outcome.retry);
                 }
-                Err(()) => one_by_one.extend(batch.iter().map(|b| b.0)),
+                Err(reason) => {
+                    tracing::warn!(%reason, tenants = batch.len(), "batched migration rolled back; migrating its tenants one by one");
+                    one_by_one.extend(batch.iter().map(|b| b.0));
+                }
             }
         }
     }
@@ -111,14 +114,14 @@ struct BatchOutcome {
     retry: Vec<usize>,
 }
 
-/// Runs the batch in one transaction. `Err(())` means the transaction as a whole failed and
-/// nothing of it was committed.
+/// Runs the batch in one transaction. `Err(reason)` means the transaction as a whole failed
+/// and nothing of it was committed.
 async fn run_batch(
     client: &mut Client,
     targets: &[&Target],
     batch: &[(usize, i64, Vec<&MigrationPlan>)],
     settings: ApplySettings,
-) -> Result<BatchOutcome, ()> {
+) -> Result<BatchOutcome, String> {
     let mut outcome = BatchOutcome {
         done: Vec::new(),
         retry: Vec::new(),
@@ -127,12 +130,11 @@ async fn run_batch(
         return Ok(outcome);
     }
     let lock_ms = settings.lock_timeout.as_millis();
-    if client
+    if let Err(e) = client
         .batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = '{lock_ms}ms'"))
         .await
-        .is_err()
     {
-        return abort(client).await;
+        return abort(client, describe(&e)).await;
     }
     let mut succeeded = Vec::new();
     for (i, from, todo) in batch {
@@ -149,12 +151,11 @@ async fn run_batch(
         match client.batch_execute(&sql).await {
             Ok(()) => succeeded.push((*i, *from, todo)),
             Err(e) => {
-                if client
+                if let Err(e) = client
                     .batch_execute("ROLLBACK TO SAVEPOINT bulkhead_target; RELEASE SAVEPOINT bulkhead_target")
                     .await
-                    .is_err()
                 {
-                    return abort(client).await;
+                    return abort(client, describe(&e)).await;
                 }
                 if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
                     outcome.retry.push(*i);
@@ -175,9 +176,15 @@ async fn run_batch(
             }
         }
     }
-    let secured: Vec<&Target> = succeeded.iter().map(|(i, _, _)| targets[*i]).collect();
-    if secure_schemas(&*client, &secured).await.is_err() {
-        return abort(client).await;
+    // Listing a schema's relations scans pg_class, which grows with every tenant: only do
+    // it when a migration of the batch could have changed what the tenants may touch.
+    let secured: Vec<&Target> = succeeded
+        .iter()
+        .filter(|(_, _, todo)| todo.iter().any(|p| p.changes_privileges))
+        .map(|(i, _, _)| targets[*i])
+        .collect();
+    if let Err(e) = secure_schemas(&*client, &secured).await {
+        return abort(client, e.to_string()).await;
     }
     let (mut keys, mut versions_col, mut names, mut sums) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, _, todo) in &succeeded {
@@ -195,8 +202,11 @@ async fn run_batch(
             &[&keys, &versions_col, &names, &sums],
         )
         .await;
-    if recorded.is_err() || client.batch_execute("COMMIT").await.is_err() {
-        return abort(client).await;
+    if let Err(e) = recorded {
+        return abort(client, describe(&e)).await;
+    }
+    if let Err(e) = client.batch_execute("COMMIT").await {
+        return abort(client, describe(&e)).await;
     }
     for (i, from, todo) in succeeded {
         outcome.done.push((
@@ -216,7 +226,7 @@ fn versions(todo: &[&MigrationPlan]) -> String {
 }
 
 /// Rolls the batch's transaction back; the caller retries its tenants one by one.
-async fn abort(client: &Client) -> Result<BatchOutcome, ()> {
+async fn abort(client: &Client, reason: String) -> Result<BatchOutcome, String> {
     let _ = client.batch_execute("ROLLBACK").await;
-    Err(())
+    Err(reason)
 }

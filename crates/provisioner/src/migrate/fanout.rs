@@ -391,12 +391,20 @@ async fn run_batch_jobs(
     };
     let millis = started.elapsed().as_millis() as u64 / jobs.len().max(1) as u64;
     let mut outcomes = Vec::new();
+    let mut records = Vec::new();
     for (job, result) in jobs.iter().zip(results) {
         let (from, to, outcome) = match result {
             Ok(a) => (a.from, a.to, Outcome::Migrated),
             Err(f) => (f.at, f.at, Outcome::Failed(f.message)),
         };
-        let o = TargetOutcome {
+        if let Record::Placement(tenant) = &job.record {
+            let error = match &outcome {
+                Outcome::Failed(e) => Some(e.clone()),
+                _ => None,
+            };
+            records.push((*tenant, to, error));
+        }
+        outcomes.push(TargetOutcome {
             label: job.target.label.clone(),
             kind: job.target.kind,
             cluster: job.target.cluster.name.to_string(),
@@ -404,9 +412,11 @@ async fn run_batch_jobs(
             to,
             outcome,
             millis,
-        };
-        record(dir, job, &o).await;
-        outcomes.push(o);
+        });
+    }
+    // One directory write per batch.
+    if let Err(e) = dir.set_placement_migrations(&jobs[0].target.service, &records).await {
+        tracing::error!(error = %e, "recording migration outcomes failed");
     }
     outcomes
 }

@@ -48,6 +48,9 @@ pub struct MigrationPlan {
     /// False when a statement cannot run inside a transaction block (CREATE INDEX
     /// CONCURRENTLY, VACUUM, ...): the migration then runs statement by statement.
     pub transactional: bool,
+    /// True when a statement may create relations or change privileges or the `tenant_id`
+    /// column, so a tenant schema's privileges must be checked again afterwards.
+    pub changes_privileges: bool,
 }
 
 /// Plans a registered migration for a service whose reference tables are `reference`.
@@ -57,6 +60,7 @@ pub fn plan(m: &StoredMigration, reference: &[String]) -> Result<MigrationPlan, 
         .map_err(|e| ProvisionError::Migration(format!("{label} does not parse: {e}")))?;
     let mut statements = Vec::new();
     let mut transactional = true;
+    let mut changes_privileges = false;
     for piece in pieces {
         let sql = piece.trim();
         if sql.is_empty() {
@@ -69,6 +73,9 @@ pub fn plan(m: &StoredMigration, reference: &[String]) -> Result<MigrationPlan, 
             check_allowed(&label, node)?;
             if needs_autocommit(node) {
                 transactional = false;
+            }
+            if may_change_privileges(node) {
+                changes_privileges = true;
             }
         }
         let tables = parsed.tables();
@@ -101,6 +108,7 @@ pub fn plan(m: &StoredMigration, reference: &[String]) -> Result<MigrationPlan, 
         checksum: m.checksum.clone(),
         statements,
         transactional,
+        changes_privileges,
     })
 }
 
@@ -123,6 +131,50 @@ fn check_allowed(label: &str, node: Option<&NodeEnum>) -> Result<(), ProvisionEr
             }
         }
         _ => Ok(()),
+    }
+}
+
+/// Whether a statement may leave a tenant schema with a relation its runtime role has no
+/// rights on, or a `tenant_id` column without its default. Unknown statements may.
+fn may_change_privileges(node: Option<&NodeEnum>) -> bool {
+    match node {
+        Some(
+            NodeEnum::IndexStmt(_)
+            | NodeEnum::InsertStmt(_)
+            | NodeEnum::UpdateStmt(_)
+            | NodeEnum::DeleteStmt(_)
+            | NodeEnum::SelectStmt(_)
+            | NodeEnum::CommentStmt(_)
+            | NodeEnum::VariableSetStmt(_)
+            | NodeEnum::DropStmt(_)
+            | NodeEnum::CreateExtensionStmt(_)
+            | NodeEnum::AlterExtensionStmt(_),
+        ) => false,
+        Some(NodeEnum::AlterTableStmt(a)) => a.cmds.iter().any(|cmd| match cmd.node.as_ref() {
+            Some(NodeEnum::AlterTableCmd(c)) => {
+                let on_tenant_id = c.name.eq_ignore_ascii_case("tenant_id")
+                    || matches!(
+                        c.def.as_ref().and_then(|d| d.node.as_ref()),
+                        Some(NodeEnum::ColumnDef(col)) if col.colname.eq_ignore_ascii_case("tenant_id")
+                    );
+                // Adding, dropping or altering ordinary columns and constraints keeps grants.
+                let harmless = matches!(
+                    pg_query::protobuf::AlterTableType::try_from(c.subtype),
+                    Ok(pg_query::protobuf::AlterTableType::AtAddColumn
+                        | pg_query::protobuf::AlterTableType::AtDropColumn
+                        | pg_query::protobuf::AlterTableType::AtColumnDefault
+                        | pg_query::protobuf::AlterTableType::AtSetNotNull
+                        | pg_query::protobuf::AlterTableType::AtDropNotNull
+                        | pg_query::protobuf::AlterTableType::AtAlterColumnType
+                        | pg_query::protobuf::AlterTableType::AtAddConstraint
+                        | pg_query::protobuf::AlterTableType::AtDropConstraint
+                        | pg_query::protobuf::AlterTableType::AtValidateConstraint)
+                );
+                on_tenant_id || !harmless
+            }
+            _ => true,
+        }),
+        _ => true,
     }
 }
 
@@ -175,6 +227,27 @@ mod tests {
             ]
         );
         assert!(p.transactional);
+    }
+
+    #[test]
+    fn privileges_are_rechecked_only_after_statements_that_can_change_them() {
+        let changes = |sql: &str| plan(&stored(sql), &[]).expect(sql).changes_privileges;
+        assert!(!changes("ALTER TABLE orders ADD COLUMN note text;"));
+        assert!(!changes("CREATE INDEX ON orders (note); UPDATE orders SET note = 'x';"));
+        assert!(!changes("ALTER TABLE orders ADD CONSTRAINT c CHECK (amount > 0);"));
+        for sql in [
+            "CREATE TABLE x (tenant_id uuid);",
+            "CREATE SEQUENCE s;",
+            "CREATE VIEW v AS SELECT 1;",
+            "ALTER TABLE orders ADD COLUMN tenant_id uuid;",
+            "ALTER TABLE orders ALTER COLUMN tenant_id DROP DEFAULT;",
+            "ALTER TABLE orders NO FORCE ROW LEVEL SECURITY;",
+            "GRANT SELECT ON orders TO PUBLIC;",
+            "ALTER TABLE orders RENAME TO orders_old;",
+            "DO $$ BEGIN NULL; END $$;",
+        ] {
+            assert!(changes(sql), "{sql} may change privileges");
+        }
     }
 
     #[test]

@@ -173,23 +173,23 @@ pub async fn secure_schemas(client: &impl GenericClient, targets: &[&Target]) ->
     let mut sql = String::new();
     for r in &rows {
         let (s, g) = (ident(r.get("nsp")), ident(r.get("grantee")));
+        let rel = || format!("{s}.{}", ident(r.get::<_, Option<&str>>("relname").unwrap_or_default()));
         if r.get::<_, bool>("need_usage") {
             sql.push_str(&format!("GRANT USAGE ON SCHEMA {s} TO {g};"));
         }
-        if r.get::<_, bool>("need_tables") {
-            sql.push_str(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {g};"));
+        if r.get::<_, bool>("need_table") {
+            sql.push_str(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {} TO {g};", rel()));
         }
         if r.get::<_, bool>("need_revoke") {
-            sql.push_str(&format!("REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {s} FROM {g};"));
+            sql.push_str(&format!("REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLE {} FROM {g};", rel()));
         }
-        if r.get::<_, bool>("need_sequences") {
-            sql.push_str(&format!("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {g};"));
+        if r.get::<_, bool>("need_sequence") {
+            sql.push_str(&format!("GRANT USAGE, SELECT, UPDATE ON SEQUENCE {} TO {g};", rel()));
         }
-        let defaults: Vec<String> = r.get("need_default");
-        for table in defaults {
+        if r.get::<_, bool>("need_default") {
             sql.push_str(&format!(
-                "ALTER TABLE {s}.{} ALTER COLUMN tenant_id SET DEFAULT bulkhead.current_tenant();",
-                ident(&table)
+                "ALTER TABLE {} ALTER COLUMN tenant_id SET DEFAULT bulkhead.current_tenant();",
+                rel()
             ));
         }
     }
@@ -202,26 +202,28 @@ pub async fn secure_schemas(client: &impl GenericClient, targets: &[&Target]) ->
         .map_err(ProvisionError::sql("securing tenant schemas"))
 }
 
-/// Per (schema, grantee): what is missing.
+/// Per (schema, grantee) and relation in it: what is missing. Relations are found through
+/// pg_depend's index on the referenced namespace: pg_class has no index on relnamespace, and
+/// scanning it costs more with every tenant.
 const SCHEMA_GAPS: &str = "
-SELECT g.nsp, g.grantee,
+SELECT g.nsp, g.grantee, c.relname,
        NOT has_schema_privilege(g.grantee, n.oid, 'USAGE') AS need_usage,
-       COALESCE(bool_or(c.relkind IN ('r', 'p') AND NOT (
+       COALESCE(c.relkind IN ('r', 'p') AND NOT (
            has_table_privilege(g.grantee, c.oid, 'SELECT') AND has_table_privilege(g.grantee, c.oid, 'INSERT')
-           AND has_table_privilege(g.grantee, c.oid, 'UPDATE') AND has_table_privilege(g.grantee, c.oid, 'DELETE'))), false) AS need_tables,
-       COALESCE(bool_or(c.relkind IN ('r', 'p') AND (
+           AND has_table_privilege(g.grantee, c.oid, 'UPDATE') AND has_table_privilege(g.grantee, c.oid, 'DELETE')), false) AS need_table,
+       COALESCE(c.relkind IN ('r', 'p') AND (
            has_table_privilege(g.grantee, c.oid, 'TRUNCATE') OR has_table_privilege(g.grantee, c.oid, 'REFERENCES')
-           OR has_table_privilege(g.grantee, c.oid, 'TRIGGER'))), false) AS need_revoke,
-       COALESCE(bool_or(c.relkind = 'S' AND NOT has_sequence_privilege(g.grantee, c.oid, 'USAGE')), false) AS need_sequences,
-       COALESCE(array_agg(c.relname::text) FILTER (
-           WHERE c.relkind IN ('r', 'p') AND a.attnum IS NOT NULL
-             AND COALESCE(pg_get_expr(d.adbin, d.adrelid), '') <> 'bulkhead.current_tenant()'), '{}') AS need_default
+           OR has_table_privilege(g.grantee, c.oid, 'TRIGGER')), false) AS need_revoke,
+       COALESCE(c.relkind = 'S' AND NOT has_sequence_privilege(g.grantee, c.oid, 'USAGE'), false) AS need_sequence,
+       COALESCE(c.relkind IN ('r', 'p') AND a.attnum IS NOT NULL
+           AND COALESCE(pg_get_expr(ad.adbin, ad.adrelid), '') <> 'bulkhead.current_tenant()', false) AS need_default
   FROM unnest($1::text[], $2::text[]) AS g(nsp, grantee)
   JOIN pg_namespace n ON n.nspname = g.nsp
-  LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'S')
+  LEFT JOIN pg_depend d ON d.refclassid = 'pg_namespace'::regclass AND d.refobjid = n.oid
+       AND d.classid = 'pg_class'::regclass AND d.deptype = 'n'
+  LEFT JOIN pg_class c ON c.oid = d.objid AND c.relkind IN ('r', 'p', 'S')
   LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
-  LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
- GROUP BY g.nsp, g.grantee, n.oid";
+  LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum";
 
 /// Tables of schema $1 with a `tenant_id` column and what they already have.
 const TENANT_TABLES: &str = "
