@@ -83,8 +83,13 @@ async fn main() {
     ])
     .expect("cluster");
     let admin = pg.connect("postgres").await.expect("admin");
-    admin.batch_execute("CREATE DATABASE control").await.expect("control");
-    let dir = Directory::connect(&pg.dsn("control")).await.expect("directory");
+    admin
+        .batch_execute("CREATE DATABASE control")
+        .await
+        .expect("control");
+    let dir = Directory::connect(&pg.dsn("control"))
+        .await
+        .expect("directory");
     dir.migrate().await.expect("migrate");
     dir.add_cluster(&NewCluster {
         name: "main".parse().expect("n"),
@@ -109,7 +114,9 @@ async fn main() {
     .await
     .expect("service");
 
-    println!("Provisioning latency (5 tenant tables with primary keys, indexes, foreign keys; fsync on)");
+    println!(
+        "Provisioning latency (5 tenant tables with primary keys, indexes, foreign keys; fsync on)"
+    );
     println!("| mode | samples | p50 ms | p95 ms | max ms | target p50 |");
     println!("|---|---|---|---|---|---|");
     let mut made = [0usize; 3];
@@ -152,14 +159,20 @@ async fn main() {
     // Serial baseline: one connection, one ALTER per target, autocommit.
     let pool = pg.connect("bh_bench").await.expect("pool");
     let schemas: Vec<String> = pool
-        .query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%' ORDER BY 1", &[])
+        .query(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%' ORDER BY 1",
+            &[],
+        )
         .await
         .expect("schemas")
         .iter()
         .map(|r| r.get(0))
         .collect();
     let databases: Vec<String> = admin
-        .query("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%' ORDER BY 1", &[])
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 't\\_%' ORDER BY 1",
+            &[],
+        )
         .await
         .expect("dbs")
         .iter()
@@ -167,14 +180,20 @@ async fn main() {
         .collect();
     let serial = Instant::now();
     for s in &schemas {
-        pool.batch_execute(&format!("ALTER TABLE \"{s}\".orders ADD COLUMN serial_note text"))
-            .await
-            .expect("serial alter");
+        pool.batch_execute(&format!(
+            "ALTER TABLE \"{s}\".orders ADD COLUMN serial_note text"
+        ))
+        .await
+        .expect("serial alter");
     }
     for d in &databases {
-        let (c, conn) = tokio_postgres::connect(&pg.dsn(d), NoTls).await.expect("connect");
+        let (c, conn) = tokio_postgres::connect(&pg.dsn(d), NoTls)
+            .await
+            .expect("connect");
         let task = tokio::spawn(conn);
-        c.batch_execute("ALTER TABLE public.orders ADD COLUMN serial_note text").await.expect("serial alter");
+        c.batch_execute("ALTER TABLE public.orders ADD COLUMN serial_note text")
+            .await
+            .expect("serial alter");
         drop(c);
         let _ = task.await;
     }
@@ -191,14 +210,23 @@ async fn main() {
     .await
     .expect("register");
     let fan = Instant::now();
-    let summary = migrate_service(&dir, &"bench".parse().expect("s"), &MigrateOptions::default(), &())
-        .await
-        .expect("fan-out");
+    let summary = migrate_service(
+        &dir,
+        &"bench".parse().expect("s"),
+        &MigrateOptions::default(),
+        &(),
+    )
+    .await
+    .expect("fan-out");
     let fan = fan.elapsed();
     assert_eq!(summary.failed(), 0, "fan-out failures: {summary:#?}");
 
     let targets = schemas.len() + databases.len();
-    println!("\nMigration fan-out of one ALTER TABLE ... ADD COLUMN ({} schema + {} database tenants)", schemas.len(), databases.len());
+    println!(
+        "\nMigration fan-out of one ALTER TABLE ... ADD COLUMN ({} schema + {} database tenants)",
+        schemas.len(),
+        databases.len()
+    );
     println!("| run | targets | seconds | ms per target |");
     println!("|---|---|---|---|");
     println!(
@@ -231,7 +259,9 @@ async fn main() {
             ..Default::default()
         };
         let t = Instant::now();
-        let s = migrate_service(&dir, &"bench".parse().expect("s"), &opts, &()).await.expect("fan-out");
+        let s = migrate_service(&dir, &"bench".parse().expect("s"), &opts, &())
+            .await
+            .expect("fan-out");
         assert_eq!(s.failed(), 0);
         println!(
             "| bulkhead migrate (concurrency {concurrency}) | {} | {:.2} | {:.2} |",

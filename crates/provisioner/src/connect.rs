@@ -33,7 +33,9 @@ pub struct AdminConn {
 impl AdminConn {
     /// Hands the connection back for reuse. Call only when it is clean.
     pub fn release(mut self) {
-        let Some(client) = self.client.take() else { return };
+        let Some(client) = self.client.take() else {
+            return;
+        };
         if client.is_closed() {
             return;
         }
@@ -55,20 +57,26 @@ impl AdminConn {
 impl Deref for AdminConn {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client.as_ref().unwrap_or_else(|| unreachable!("an AdminConn holds its client until dropped"))
+        self.client
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("an AdminConn holds its client until dropped"))
     }
 }
 
 impl DerefMut for AdminConn {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().unwrap_or_else(|| unreachable!("an AdminConn holds its client until dropped"))
+        self.client
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("an AdminConn holds its client until dropped"))
     }
 }
 
 /// Connects as the cluster's administrator to `database`, reusing an idle connection when
 /// one is cached; the connection task runs on the current runtime.
 pub async fn admin_connect(cluster: &Cluster, database: &str) -> Result<AdminConn, ProvisionError> {
-    let runtime = tokio::runtime::Handle::try_current().map(|h| h.id().to_string()).unwrap_or_default();
+    let runtime = tokio::runtime::Handle::try_current()
+        .map(|h| h.id().to_string())
+        .unwrap_or_default();
     let key = format!("{runtime}\u{0}{}\u{0}{database}", cluster.admin_dsn);
     if let Ok(mut idle) = IDLE.lock() {
         if let Some(list) = idle.get_or_insert_with(HashMap::new).get_mut(&key) {
@@ -90,11 +98,17 @@ pub async fn admin_connect(cluster: &Cluster, database: &str) -> Result<AdminCon
 }
 
 async fn connect(cluster: &Cluster, database: &str) -> Result<Client, ProvisionError> {
-    let context = || format!("connecting to database {database} on cluster {}", cluster.name);
-    let mut config = tokio_postgres::Config::from_str(&cluster.admin_dsn).map_err(|e| ProvisionError::Sql {
-        context: context(),
-        message: e.to_string(),
-    })?;
+    let context = || {
+        format!(
+            "connecting to database {database} on cluster {}",
+            cluster.name
+        )
+    };
+    let mut config =
+        tokio_postgres::Config::from_str(&cluster.admin_dsn).map_err(|e| ProvisionError::Sql {
+            context: context(),
+            message: e.to_string(),
+        })?;
     config
         .dbname(database)
         .connect_timeout(CONNECT_TIMEOUT)

@@ -81,11 +81,18 @@ pub async fn check_place(
         let rows = tx
             .query(&counts.join(" UNION ALL "), &[&place.tenant.as_uuid()])
             .await
-            .map_err(|e| fail(format!("reading its tables: {}", crate::error::describe(&e))))?;
+            .map_err(|e| {
+                fail(format!(
+                    "reading its tables: {}",
+                    crate::error::describe(&e)
+                ))
+            })?;
         for r in rows {
             let (table, others): (String, i64) = (r.get(0), r.get(1));
             if others != 0 {
-                return Err(fail(format!("{others} rows of other tenants are visible in {table}")));
+                return Err(fail(format!(
+                    "{others} rows of other tenants are visible in {table}"
+                )));
             }
         }
     }

@@ -176,7 +176,9 @@ async fn migrate_place(
         .into_iter()
         .next()
         .unwrap_or_else(|| unreachable!("apply_batch answers once per target"));
-    result.map_err(|f| ProvisionError::Migration(format!("migrating {label} failed: {}", f.message)))?;
+    result.map_err(|f| {
+        ProvisionError::Migration(format!("migrating {label} failed: {}", f.message))
+    })?;
     client.release();
     Ok(())
 }

@@ -346,17 +346,22 @@ async fn a_failed_provisioning_is_cleaned_up_recorded_and_retried() {
 
 #[tokio::test]
 async fn a_migration_behind_a_long_transaction_times_out_retries_and_succeeds() {
-    use std::time::Duration;
     use bulkhead_provisioner::migrate::ApplySettings;
+    use std::time::Duration;
     let dir = directory("fanout_locks").await;
     service(&dir, "shop_lock", Mode::Schema, vec![]).await;
     let (_, p1) = tenant(&dir, "l1", "shop_lock", Mode::Schema).await;
     tenant(&dir, "l2", "shop_lock", Mode::Schema).await;
     // A long transaction holds a lock on l1's orders table.
-    let lock_sql = format!("BEGIN; LOCK TABLE \"{}\".orders IN ACCESS SHARE MODE", p1.schema.clone().expect("schema"));
+    let lock_sql = format!(
+        "BEGIN; LOCK TABLE \"{}\".orders IN ACCESS SHARE MODE",
+        p1.schema.clone().expect("schema")
+    );
     let holder = connect("bh_shop_lock").await;
     holder.batch_execute(&lock_sql).await.expect("lock");
-    dir.register_migrations(&"shop_lock".parse().expect("s"), &[v3_add_note()]).await.expect("register");
+    dir.register_migrations(&"shop_lock".parse().expect("s"), &[v3_add_note()])
+        .await
+        .expect("register");
     let opts = MigrateOptions {
         apply: ApplySettings {
             lock_timeout: Duration::from_millis(100),
@@ -369,10 +374,14 @@ async fn a_migration_behind_a_long_transaction_times_out_retries_and_succeeds() 
         holder.batch_execute("ROLLBACK").await.expect("release");
         holder
     });
-    let summary = migrate_service(&dir, &"shop_lock".parse().expect("s"), &opts, &()).await.expect("run");
+    let summary = migrate_service(&dir, &"shop_lock".parse().expect("s"), &opts, &())
+        .await
+        .expect("run");
     let holder = release.await.expect("released");
     assert_eq!(summary.failed(), 0, "{summary:#?}");
-    as_tenant(&p1, "SELECT note FROM orders").await.expect("l1 migrated after the lock was released");
+    as_tenant(&p1, "SELECT note FROM orders")
+        .await
+        .expect("l1 migrated after the lock was released");
 
     // With no retries left, the blocked tenant fails quickly instead of queueing.
     holder.batch_execute(&lock_sql).await.expect("lock");
@@ -393,11 +402,20 @@ async fn a_migration_behind_a_long_transaction_times_out_retries_and_succeeds() 
         },
         ..Default::default()
     };
-    let summary = migrate_service(&dir, &"shop_lock".parse().expect("s"), &opts, &()).await.expect("run");
+    let summary = migrate_service(&dir, &"shop_lock".parse().expect("s"), &opts, &())
+        .await
+        .expect("run");
     assert_eq!(summary.failed(), 1, "{summary:#?}");
-    let failed = summary.targets.iter().find(|t| matches!(t.outcome, Outcome::Failed(_))).expect("failed");
+    let failed = summary
+        .targets
+        .iter()
+        .find(|t| matches!(t.outcome, Outcome::Failed(_)))
+        .expect("failed");
     assert_eq!(failed.label, "tenant l1 (schema)");
-    assert!(matches!(&failed.outcome, Outcome::Failed(m) if m.contains("lock timeout")), "{failed:?}");
+    assert!(
+        matches!(&failed.outcome, Outcome::Failed(m) if m.contains("lock timeout")),
+        "{failed:?}"
+    );
     holder.batch_execute("ROLLBACK").await.expect("release");
 }
 
@@ -412,11 +430,20 @@ async fn schema_tenants_of_one_pool_are_migrated_in_batches() {
     }
     let pool = connect("bh_shop_batch").await;
     let sabotaged = placements[1].schema.clone().expect("schema");
-    pool.batch_execute(&format!("ALTER TABLE \"{sabotaged}\".orders ADD COLUMN note text")).await.expect("sabotage");
-    dir.register_migrations(&service.name, &[v3_add_note()]).await.expect("register");
+    pool.batch_execute(&format!(
+        "ALTER TABLE \"{sabotaged}\".orders ADD COLUMN note text"
+    ))
+    .await
+    .expect("sabotage");
+    dir.register_migrations(&service.name, &[v3_add_note()])
+        .await
+        .expect("register");
     let service = dir.service(&service.name).await.expect("service");
     let plans = plans_for(&dir, &service).await.expect("plans");
-    let cluster = dir.cluster(&"main".parse().expect("c")).await.expect("cluster");
+    let cluster = dir
+        .cluster(&"main".parse().expect("c"))
+        .await
+        .expect("cluster");
     let targets: Vec<_> = placements
         .iter()
         .map(|p| {
@@ -426,10 +453,14 @@ async fn schema_tenants_of_one_pool_are_migrated_in_batches() {
         })
         .collect();
     let refs: Vec<_> = targets.iter().collect();
-    let mut client = bulkhead_provisioner::admin_connect(&cluster, "bh_shop_batch").await.expect("connect");
+    let mut client = bulkhead_provisioner::admin_connect(&cluster, "bh_shop_batch")
+        .await
+        .expect("connect");
     let results = apply_batch(&mut client, &refs, &plans, ApplySettings::default()).await;
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
-    let err = results[1].as_ref().expect_err("sabotaged tenant fails alone");
+    let err = results[1]
+        .as_ref()
+        .expect_err("sabotaged tenant fails alone");
     assert!(err.message.contains("already exists"), "{err:?}");
     // Both good tenants were recorded by one transaction: same xmin on their rows.
     let rows = pool
@@ -440,5 +471,9 @@ async fn schema_tenants_of_one_pool_are_migrated_in_batches() {
         .await
         .expect("rows");
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0].get::<_, String>(0), rows[1].get::<_, String>(0), "one transaction for the batch");
+    assert_eq!(
+        rows[0].get::<_, String>(0),
+        rows[1].get::<_, String>(0),
+        "one transaction for the batch"
+    );
 }

@@ -168,7 +168,10 @@ async fn apply_one(
                 .map_err(fail)?;
         }
         if needs_securing(target, plan) {
-            target.secure(&tx).await.map_err(|e| (e.to_string(), false))?;
+            target
+                .secure(&tx)
+                .await
+                .map_err(|e| (e.to_string(), false))?;
         }
         record(&tx, target, plan).await.map_err(fail)?;
         tx.commit().await.map_err(fail)?;
@@ -188,7 +191,10 @@ async fn apply_one(
         }
         let tx = client.transaction().await.map_err(fail)?;
         if needs_securing(target, plan) {
-            target.secure(&tx).await.map_err(|e| (e.to_string(), false))?;
+            target
+                .secure(&tx)
+                .await
+                .map_err(|e| (e.to_string(), false))?;
         }
         record(&tx, target, plan).await.map_err(fail)?;
         tx.commit().await.map_err(fail)?;

@@ -82,7 +82,11 @@ pub async fn apply_batch(
 type Work<'a> = Vec<Result<(i64, Vec<&'a MigrationPlan>), ApplyFailure>>;
 
 /// Reads what every target has applied, in one query, and works out what each still needs.
-async fn plan_batch<'a>(client: &Client, targets: &[&Target], plans: &'a [MigrationPlan]) -> Result<Work<'a>, String> {
+async fn plan_batch<'a>(
+    client: &Client,
+    targets: &[&Target],
+    plans: &'a [MigrationPlan],
+) -> Result<Work<'a>, String> {
     let keys: Vec<&str> = targets.iter().map(|t| t.key()).collect();
     let rows = client
         .query(
@@ -93,18 +97,23 @@ async fn plan_batch<'a>(client: &Client, targets: &[&Target], plans: &'a [Migrat
         .map_err(|e| describe(&e))?;
     let mut applied: HashMap<String, Vec<(i64, String)>> = HashMap::new();
     for r in rows {
-        applied.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
+        applied
+            .entry(r.get(0))
+            .or_default()
+            .push((r.get(1), r.get(2)));
     }
     Ok(keys
         .iter()
         .map(|k| {
             let mine = applied.remove(*k).unwrap_or_default();
             let from = mine.last().map(|a| a.0).unwrap_or(0);
-            pending(&mine, plans).map(|todo| (from, todo)).map_err(|message| ApplyFailure {
-                version: None,
-                at: from,
-                message,
-            })
+            pending(&mine, plans)
+                .map(|todo| (from, todo))
+                .map_err(|message| ApplyFailure {
+                    version: None,
+                    at: from,
+                    message,
+                })
         })
         .collect())
 }
@@ -152,7 +161,9 @@ async fn run_batch(
             Ok(()) => succeeded.push((*i, *from, todo)),
             Err(e) => {
                 if let Err(e) = client
-                    .batch_execute("ROLLBACK TO SAVEPOINT bulkhead_target; RELEASE SAVEPOINT bulkhead_target")
+                    .batch_execute(
+                        "ROLLBACK TO SAVEPOINT bulkhead_target; RELEASE SAVEPOINT bulkhead_target",
+                    )
                     .await
                 {
                     return abort(client, describe(&e)).await;
@@ -167,7 +178,9 @@ async fn run_batch(
                             version: failed.map(|f| f.0),
                             at: *from,
                             message: match failed {
-                                Some((v, n)) if todo.len() == 1 => format!("V{v}__{n}: {}", describe(&e)),
+                                Some((v, n)) if todo.len() == 1 => {
+                                    format!("V{v}__{n}: {}", describe(&e))
+                                }
                                 _ => format!("{}: {}", versions(todo), describe(&e)),
                             },
                         }),
@@ -186,7 +199,8 @@ async fn run_batch(
     if let Err(e) = secure_schemas(&*client, &secured).await {
         return abort(client, e.to_string()).await;
     }
-    let (mut keys, mut versions_col, mut names, mut sums) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut keys, mut versions_col, mut names, mut sums) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, _, todo) in &succeeded {
         for plan in todo.iter() {
             keys.push(targets[*i].key());
@@ -222,7 +236,10 @@ async fn run_batch(
 }
 
 fn versions(todo: &[&MigrationPlan]) -> String {
-    todo.iter().map(|p| format!("V{}__{}", p.version, p.name)).collect::<Vec<_>>().join(", ")
+    todo.iter()
+        .map(|p| format!("V{}__{}", p.version, p.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Rolls the batch's transaction back; the caller retries its tenants one by one.

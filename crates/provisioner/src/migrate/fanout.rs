@@ -340,7 +340,9 @@ fn take_batch(queue: &mut VecDeque<Job>, dry_run: bool) -> Vec<Job> {
     let mut jobs = vec![first];
     while jobs.len() < BATCH_SIZE && batchable(&jobs[0]) {
         let same_db = queue.front().is_some_and(|next| {
-            batchable(next) && next.target.cluster.name == jobs[0].target.cluster.name && next.target.database == jobs[0].target.database
+            batchable(next)
+                && next.target.cluster.name == jobs[0].target.cluster.name
+                && next.target.database == jobs[0].target.database
         });
         match queue.pop_front() {
             Some(next) if same_db => jobs.push(next),
@@ -361,10 +363,14 @@ async fn connection<'c>(
 ) -> Result<&'c mut AdminConn, String> {
     let key = (target.cluster.name.to_string(), target.database.clone());
     if connections.get(&key).is_none_or(|c| c.is_closed()) {
-        let c = admin_connect(&target.cluster, &target.database).await.map_err(|e| e.to_string())?;
+        let c = admin_connect(&target.cluster, &target.database)
+            .await
+            .map_err(|e| e.to_string())?;
         connections.insert(key.clone(), c);
     }
-    connections.get_mut(&key).ok_or_else(|| "no connection".to_string())
+    connections
+        .get_mut(&key)
+        .ok_or_else(|| "no connection".to_string())
 }
 
 async fn run_batch_jobs(
@@ -415,7 +421,10 @@ async fn run_batch_jobs(
         });
     }
     // One directory write per batch.
-    if let Err(e) = dir.set_placement_migrations(&jobs[0].target.service, &records).await {
+    if let Err(e) = dir
+        .set_placement_migrations(&jobs[0].target.service, &records)
+        .await
+    {
         tracing::error!(error = %e, "recording migration outcomes failed");
     }
     outcomes

@@ -233,8 +233,12 @@ mod tests {
     fn privileges_are_rechecked_only_after_statements_that_can_change_them() {
         let changes = |sql: &str| plan(&stored(sql), &[]).expect(sql).changes_privileges;
         assert!(!changes("ALTER TABLE orders ADD COLUMN note text;"));
-        assert!(!changes("CREATE INDEX ON orders (note); UPDATE orders SET note = 'x';"));
-        assert!(!changes("ALTER TABLE orders ADD CONSTRAINT c CHECK (amount > 0);"));
+        assert!(!changes(
+            "CREATE INDEX ON orders (note); UPDATE orders SET note = 'x';"
+        ));
+        assert!(!changes(
+            "ALTER TABLE orders ADD CONSTRAINT c CHECK (amount > 0);"
+        ));
         for sql in [
             "CREATE TABLE x (tenant_id uuid);",
             "CREATE SEQUENCE s;",

@@ -104,12 +104,20 @@ impl Target {
         let (s, g) = (ident(schema), ident(&self.grantee));
         sql.push_str(&format!("GRANT USAGE ON SCHEMA {s} TO {g};"));
         if self.kind == TargetKind::Pool {
-            sql.push_str(&format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {g};"));
+            sql.push_str(&format!(
+                "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {g};"
+            ));
         } else {
             // Everything in a tenant's own database (or the template of one) is that tenant's.
-            sql.push_str(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {g};"));
-            sql.push_str(&format!("REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {s} FROM {g};"));
-            sql.push_str(&format!("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {g};"));
+            sql.push_str(&format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {g};"
+            ));
+            sql.push_str(&format!(
+                "REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {s} FROM {g};"
+            ));
+            sql.push_str(&format!(
+                "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {g};"
+            ));
         }
         sql.push_str("GRANT SELECT ON ALL TABLES IN SCHEMA ref TO PUBLIC;");
         client
@@ -160,7 +168,10 @@ impl Target {
 /// sequence in it, and every `tenant_id` column defaults to `bulkhead.current_tenant()`.
 /// Statements are issued only where something is missing, so securing an already secure
 /// schema costs one query.
-pub async fn secure_schemas(client: &impl GenericClient, targets: &[&Target]) -> Result<(), ProvisionError> {
+pub async fn secure_schemas(
+    client: &impl GenericClient,
+    targets: &[&Target],
+) -> Result<(), ProvisionError> {
     if targets.is_empty() {
         return Ok(());
     }
@@ -173,18 +184,32 @@ pub async fn secure_schemas(client: &impl GenericClient, targets: &[&Target]) ->
     let mut sql = String::new();
     for r in &rows {
         let (s, g) = (ident(r.get("nsp")), ident(r.get("grantee")));
-        let rel = || format!("{s}.{}", ident(r.get::<_, Option<&str>>("relname").unwrap_or_default()));
+        let rel = || {
+            format!(
+                "{s}.{}",
+                ident(r.get::<_, Option<&str>>("relname").unwrap_or_default())
+            )
+        };
         if r.get::<_, bool>("need_usage") {
             sql.push_str(&format!("GRANT USAGE ON SCHEMA {s} TO {g};"));
         }
         if r.get::<_, bool>("need_table") {
-            sql.push_str(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {} TO {g};", rel()));
+            sql.push_str(&format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {} TO {g};",
+                rel()
+            ));
         }
         if r.get::<_, bool>("need_revoke") {
-            sql.push_str(&format!("REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLE {} FROM {g};", rel()));
+            sql.push_str(&format!(
+                "REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLE {} FROM {g};",
+                rel()
+            ));
         }
         if r.get::<_, bool>("need_sequence") {
-            sql.push_str(&format!("GRANT USAGE, SELECT, UPDATE ON SEQUENCE {} TO {g};", rel()));
+            sql.push_str(&format!(
+                "GRANT USAGE, SELECT, UPDATE ON SEQUENCE {} TO {g};",
+                rel()
+            ));
         }
         if r.get::<_, bool>("need_default") {
             sql.push_str(&format!(
