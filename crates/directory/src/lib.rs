@@ -8,6 +8,7 @@
 
 mod clusters;
 mod error;
+mod gateway_auth;
 mod migrations;
 mod placements;
 mod schema;
@@ -18,6 +19,7 @@ mod tenants;
 
 pub use clusters::{Cluster, ClusterFacts, NewCluster};
 pub use error::{DirectoryError, ErrorKind};
+pub use gateway_auth::{IssuedKey, ServiceAuth};
 pub use migrations::{MigrationFile, RegisterReport, StoredMigration};
 pub use placements::{NewPlacement, Placement};
 pub use schema::{MigrationReport, SCHEMA_VERSION};

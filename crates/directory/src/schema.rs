@@ -23,10 +23,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "provisioning",
         sql: include_str!("../migrations/V2__provisioning.sql"),
     },
+    Migration {
+        version: 3,
+        name: "gateway",
+        sql: include_str!("../migrations/V3__gateway.sql"),
+    },
 ];
 
 /// The newest directory schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// What [`Directory::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

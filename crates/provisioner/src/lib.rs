@@ -5,6 +5,7 @@
 //! Invariant: every identifier is generated from ids (see [`naming`]) and quoted; no slug or
 //! other free text ever reaches SQL.
 
+mod cluster_prep;
 mod connect;
 mod error;
 mod health;
@@ -15,6 +16,7 @@ mod service_db;
 mod services;
 mod tenants;
 
+pub use cluster_prep::{add_cluster, prepare_cluster, upsert_cluster, GATEWAY_ROLE};
 pub use connect::{admin_connect, AdminConn};
 pub use error::{describe, ProvisionError};
 pub use modes::{RemovedData, TenantPlace};

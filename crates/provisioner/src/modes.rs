@@ -14,6 +14,7 @@ use std::time::Duration;
 use bulkhead_directory::{Cluster, Service};
 use bulkhead_model::{Mode, TenantId};
 
+use crate::cluster_prep::ENSURE_GATEWAY_ROLE;
 use crate::connect::admin_connect;
 use crate::migrate::{apply_batch, ApplySettings, MigrationPlan, Target, TargetKind};
 use crate::naming::{
@@ -113,6 +114,14 @@ pub async fn create_place(
     let admin = admin_connect(cluster, "postgres").await?;
     let (r, g) = (ident(&place.role), ident(&place.group));
     create_role(&admin, &place.role, "creating the tenant's runtime role").await?;
+    admin
+        .batch_execute(&format!(
+            "{ENSURE_GATEWAY_ROLE} GRANT {r} TO bulkhead_gateway;"
+        ))
+        .await
+        .map_err(ProvisionError::sql(
+            "granting the tenant's role to the gateway",
+        ))?;
     match place.mode {
         Mode::Shared => admin
             .batch_execute(&format!("GRANT {g} TO {r}"))
@@ -144,7 +153,7 @@ pub async fn create_place(
             copy_template(&admin, &template_database(&service.name), &place.database).await?;
             admin
                 .batch_execute(&format!(
-                    "REVOKE ALL ON DATABASE {d} FROM PUBLIC; GRANT CONNECT ON DATABASE {d} TO {r};",
+                    "REVOKE ALL ON DATABASE {d} FROM PUBLIC; GRANT CONNECT ON DATABASE {d} TO {r}, bulkhead_gateway;",
                     d = ident(&place.database)
                 ))
                 .await

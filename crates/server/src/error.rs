@@ -29,6 +29,9 @@ pub enum ServerError {
     /// The directory could not be reached or migrated.
     #[error(transparent)]
     Directory(#[from] bulkhead_directory::DirectoryError),
+    /// A cluster could not be prepared.
+    #[error(transparent)]
+    Provision(#[from] bulkhead_provisioner::ProvisionError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

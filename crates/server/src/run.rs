@@ -92,18 +92,20 @@ async fn serve(
     }
     let mut clusters = Vec::new();
     if let Some((admin_dsn, _, _)) = &local {
-        let c = directory.upsert_cluster(&local_cluster(admin_dsn)).await?;
+        let c = bulkhead_provisioner::upsert_cluster(&directory, &local_cluster(admin_dsn)).await?;
         clusters.push(c.name.to_string());
     }
     for c in &config.clusters {
-        let registered = directory
-            .upsert_cluster(&NewCluster {
+        let registered = bulkhead_provisioner::upsert_cluster(
+            &directory,
+            &NewCluster {
                 name: c.name.clone(),
                 region: c.region.clone(),
                 admin_dsn: c.admin_dsn.clone(),
                 capacity: c.capacity,
-            })
-            .await?;
+            },
+        )
+        .await?;
         clusters.push(registered.name.to_string());
     }
 

@@ -1,0 +1,192 @@
+//! What the gateway needs from the directory to let a client in: its own password on each
+//! cluster, tenant API keys (stored as SHA-256 hashes; the secret is shown once), and a
+//! service's token settings.
+
+use std::str::FromStr;
+
+use bulkhead_model::{ClusterName, ServiceName, TenantId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Directory, DirectoryError};
+
+/// How a service's JWTs are checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAuth {
+    /// HS256 shared secret; tokens are refused when absent.
+    #[serde(default, skip_serializing)]
+    pub hs256_secret: Option<String>,
+    /// Required `iss`, if set.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Required `aud`, if set.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// The claim holding the tenant id (default `tenant_id`; `tenantId` is also accepted).
+    #[serde(default)]
+    pub tenant_claim: Option<String>,
+}
+
+/// A newly issued API key: the only time its secret is visible.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedKey {
+    /// The key's id.
+    pub id: String,
+    /// The tenant it belongs to.
+    pub tenant_id: TenantId,
+    /// The whole key, to be used as the password.
+    pub key: String,
+}
+
+const KEY_PREFIX: &str = "bhk_";
+
+fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+impl Directory {
+    /// Records the gateway's password on a cluster.
+    pub async fn set_gateway_password(
+        &self,
+        cluster: &ClusterName,
+        password: &str,
+    ) -> Result<(), DirectoryError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE directory.clusters SET gateway_password = $2, updated_at = now() WHERE name = $1",
+                &[&cluster.as_str(), &password],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The gateway's password on a cluster, if it was prepared.
+    pub async fn gateway_password(
+        &self,
+        cluster: &ClusterName,
+    ) -> Result<Option<String>, DirectoryError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT gateway_password FROM directory.clusters WHERE name = $1",
+                &[&cluster.as_str()],
+            )
+            .await?;
+        Ok(row.and_then(|r| r.get(0)))
+    }
+
+    /// Issues an API key for a tenant. `secret` must be random (at least 32 characters).
+    pub async fn issue_key(
+        &self,
+        tenant: &TenantId,
+        secret: &str,
+    ) -> Result<IssuedKey, DirectoryError> {
+        if secret.len() < 32 {
+            return Err(DirectoryError::InvalidInput(
+                "API key secrets have at least 32 characters".into(),
+            ));
+        }
+        let id = uuid::Uuid::new_v4();
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO directory.tenant_keys (id, tenant_id, secret_hash) VALUES ($1, $2, $3)",
+                &[&id, &tenant.as_uuid(), &hash(secret)],
+            )
+            .await?;
+        Ok(IssuedKey {
+            id: id.simple().to_string(),
+            tenant_id: *tenant,
+            key: format!("{KEY_PREFIX}{}.{secret}", id.simple()),
+        })
+    }
+
+    /// Revokes an API key by id.
+    pub async fn revoke_key(&self, id: &str) -> Result<(), DirectoryError> {
+        let id = uuid::Uuid::from_str(id)
+            .map_err(|_| DirectoryError::InvalidInput(format!("`{id}` is not a key id")))?;
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE directory.tenant_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+                &[&id],
+            )
+            .await?;
+        if n == 0 {
+            return Err(DirectoryError::not_found("key", id));
+        }
+        Ok(())
+    }
+
+    /// The tenant an API key belongs to, when the key is valid and not revoked.
+    pub async fn tenant_of_key(&self, key: &str) -> Result<Option<TenantId>, DirectoryError> {
+        let Some((id, secret)) = key.strip_prefix(KEY_PREFIX).and_then(|k| k.split_once('.'))
+        else {
+            return Ok(None);
+        };
+        let Ok(id) = uuid::Uuid::from_str(id) else {
+            return Ok(None);
+        };
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT tenant_id, secret_hash FROM directory.tenant_keys WHERE id = $1 AND revoked_at IS NULL",
+                &[&id],
+            )
+            .await?;
+        Ok(row.and_then(|r| {
+            let stored: String = r.get(1);
+            let presented = hash(secret);
+            let same = stored.len() == presented.len()
+                && stored
+                    .bytes()
+                    .zip(presented.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0;
+            same.then(|| TenantId::from(r.get::<_, uuid::Uuid>(0)))
+        }))
+    }
+
+    /// A service's token settings.
+    pub async fn service_auth(&self, service: &ServiceName) -> Result<ServiceAuth, DirectoryError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT auth FROM directory.services WHERE name = $1",
+                &[&service.as_str()],
+            )
+            .await?
+            .ok_or_else(|| DirectoryError::not_found("service", service))?;
+        serde_json::from_value(row.get(0))
+            .map_err(|e| DirectoryError::Corrupt(format!("services.auth: {e}")))
+    }
+
+    /// Sets a service's token settings.
+    pub async fn set_service_auth(
+        &self,
+        service: &ServiceName,
+        auth: &ServiceAuth,
+    ) -> Result<(), DirectoryError> {
+        let mut value =
+            serde_json::to_value(auth).map_err(|e| DirectoryError::InvalidInput(e.to_string()))?;
+        if let (Some(secret), Some(obj)) = (&auth.hs256_secret, value.as_object_mut()) {
+            obj.insert(
+                "hs256_secret".into(),
+                serde_json::Value::String(secret.clone()),
+            );
+        }
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE directory.services SET auth = $2, updated_at = now() WHERE name = $1",
+                &[&service.as_str(), &value],
+            )
+            .await?;
+        if n == 0 {
+            return Err(DirectoryError::not_found("service", service));
+        }
+        Ok(())
+    }
+}
