@@ -1,4 +1,12 @@
 -- The gateway: its login on every cluster, tenant API keys, and how a service's tokens are checked.
+
+-- One row: this installation's id. Several Bulkhead installations may share a PostgreSQL
+-- server; each has its own gateway role there (bh_gw_<id>), granted only its own tenants.
+CREATE TABLE directory.installation (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    singleton boolean NOT NULL DEFAULT true UNIQUE CHECK (singleton)
+);
+INSERT INTO directory.installation DEFAULT VALUES;
 ALTER TABLE directory.clusters ADD COLUMN gateway_password text;
 
 CREATE TABLE directory.tenant_keys (

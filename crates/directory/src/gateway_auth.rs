@@ -46,6 +46,17 @@ fn hash(secret: &str) -> String {
 }
 
 impl Directory {
+    /// The gateway's login role on every cluster of this installation: `bh_gw_` and the
+    /// first 12 hex digits of the installation id.
+    pub async fn gateway_role(&self) -> Result<String, DirectoryError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT id FROM directory.installation", &[])
+            .await?;
+        let id: uuid::Uuid = row.get(0);
+        Ok(format!("bh_gw_{}", &id.simple().to_string()[..12]))
+    }
+
     /// Records the gateway's password on a cluster.
     pub async fn set_gateway_password(
         &self,

@@ -114,6 +114,21 @@ impl Directory {
         row.as_ref().map(placement_from_row).transpose()
     }
 
+    /// Every placement on a cluster.
+    pub async fn placements_on(
+        &self,
+        cluster: &ClusterName,
+    ) -> Result<Vec<Placement>, DirectoryError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("{SELECT} WHERE cluster = $1"),
+                &[&cluster.as_str()],
+            )
+            .await?;
+        rows.iter().map(placement_from_row).collect()
+    }
+
     /// Every placement of a service.
     pub async fn placements_of_service(
         &self,

@@ -63,6 +63,22 @@ impl Directory {
         rows.iter().map(from_row).collect()
     }
 
+    /// Every service database on a cluster.
+    pub async fn service_databases_on(
+        &self,
+        cluster: &ClusterName,
+    ) -> Result<Vec<ServiceDatabase>, DirectoryError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT service, cluster, kind, database_name, schema_version, migration_error
+                   FROM directory.service_databases WHERE cluster = $1",
+                &[&cluster.as_str()],
+            )
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Records that a service database exists (idempotent).
     pub async fn record_service_database(
         &self,

@@ -16,7 +16,7 @@ mod service_db;
 mod services;
 mod tenants;
 
-pub use cluster_prep::{add_cluster, prepare_cluster, upsert_cluster, GATEWAY_ROLE};
+pub use cluster_prep::{add_cluster, prepare_cluster, upsert_cluster};
 pub use connect::{admin_connect, AdminConn};
 pub use error::{describe, ProvisionError};
 pub use modes::{RemovedData, TenantPlace};

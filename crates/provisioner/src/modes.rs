@@ -14,7 +14,7 @@ use std::time::Duration;
 use bulkhead_directory::{Cluster, Service};
 use bulkhead_model::{Mode, TenantId};
 
-use crate::cluster_prep::ENSURE_GATEWAY_ROLE;
+use crate::cluster_prep::ensure_gateway_role;
 use crate::connect::admin_connect;
 use crate::migrate::{apply_batch, ApplySettings, MigrationPlan, Target, TargetKind};
 use crate::naming::{
@@ -110,13 +110,16 @@ pub async fn create_place(
     place: &TenantPlace,
     plans: &[MigrationPlan],
     label: &str,
+    gateway: &str,
 ) -> Result<(), ProvisionError> {
+    let gw = ident(gateway);
     let admin = admin_connect(cluster, "postgres").await?;
     let (r, g) = (ident(&place.role), ident(&place.group));
     create_role(&admin, &place.role, "creating the tenant's runtime role").await?;
     admin
         .batch_execute(&format!(
-            "{ENSURE_GATEWAY_ROLE} GRANT {r} TO bulkhead_gateway;"
+            "{} GRANT {r} TO {gw};",
+            ensure_gateway_role(gateway)
         ))
         .await
         .map_err(ProvisionError::sql(
@@ -153,7 +156,7 @@ pub async fn create_place(
             copy_template(&admin, &template_database(&service.name), &place.database).await?;
             admin
                 .batch_execute(&format!(
-                    "REVOKE ALL ON DATABASE {d} FROM PUBLIC; GRANT CONNECT ON DATABASE {d} TO {r}, bulkhead_gateway;",
+                    "REVOKE ALL ON DATABASE {d} FROM PUBLIC; GRANT CONNECT ON DATABASE {d} TO {r}, {gw};",
                     d = ident(&place.database)
                 ))
                 .await

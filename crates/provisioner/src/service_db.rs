@@ -88,7 +88,8 @@ pub async fn ensure_service_database(
         return Ok(());
     }
     let database = database_name(service, kind);
-    create_database(service, cluster, kind, &database).await?;
+    let gateway = dir.gateway_role().await?;
+    create_database(service, cluster, kind, &database, &gateway).await?;
     dir.record_service_database(&service.name, &cluster.name, kind, &database)
         .await?;
     let target = service_target(service, cluster, kind);
@@ -131,6 +132,7 @@ async fn create_database(
     cluster: &Cluster,
     kind: ServiceDatabaseKind,
     database: &str,
+    gateway: &str,
 ) -> Result<(), ProvisionError> {
     let admin = admin_connect(cluster, "postgres").await?;
     let group = group_of(service, kind);
@@ -153,9 +155,11 @@ async fn create_database(
     let (d, g) = (ident(database), ident(&group));
     let mut sql = format!("REVOKE ALL ON DATABASE {d} FROM PUBLIC;");
     match kind {
-        ServiceDatabaseKind::Pool => {
-            sql.push_str(&format!("GRANT CONNECT ON DATABASE {d} TO {g};"))
-        }
+        ServiceDatabaseKind::Pool => sql.push_str(&format!(
+            "{} GRANT CONNECT ON DATABASE {d} TO {g}, {};",
+            crate::cluster_prep::ensure_gateway_role(gateway),
+            ident(gateway)
+        )),
         ServiceDatabaseKind::Template => {
             sql.push_str(&format!("ALTER DATABASE {d} IS_TEMPLATE true;"))
         }

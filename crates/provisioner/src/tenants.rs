@@ -219,7 +219,8 @@ async fn build(
     };
     ensure_service_database(dir, service, cluster, kind, plans).await?;
     let label = format!("tenant {} ({})", tenant.slug, place.mode);
-    create_place(service, cluster, place, plans, &label).await?;
+    let gateway = dir.gateway_role().await?;
+    create_place(service, cluster, place, plans, &label, &gateway).await?;
     check_place(cluster, place, tenant.slug.as_str()).await
 }
 

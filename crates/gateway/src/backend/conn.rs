@@ -1,0 +1,218 @@
+//! One connection from the gateway to PostgreSQL, as `bulkhead_gateway`: startup,
+//! authentication (SCRAM-SHA-256, MD5 or cleartext, as the server asks), the server's
+//! version checked against a floor, then raw frames both ways.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bulkhead_wire::{to_server, BackendMessage, Frame, MAX_MESSAGE_LEN};
+use bytes::{Bytes, BytesMut};
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::GatewayError;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BackendTarget {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Login role.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// Database.
+    pub database: String,
+}
+
+/// A live, authenticated server connection.
+pub struct ServerConn {
+    stream: TcpStream,
+    rbuf: BytesMut,
+    /// `server_version_num` of the server.
+    pub version_num: i32,
+    /// Its cancel key (pid, secret).
+    pub key: (i32, Bytes),
+    /// Names of the statements prepared on this connection.
+    pub prepared: HashSet<String>,
+}
+
+fn backend_err(what: &str, e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Backend(format!("{what}: {e}"))
+}
+
+impl ServerConn {
+    /// Connects, authenticates and waits for the first ReadyForQuery. Refuses servers older
+    /// than `min_version_num` (RLS fixes of CVE-2024-10976/10978 are in 15.9).
+    pub async fn connect(
+        target: &BackendTarget,
+        min_version_num: i32,
+    ) -> Result<ServerConn, GatewayError> {
+        let stream = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            TcpStream::connect((target.host.as_str(), target.port)),
+        )
+        .await
+        .map_err(|_| backend_err("connect", "timed out"))?
+        .map_err(|e| backend_err("connect", e))?;
+        let _ = stream.set_nodelay(true);
+        let mut conn = ServerConn {
+            stream,
+            rbuf: BytesMut::with_capacity(16 * 1024),
+            version_num: 0,
+            key: (0, Bytes::new()),
+            prepared: HashSet::new(),
+        };
+        let mut out = BytesMut::new();
+        to_server::startup(
+            &mut out,
+            &[
+                ("user", &target.user),
+                ("database", &target.database),
+                ("application_name", "bulkhead-gateway"),
+                ("client_encoding", "UTF8"),
+            ],
+        );
+        conn.send(&out).await?;
+        tokio::time::timeout(CONNECT_TIMEOUT, conn.handshake(target))
+            .await
+            .map_err(|_| backend_err("startup", "timed out"))??;
+        if conn.version_num < min_version_num {
+            return Err(GatewayError::Backend(format!(
+                "server version {} is below the minimum {min_version_num}",
+                conn.version_num
+            )));
+        }
+        Ok(conn)
+    }
+
+    async fn handshake(&mut self, target: &BackendTarget) -> Result<(), GatewayError> {
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let frame = self.recv().await?;
+            match BackendMessage::decode(&frame)? {
+                BackendMessage::Authentication(0, _) => {}
+                BackendMessage::Authentication(3, _) => {
+                    let mut out = BytesMut::new();
+                    to_server::password(&mut out, &target.password);
+                    self.send(&out).await?;
+                }
+                BackendMessage::Authentication(5, salt) => {
+                    let salt: [u8; 4] = salt
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| backend_err("md5", "bad salt"))?;
+                    let hash = postgres_protocol::authentication::md5_hash(
+                        target.user.as_bytes(),
+                        target.password.as_bytes(),
+                        salt,
+                    );
+                    let mut out = BytesMut::new();
+                    to_server::password(&mut out, &hash);
+                    self.send(&out).await?;
+                }
+                BackendMessage::Authentication(10, mechanisms) => {
+                    if !mechanisms.split(|b| *b == 0).any(|m| m == b"SCRAM-SHA-256") {
+                        return Err(backend_err("auth", "server offers no SCRAM-SHA-256"));
+                    }
+                    let s =
+                        ScramSha256::new(target.password.as_bytes(), ChannelBinding::unsupported());
+                    let mut out = BytesMut::new();
+                    to_server::sasl_initial_response(&mut out, "SCRAM-SHA-256", s.message());
+                    self.send(&out).await?;
+                    scram = Some(s);
+                }
+                BackendMessage::Authentication(11, data) => {
+                    let s = scram
+                        .as_mut()
+                        .ok_or_else(|| backend_err("auth", "SASL continue before start"))?;
+                    s.update(&data).map_err(|e| backend_err("scram", e))?;
+                    let mut out = BytesMut::new();
+                    to_server::sasl_response(&mut out, s.message());
+                    self.send(&out).await?;
+                }
+                BackendMessage::Authentication(12, data) => {
+                    let s = scram
+                        .as_mut()
+                        .ok_or_else(|| backend_err("auth", "SASL final before start"))?;
+                    s.finish(&data).map_err(|e| backend_err("scram", e))?;
+                }
+                BackendMessage::Authentication(code, _) => {
+                    return Err(backend_err("auth", format!("unsupported method {code}")))
+                }
+                BackendMessage::ParameterStatus(name, value) if name == "server_version" => {
+                    self.version_num = version_num(&value);
+                }
+                BackendMessage::BackendKeyData(pid, secret) => self.key = (pid, secret),
+                BackendMessage::Error(fields) => {
+                    return Err(backend_err(
+                        "startup",
+                        fields.message().unwrap_or("refused"),
+                    ))
+                }
+                BackendMessage::ReadyForQuery(_) => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes bytes to the server.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), GatewayError> {
+        self.stream
+            .write_all(bytes)
+            .await
+            .map_err(|e| backend_err("write", e))
+    }
+
+    /// Reads the next frame from the server.
+    pub async fn recv(&mut self) -> Result<Frame, GatewayError> {
+        loop {
+            if let Some(frame) = Frame::parse(&mut self.rbuf, MAX_MESSAGE_LEN)? {
+                return Ok(frame);
+            }
+            let n = self
+                .stream
+                .read_buf(&mut self.rbuf)
+                .await
+                .map_err(|e| backend_err("read", e))?;
+            if n == 0 {
+                return Err(GatewayError::Backend(
+                    "the server closed the connection".into(),
+                ));
+            }
+        }
+    }
+
+    /// True when bytes from the server wait unread (a connection returned to the pool must
+    /// have none).
+    pub fn has_buffered(&self) -> bool {
+        !self.rbuf.is_empty()
+    }
+}
+
+/// `15.18 (Debian 15.18-0+deb12u1)` → 150018; `16beta1` → 160000.
+fn version_num(text: &str) -> i32 {
+    let numeric: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts = numeric.split('.').map(|p| p.parse::<i32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    major * 10_000 + minor
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_versions_are_numbered_like_server_version_num() {
+        assert_eq!(super::version_num("15.18 (Debian 15.18-0+deb12u1)"), 150018);
+        assert_eq!(super::version_num("16.4"), 160004);
+        assert_eq!(super::version_num("17beta1"), 170000);
+    }
+}

@@ -1,0 +1,197 @@
+//! Backend connections, pooled per cluster: each cluster has a budget of connections
+//! (configuration, never the tenant count) shared by its databases. Idle connections are kept
+//! per database; when the budget is spent on idle connections of other databases, one of
+//! those is closed to make room; otherwise a checkout waits, bounded, and then fails with
+//! 53300.
+//!
+//! Invariant: a connection goes back to the pool only when the session says it is clean
+//! (ReadyForQuery idle, nothing unread); otherwise it is closed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use super::conn::{BackendTarget, ServerConn};
+use crate::GatewayError;
+
+/// Pool sizes and waits.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Connections per cluster.
+    pub size: usize,
+    /// How long a checkout may wait.
+    pub checkout_timeout: Duration,
+    /// Oldest server version accepted (`server_version_num`).
+    pub min_server_version: i32,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            size: 20,
+            checkout_timeout: Duration::from_secs(5),
+            min_server_version: 150_009,
+        }
+    }
+}
+
+type Idle = Vec<(ServerConn, OwnedSemaphorePermit)>;
+
+struct ClusterPool {
+    permits: Arc<Semaphore>,
+    idle: Mutex<HashMap<BackendTarget, Idle>>,
+    /// Signalled whenever a connection is given back or closed, so waiting checkouts look
+    /// again: a returned connection keeps its permit, so a wait on the semaphore alone would
+    /// miss it.
+    changed: Notify,
+}
+
+impl Drop for Leased {
+    fn drop(&mut self) {
+        // Closed (not given back): its permit is released with it; wake a waiter.
+        if self.conn.is_some() {
+            self.pool.changed.notify_waiters();
+        }
+    }
+}
+
+/// Every cluster's pool.
+pub struct Pools {
+    settings: PoolSettings,
+    clusters: Mutex<HashMap<String, Arc<ClusterPool>>>,
+}
+
+/// A checked-out connection; closed when dropped unless given back.
+pub struct Leased {
+    conn: Option<ServerConn>,
+    permit: Option<OwnedSemaphorePermit>,
+    pool: Arc<ClusterPool>,
+    target: BackendTarget,
+}
+
+impl Leased {
+    /// The connection.
+    pub fn conn(&mut self) -> &mut ServerConn {
+        self.conn
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("a Leased holds its connection until given back"))
+    }
+
+    /// Returns a clean connection to the pool.
+    pub fn give_back(mut self) {
+        if let (Some(conn), Some(permit)) = (self.conn.take(), self.permit.take()) {
+            if conn.has_buffered() {
+                return;
+            }
+            if let Ok(mut idle) = self.pool.idle.lock() {
+                idle.entry(self.target.clone())
+                    .or_default()
+                    .push((conn, permit));
+            }
+            self.pool.changed.notify_waiters();
+        }
+    }
+}
+
+impl Pools {
+    /// Empty pools with these settings.
+    pub fn new(settings: PoolSettings) -> Self {
+        Self {
+            settings,
+            clusters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cluster(&self, name: &str) -> Arc<ClusterPool> {
+        let mut clusters = match self.clusters.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        clusters
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(ClusterPool {
+                    permits: Arc::new(Semaphore::new(self.settings.size)),
+                    idle: Mutex::new(HashMap::new()),
+                    changed: Notify::new(),
+                })
+            })
+            .clone()
+    }
+
+    /// A connection to `target` on `cluster`: an idle one, a new one within the budget, or
+    /// one freed by closing an idle connection of another database, waiting at most the
+    /// checkout timeout.
+    pub async fn checkout(
+        &self,
+        cluster: &str,
+        target: &BackendTarget,
+    ) -> Result<Leased, GatewayError> {
+        let pool = self.cluster(cluster);
+        let deadline = tokio::time::Instant::now() + self.settings.checkout_timeout;
+        let permit = loop {
+            // Register interest before looking, so a give-back between look and wait is seen.
+            let watch = pool.clone();
+            let changed = watch.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let reused = pool
+                .idle
+                .lock()
+                .ok()
+                .and_then(|mut idle| idle.get_mut(target).and_then(Vec::pop));
+            if let Some((conn, permit)) = reused {
+                return Ok(Leased {
+                    conn: Some(conn),
+                    permit: Some(permit),
+                    pool,
+                    target: target.clone(),
+                });
+            }
+            if let Ok(p) = pool.permits.clone().try_acquire_owned() {
+                break p;
+            }
+            // Close an idle connection of another database to make room, if there is one.
+            let evicted = pool.idle.lock().ok().and_then(|mut idle| {
+                idle.iter_mut()
+                    .find(|(t, list)| *t != target && !list.is_empty())
+                    .and_then(|(_, l)| l.pop())
+            });
+            if evicted.is_some() {
+                drop(evicted);
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(GatewayError::PoolTimeout);
+            }
+        };
+        let conn = match ServerConn::connect(target, self.settings.min_server_version).await {
+            Ok(c) => c,
+            Err(e) => {
+                drop(permit);
+                pool.changed.notify_waiters();
+                return Err(e);
+            }
+        };
+        Ok(Leased {
+            conn: Some(conn),
+            permit: Some(permit),
+            pool,
+            target: target.clone(),
+        })
+    }
+
+    /// How many connections of `cluster` are idle and how many are checked out.
+    pub fn stats(&self, cluster: &str) -> (usize, usize) {
+        let pool = self.cluster(cluster);
+        let idle = pool
+            .idle
+            .lock()
+            .map(|i| i.values().map(Vec::len).sum())
+            .unwrap_or(0);
+        let used = self.settings.size - pool.permits.available_permits() - idle;
+        (idle, used)
+    }
+}

@@ -1,0 +1,216 @@
+//! What the client is owed, in order. Every message the gateway sends to the backend on a
+//! client's behalf, every message it injects (a Parse of a statement that backend has not
+//! seen) and every reply it answers itself (ParseComplete for a statement the backend
+//! already has, CloseComplete) is queued here, so replies reach the client in exactly the
+//! order its messages were sent.
+//!
+//! Invariant: after an ErrorResponse the server ignores everything up to Sync, so the queue
+//! drops everything up to the Sync too; synthetic replies among them are not sent either.
+
+use std::collections::VecDeque;
+
+/// The shape of the replies to one message: which tag ends them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Parse → ParseComplete (`1`).
+    Parse,
+    /// Bind → BindComplete (`2`).
+    Bind,
+    /// Close → CloseComplete (`3`).
+    Close,
+    /// Describe statement → ParameterDescription (`t`) then RowDescription (`T`) or NoData (`n`).
+    DescribeStatement,
+    /// Describe portal → RowDescription (`T`) or NoData (`n`).
+    DescribePortal,
+    /// Execute → rows, then CommandComplete (`C`), EmptyQueryResponse (`I`) or PortalSuspended (`s`).
+    Execute,
+    /// Sync or simple Query → ReadyForQuery (`Z`).
+    Ready,
+}
+
+impl Shape {
+    fn ends_with(&self, tag: u8) -> bool {
+        match self {
+            Shape::Parse => tag == b'1',
+            Shape::Bind => tag == b'2',
+            Shape::Close => tag == b'3',
+            Shape::DescribeStatement | Shape::DescribePortal => tag == b'T' || tag == b'n',
+            Shape::Execute => matches!(tag, b'C' | b'I' | b's'),
+            Shape::Ready => tag == b'Z',
+        }
+    }
+}
+
+/// One expected reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Replies to a client's message: relayed.
+    Relay(Shape),
+    /// Replies to a message the gateway injected: swallowed.
+    Swallow(Shape),
+    /// A reply the gateway sends itself (the tag of an empty-bodied message).
+    Synthetic(u8),
+}
+
+/// What to do with one backend frame.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Synthetic replies to send before the frame.
+    pub before: Vec<u8>,
+    /// Whether to relay the frame.
+    pub relay: bool,
+    /// Synthetic replies to send after the frame.
+    pub after: Vec<u8>,
+}
+
+/// The queue.
+#[derive(Debug, Default)]
+pub struct Expectations {
+    queue: VecDeque<Expect>,
+}
+
+impl Expectations {
+    /// Queues an expectation.
+    pub fn push(&mut self, e: Expect) {
+        self.queue.push_back(e);
+    }
+
+    /// True when nothing is owed.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn drain_synthetic(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(Expect::Synthetic(tag)) = self.queue.front() {
+            out.push(*tag);
+            self.queue.pop_front();
+        }
+        out
+    }
+
+    /// Decides about one frame from the backend.
+    pub fn on_backend(&mut self, tag: u8) -> Decision {
+        let mut d = Decision {
+            before: self.drain_synthetic(),
+            relay: true,
+            after: Vec::new(),
+        };
+        match tag {
+            // Asynchronous messages belong to no request.
+            b'N' | b'S' | b'A' => return d,
+            b'E' => {
+                // The server skips to the next Sync: so do we.
+                let swallowed = matches!(self.queue.front(), Some(Expect::Swallow(_)));
+                while let Some(front) = self.queue.front() {
+                    if matches!(
+                        front,
+                        Expect::Relay(Shape::Ready) | Expect::Swallow(Shape::Ready)
+                    ) {
+                        break;
+                    }
+                    self.queue.pop_front();
+                }
+                // An injected Parse that fails is still the client's business: its statement
+                // cannot run. Relay the error either way.
+                let _ = swallowed;
+                return d;
+            }
+            _ => {}
+        }
+        if let Some(front) = self.queue.front().copied() {
+            let (shape, relay) = match front {
+                Expect::Relay(s) => (s, true),
+                Expect::Swallow(s) => (s, false),
+                Expect::Synthetic(_) => return d,
+            };
+            d.relay = relay;
+            if shape.ends_with(tag) {
+                self.queue.pop_front();
+                if tag != b'Z' {
+                    d.after = self.drain_synthetic();
+                }
+            }
+        }
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injected_parse_is_swallowed_and_synthetic_replies_keep_their_place() {
+        let mut e = Expectations::default();
+        // Client: Parse(s1, known) Bind(s1) Execute Close(s1) Sync.
+        e.push(Expect::Synthetic(b'1'));
+        e.push(Expect::Relay(Shape::Bind));
+        e.push(Expect::Relay(Shape::Execute));
+        e.push(Expect::Synthetic(b'3'));
+        e.push(Expect::Relay(Shape::Ready));
+        assert_eq!(
+            e.on_backend(b'2'),
+            Decision {
+                before: vec![b'1'],
+                relay: true,
+                after: vec![]
+            }
+        );
+        assert_eq!(
+            e.on_backend(b'D'),
+            Decision {
+                before: vec![],
+                relay: true,
+                after: vec![]
+            }
+        );
+        assert_eq!(
+            e.on_backend(b'C'),
+            Decision {
+                before: vec![],
+                relay: true,
+                after: vec![b'3']
+            }
+        );
+        assert_eq!(
+            e.on_backend(b'Z'),
+            Decision {
+                before: vec![],
+                relay: true,
+                after: vec![]
+            }
+        );
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn an_error_skips_to_sync() {
+        let mut e = Expectations::default();
+        e.push(Expect::Swallow(Shape::Parse));
+        e.push(Expect::Relay(Shape::Bind));
+        e.push(Expect::Synthetic(b'3'));
+        e.push(Expect::Relay(Shape::Ready));
+        assert!(e.on_backend(b'E').relay);
+        assert_eq!(
+            e.on_backend(b'Z'),
+            Decision {
+                before: vec![],
+                relay: true,
+                after: vec![]
+            }
+        );
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn swallowed_replies_are_not_relayed() {
+        let mut e = Expectations::default();
+        e.push(Expect::Swallow(Shape::Parse));
+        e.push(Expect::Relay(Shape::Bind));
+        e.push(Expect::Relay(Shape::Ready));
+        assert!(!e.on_backend(b'1').relay);
+        assert!(e.on_backend(b'2').relay);
+    }
+}

@@ -1,0 +1,125 @@
+//! The client side: accept connections, run the startup and login exchange, then hand the
+//! connection to a session. Bad protocol input closes that client only.
+
+mod io;
+mod startup;
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulkhead_directory::Directory;
+use tokio::net::TcpListener;
+
+use crate::backend::{PoolSettings, Pools};
+use crate::session::Session;
+use crate::GatewayError;
+pub use io::ClientIo;
+
+/// Limits of the client side.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Largest message accepted from a client.
+    pub max_message: usize,
+    /// Time allowed for startup and login.
+    pub login_timeout: Duration,
+    /// Backend pools.
+    pub pool: PoolSettings,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            max_message: 16 * 1024 * 1024,
+            login_timeout: Duration::from_secs(10),
+            pool: PoolSettings::default(),
+        }
+    }
+}
+
+/// What every client task shares.
+pub struct GatewayState {
+    /// The directory.
+    pub directory: Directory,
+    /// Backend pools.
+    pub pools: Pools,
+    /// Settings.
+    pub settings: GatewaySettings,
+    next_pid: AtomicI32,
+}
+
+impl GatewayState {
+    /// New shared state.
+    pub fn new(directory: Directory, settings: GatewaySettings) -> Arc<Self> {
+        Arc::new(Self {
+            directory,
+            pools: Pools::new(settings.pool.clone()),
+            settings,
+            next_pid: AtomicI32::new(1),
+        })
+    }
+
+    pub(crate) fn next_pid(&self) -> i32 {
+        self.next_pid.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Accepts clients until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<GatewayState>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = handle(stream, state).await {
+                            if !matches!(e, GatewayError::ClientGone) {
+                                tracing::info!(%peer, error = %e, kind = e.label(), "client connection ended");
+                            }
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "accept failed"),
+            }
+        }
+    }
+}
+
+async fn handle(
+    stream: tokio::net::TcpStream,
+    state: Arc<GatewayState>,
+) -> Result<(), GatewayError> {
+    let mut io = ClientIo::new(stream, state.settings.max_message);
+    let login = tokio::time::timeout(
+        state.settings.login_timeout,
+        startup::login(&mut io, &state),
+    )
+    .await;
+    let (identity, route) = match login {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            if !matches!(e, GatewayError::ClientGone) {
+                io.error("FATAL", e.sqlstate(), &e.to_string());
+                let _ = io.flush().await;
+            }
+            return Err(e);
+        }
+        Err(_) => {
+            io.error(
+                "FATAL",
+                bulkhead_wire::SqlState::ProtocolViolation,
+                "login timed out",
+            );
+            let _ = io.flush().await;
+            return Err(GatewayError::ClientGone);
+        }
+    };
+    tracing::debug!(tenant = %identity.tenant, "client logged in");
+    Session::new(io, state, route).run().await
+}

@@ -1,0 +1,71 @@
+//! Startup and login: answer SSL and GSS requests with `N` (TLS is not configured), read the
+//! startup parameters (only `database` and `user` matter; `options` and every other
+//! parameter are ignored, so no client can set a server setting that way), ask for a
+//! password, authenticate the tenant and resolve its route.
+
+use bulkhead_model::ServiceName;
+use bulkhead_wire::{to_client, FrontendMessage, Startup, TransactionStatus};
+
+use super::{ClientIo, GatewayState};
+use crate::auth::{authenticate, Identity};
+use crate::route::{resolve, Route};
+use crate::GatewayError;
+
+pub(super) async fn login(
+    io: &mut ClientIo,
+    state: &GatewayState,
+) -> Result<(Identity, Route), GatewayError> {
+    let params = loop {
+        let startup = loop {
+            if let Some(s) = Startup::parse(&mut io.rbuf)? {
+                break s;
+            }
+            io.fill().await?;
+        };
+        match startup {
+            Startup::SslRequest | Startup::GssEncRequest => io.write_now(b"N").await?,
+            Startup::Cancel { .. } => {
+                return Err(GatewayError::Unsupported(
+                    "cancel requests are not supported yet".into(),
+                ))
+            }
+            Startup::Startup { params, .. } => break params,
+        }
+    };
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let database = get("database").or_else(|| get("user")).unwrap_or_default();
+    let service: ServiceName = database
+        .parse()
+        .map_err(|_| GatewayError::UnknownService(database.to_string()))?;
+    if state.directory.service(&service).await.is_err() {
+        return Err(GatewayError::UnknownService(database.to_string()));
+    }
+    to_client::authentication_cleartext(&mut io.wbuf);
+    io.flush().await?;
+    let frame = io.read_frame().await?;
+    let FrontendMessage::Password(body) = FrontendMessage::decode(&frame)? else {
+        return Err(GatewayError::BadCredentials(
+            "expected a password message".into(),
+        ));
+    };
+    let password = FrontendMessage::password_text(&body)?;
+    let identity = authenticate(&state.directory, &service, &password).await?;
+    let route = resolve(&state.directory, &service, &identity.tenant).await?;
+    to_client::authentication_ok(&mut io.wbuf);
+    for (k, v) in [
+        ("server_version", route.server_version.as_str()),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO, MDY"),
+        ("integer_datetimes", "on"),
+        ("standard_conforming_strings", "on"),
+        ("application_name", get("application_name").unwrap_or("")),
+    ] {
+        to_client::parameter_status(&mut io.wbuf, k, v);
+    }
+    let secret: [u8; 4] = rand::random();
+    to_client::backend_key_data(&mut io.wbuf, state.next_pid(), &secret);
+    to_client::ready_for_query(&mut io.wbuf, TransactionStatus::Idle);
+    io.flush().await?;
+    Ok((identity, route))
+}

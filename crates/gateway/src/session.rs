@@ -1,0 +1,726 @@
+//! One client's session after login: transaction pooling.
+//!
+//! The client's input is taken one unit at a time (a simple Query, or extended-protocol
+//! messages up to Sync). A unit that starts outside a transaction checks out a backend
+//! connection for the tenant's placement and opens a transaction with the tenant's context
+//! (`BEGIN; SET LOCAL ROLE; SET LOCAL search_path; SET LOCAL bulkhead.tenant_id`). When the
+//! unit ends outside a client transaction, the gateway commits (or rolls back) and returns
+//! the connection; inside a client transaction the connection stays until COMMIT/ROLLBACK.
+//!
+//! Invariant: a backend connection goes back to the pool only idle (ReadyForQuery `I`) with
+//! nothing unread; a client that vanishes or breaks the protocol takes its connection with
+//! it (closed, never reused dirty).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bulkhead_wire::{
+    to_client, to_server, BackendMessage, Frame, FrontendMessage, SqlState, TransactionStatus,
+};
+use bytes::BytesMut;
+use sha2::{Digest, Sha256};
+
+use crate::backend::Leased;
+use crate::expect::{Expect, Expectations, Shape};
+use crate::frontend::{ClientIo, GatewayState};
+use crate::guard::{self, Refusal, TxEffect};
+use crate::route::Route;
+use crate::GatewayError;
+
+struct ClientStatement {
+    query: String,
+    types: Vec<u32>,
+    effects: Vec<TxEffect>,
+    backend_name: String,
+}
+
+/// A logged-in client.
+pub struct Session {
+    io: ClientIo,
+    state: Arc<GatewayState>,
+    route: Route,
+    backend: Option<Leased>,
+    explicit: bool,
+    aborted: bool,
+    statements: HashMap<String, ClientStatement>,
+    unnamed_effects: Vec<TxEffect>,
+}
+
+impl Session {
+    /// A session for a client whose route is resolved.
+    pub fn new(io: ClientIo, state: Arc<GatewayState>, route: Route) -> Self {
+        Self {
+            io,
+            state,
+            route,
+            backend: None,
+            explicit: false,
+            aborted: false,
+            statements: HashMap::new(),
+            unnamed_effects: Vec::new(),
+        }
+    }
+
+    /// Serves the client until it leaves.
+    pub async fn run(mut self) -> Result<(), GatewayError> {
+        let mut batch: Vec<FrontendMessage> = Vec::new();
+        loop {
+            let frame = match self.io.read_frame().await {
+                Ok(f) => f,
+                Err(GatewayError::Protocol(e)) => {
+                    return self.fatal(GatewayError::Protocol(e)).await
+                }
+                Err(e) => return Err(e),
+            };
+            let msg = match FrontendMessage::decode(&frame) {
+                Ok(m) => m,
+                Err(e) => return self.fatal(GatewayError::Protocol(e)).await,
+            };
+            match msg {
+                FrontendMessage::Terminate => return Ok(()),
+                FrontendMessage::Query(sql) => self.simple(&sql).await?,
+                FrontendMessage::Sync => {
+                    let unit = std::mem::take(&mut batch);
+                    self.extended(unit).await?;
+                }
+                FrontendMessage::FunctionCall => {
+                    self.io.error(
+                        "ERROR",
+                        SqlState::FeatureNotSupported,
+                        "the function-call protocol is not supported",
+                    );
+                    self.ready(self.status()).await?;
+                }
+                m @ (FrontendMessage::Parse { .. }
+                | FrontendMessage::Bind { .. }
+                | FrontendMessage::Describe { .. }
+                | FrontendMessage::Execute { .. }
+                | FrontendMessage::Close { .. }
+                | FrontendMessage::Flush) => batch.push(m),
+                _ => {
+                    return self
+                        .fatal(GatewayError::Protocol(
+                            bulkhead_wire::ProtocolError::Malformed {
+                                what: "session",
+                                detail: "unexpected message outside COPY or login",
+                            },
+                        ))
+                        .await
+                }
+            }
+        }
+    }
+
+    async fn fatal(&mut self, e: GatewayError) -> Result<(), GatewayError> {
+        self.io.error("FATAL", e.sqlstate(), &e.to_string());
+        let _ = self.io.flush().await;
+        Err(e)
+    }
+
+    fn status(&self) -> TransactionStatus {
+        match (self.explicit, self.aborted) {
+            (false, _) => TransactionStatus::Idle,
+            (true, false) => TransactionStatus::InTransaction,
+            (true, true) => TransactionStatus::Failed,
+        }
+    }
+
+    async fn ready(&mut self, status: TransactionStatus) -> Result<(), GatewayError> {
+        to_client::ready_for_query(&mut self.io.wbuf, status);
+        self.io.flush().await
+    }
+
+    /// Answers a refused unit without touching the backend. Inside a client transaction the
+    /// transaction is marked failed, as PostgreSQL would.
+    async fn refuse(&mut self, r: Refusal) -> Result<(), GatewayError> {
+        tracing::info!(tenant = %self.route.tenant, rule = r.rule, "statement refused");
+        self.io.error("ERROR", r.code, &r.message);
+        if self.explicit {
+            self.aborted = true;
+        }
+        self.ready(self.status()).await
+    }
+
+    /// Checks the order of transaction control in one unit: BEGIN only first, COMMIT or
+    /// ROLLBACK only last. Returns (begins, ends).
+    fn shape(effects: &[TxEffect]) -> Result<(bool, bool), Refusal> {
+        let n = effects.len();
+        for (i, e) in effects.iter().enumerate() {
+            let misplaced = match e {
+                TxEffect::Begin => i != 0,
+                TxEffect::Commit | TxEffect::Rollback => i + 1 != n,
+                TxEffect::None => false,
+            };
+            if misplaced {
+                return Err(Refusal {
+                    code: SqlState::FeatureNotSupported,
+                    rule: "transaction_shape",
+                    message: "through the gateway, BEGIN must come first and COMMIT/ROLLBACK last in a query string; send the rest as separate queries".into(),
+                });
+            }
+        }
+        let begins = effects.first() == Some(&TxEffect::Begin);
+        let ends = matches!(effects.last(), Some(TxEffect::Commit | TxEffect::Rollback)) && n > 0;
+        Ok((begins, ends))
+    }
+
+    /// Handles COMMIT/ROLLBACK of a transaction the gateway already knows is failed.
+    async fn end_aborted(&mut self, effects: &[TxEffect]) -> Result<bool, GatewayError> {
+        if !self.aborted {
+            return Ok(false);
+        }
+        if effects.len() == 1 && matches!(effects[0], TxEffect::Commit | TxEffect::Rollback) {
+            self.finish_backend("ROLLBACK").await?;
+            to_client::command_complete(&mut self.io.wbuf, "ROLLBACK");
+            self.explicit = false;
+            self.aborted = false;
+            self.ready(TransactionStatus::Idle).await?;
+        } else {
+            self.io.error(
+                "ERROR",
+                SqlState::InFailedSqlTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            );
+            self.ready(TransactionStatus::Failed).await?;
+        }
+        Ok(true)
+    }
+
+    async fn simple(&mut self, sql: &str) -> Result<(), GatewayError> {
+        let effects = match guard::check(sql) {
+            Ok(e) => e,
+            Err(r) => return self.refuse(r).await,
+        };
+        if self.end_aborted(&effects).await? {
+            return Ok(());
+        }
+        if effects.is_empty() {
+            to_client::empty_query_response(&mut self.io.wbuf);
+            return self.ready(self.status()).await;
+        }
+        let (begins, ends) = match Self::shape(&effects) {
+            Ok(s) => s,
+            Err(r) => return self.refuse(r).await,
+        };
+        let mut rest = sql.to_string();
+        if self.backend.is_none() {
+            if begins {
+                let pieces = pg_query::split_with_parser(sql).unwrap_or_default();
+                let first = pieces.first().copied().unwrap_or("BEGIN");
+                if !self.attach(first, true).await? {
+                    return Ok(());
+                }
+                rest = pieces[1..].join(";\n");
+                if rest.trim().is_empty() {
+                    self.explicit = true;
+                    return self.ready(TransactionStatus::InTransaction).await;
+                }
+            } else if !self.attach("BEGIN", false).await? {
+                return Ok(());
+            }
+        }
+        let mut out = BytesMut::new();
+        to_server::query(&mut out, &rest);
+        let mut expect = Expectations::default();
+        expect.push(Expect::Relay(Shape::Ready));
+        let status = self
+            .forward(&out, &mut expect, begins && !self.explicit)
+            .await?;
+        self.finish_unit(status, begins, ends).await
+    }
+
+    async fn extended(&mut self, batch: Vec<FrontendMessage>) -> Result<(), GatewayError> {
+        // Check every statement text first; refuse the whole unit if any is refused.
+        let mut parsed: HashMap<String, Vec<TxEffect>> = HashMap::new();
+        for m in &batch {
+            if let FrontendMessage::Parse { name, query, .. } = m {
+                match guard::check(query) {
+                    Ok(e) => {
+                        parsed.insert(name.clone(), e);
+                    }
+                    Err(r) => return self.refuse(r).await,
+                }
+            }
+        }
+        let effects = self.executed_effects(&batch, &parsed);
+        if self.end_aborted(&effects).await? {
+            return Ok(());
+        }
+        let (begins, ends) = match Self::shape(&effects) {
+            Ok(s) => s,
+            Err(r) => return self.refuse(r).await,
+        };
+        if self.backend.is_none() && !self.attach("BEGIN", false).await? {
+            return Ok(());
+        }
+        let (out, mut expect, attempted) = self.translate(batch, &parsed);
+        let result = self
+            .forward(&out, &mut expect, begins && !self.explicit)
+            .await;
+        let status = match result {
+            Ok(s) => s,
+            Err(e) => return Err(e),
+        };
+        if let Some(b) = self.backend.as_mut() {
+            if status == TransactionStatus::Failed {
+                // Some Parse may have failed: forget the names tried in this unit.
+                let mut out = BytesMut::new();
+                for name in &attempted {
+                    to_server::close(&mut out, b'S', name);
+                    b.conn().prepared.remove(name);
+                }
+                if !out.is_empty() {
+                    to_server::sync(&mut out);
+                    let mut e = Expectations::default();
+                    for _ in &attempted {
+                        e.push(Expect::Swallow(Shape::Close));
+                    }
+                    e.push(Expect::Swallow(Shape::Ready));
+                    let _ = self.internal(&out, &mut e).await?;
+                }
+            } else {
+                b.conn().prepared.extend(attempted);
+            }
+        }
+        self.finish_unit(status, begins, ends).await
+    }
+
+    /// The transaction effects of the statements this unit executes, in order.
+    fn executed_effects(
+        &mut self,
+        batch: &[FrontendMessage],
+        parsed: &HashMap<String, Vec<TxEffect>>,
+    ) -> Vec<TxEffect> {
+        let mut portals: HashMap<&str, &str> = HashMap::new();
+        let mut out = Vec::new();
+        for m in batch {
+            match m {
+                FrontendMessage::Parse { name, .. } if name.is_empty() => {
+                    self.unnamed_effects = parsed.get("").cloned().unwrap_or_default();
+                }
+                FrontendMessage::Bind {
+                    portal, statement, ..
+                } => {
+                    portals.insert(portal, statement);
+                }
+                FrontendMessage::Execute { portal, .. } => {
+                    let stmt = portals.get(portal.as_str()).copied().unwrap_or("");
+                    let effects = match parsed.get(stmt) {
+                        Some(e) => e.clone(),
+                        None if stmt.is_empty() => self.unnamed_effects.clone(),
+                        None => self
+                            .statements
+                            .get(stmt)
+                            .map(|s| s.effects.clone())
+                            .unwrap_or_default(),
+                    };
+                    out.extend(effects);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn backend_name(&self, query: &str, types: &[u32]) -> String {
+        let mut h = Sha256::new();
+        for part in [
+            self.route.role.as_bytes(),
+            self.route.search_path.as_bytes(),
+            query.as_bytes(),
+        ] {
+            h.update(part);
+            h.update([0]);
+        }
+        for t in types {
+            h.update(t.to_be_bytes());
+        }
+        format!("bh_{}", &hex::encode(h.finalize())[..24])
+    }
+
+    /// Rewrites a unit for the backend: named statements get backend names keyed by role,
+    /// search_path, text and types (never shared across tenants), are prepared on this
+    /// connection when missing, and Close of a named statement is answered by the gateway.
+    fn translate(
+        &mut self,
+        batch: Vec<FrontendMessage>,
+        parsed: &HashMap<String, Vec<TxEffect>>,
+    ) -> (BytesMut, Expectations, Vec<String>) {
+        let mut out = BytesMut::new();
+        let mut expect = Expectations::default();
+        let mut attempted: Vec<String> = Vec::new();
+        let mut known: HashSet<String> = self
+            .backend
+            .as_mut()
+            .map(|b| b.conn().prepared.clone())
+            .unwrap_or_default();
+        for m in batch {
+            match m {
+                FrontendMessage::Parse {
+                    name,
+                    query,
+                    param_types,
+                } if !name.is_empty() => {
+                    let bname = self.backend_name(&query, &param_types);
+                    if known.contains(&bname) {
+                        expect.push(Expect::Synthetic(b'1'));
+                    } else {
+                        to_server::parse(&mut out, &bname, &query, &param_types);
+                        expect.push(Expect::Relay(Shape::Parse));
+                        known.insert(bname.clone());
+                        attempted.push(bname.clone());
+                    }
+                    let effects = parsed.get(&name).cloned().unwrap_or_default();
+                    self.statements.insert(
+                        name,
+                        ClientStatement {
+                            query,
+                            types: param_types,
+                            effects,
+                            backend_name: bname,
+                        },
+                    );
+                }
+                FrontendMessage::Parse {
+                    name,
+                    query,
+                    param_types,
+                } => {
+                    to_server::parse(&mut out, &name, &query, &param_types);
+                    expect.push(Expect::Relay(Shape::Parse));
+                }
+                FrontendMessage::Bind {
+                    portal,
+                    statement,
+                    param_formats,
+                    params,
+                    result_formats,
+                } => {
+                    let stmt = self.ensure_prepared(
+                        &statement,
+                        &mut out,
+                        &mut expect,
+                        &mut known,
+                        &mut attempted,
+                    );
+                    let values: Vec<Option<&[u8]>> = params.iter().map(|p| p.as_deref()).collect();
+                    to_server::bind(
+                        &mut out,
+                        &portal,
+                        &stmt,
+                        &param_formats,
+                        &values,
+                        &result_formats,
+                    );
+                    expect.push(Expect::Relay(Shape::Bind));
+                }
+                FrontendMessage::Describe { kind: b'S', name } => {
+                    let stmt = self.ensure_prepared(
+                        &name,
+                        &mut out,
+                        &mut expect,
+                        &mut known,
+                        &mut attempted,
+                    );
+                    to_server::describe(&mut out, b'S', &stmt);
+                    expect.push(Expect::Relay(Shape::DescribeStatement));
+                }
+                FrontendMessage::Describe { kind, name } => {
+                    to_server::describe(&mut out, kind, &name);
+                    expect.push(Expect::Relay(Shape::DescribePortal));
+                }
+                FrontendMessage::Execute { portal, max_rows } => {
+                    to_server::execute(&mut out, &portal, max_rows);
+                    expect.push(Expect::Relay(Shape::Execute));
+                }
+                FrontendMessage::Close { kind: b'S', name } if !name.is_empty() => {
+                    // The backend statement may serve this client again; keep it prepared.
+                    self.statements.remove(&name);
+                    expect.push(Expect::Synthetic(b'3'));
+                }
+                FrontendMessage::Close { kind, name } => {
+                    to_server::close(&mut out, kind, &name);
+                    expect.push(Expect::Relay(Shape::Close));
+                }
+                FrontendMessage::Flush => to_server::flush(&mut out),
+                _ => {}
+            }
+        }
+        to_server::sync(&mut out);
+        expect.push(Expect::Relay(Shape::Ready));
+        (out, expect, attempted)
+    }
+
+    /// The backend name of a client statement, preparing it on this connection first when
+    /// it is not there (the injected Parse's reply is swallowed).
+    fn ensure_prepared(
+        &self,
+        client_name: &str,
+        out: &mut BytesMut,
+        expect: &mut Expectations,
+        known: &mut HashSet<String>,
+        attempted: &mut Vec<String>,
+    ) -> String {
+        let Some(s) = self
+            .statements
+            .get(client_name)
+            .filter(|_| !client_name.is_empty())
+        else {
+            return client_name.to_string();
+        };
+        if !known.contains(&s.backend_name) {
+            to_server::parse(out, &s.backend_name, &s.query, &s.types);
+            expect.push(Expect::Swallow(Shape::Parse));
+            known.insert(s.backend_name.clone());
+            attempted.push(s.backend_name.clone());
+        }
+        s.backend_name.clone()
+    }
+
+    /// Checks out a connection and opens a transaction with the tenant's context. With
+    /// `relay_begin`, the client's own BEGIN opened it and its CommandComplete is relayed.
+    /// Returns false when the client was answered with an error instead.
+    async fn attach(&mut self, begin: &str, relay_begin: bool) -> Result<bool, GatewayError> {
+        let leased = self
+            .state
+            .pools
+            .checkout(&self.route.cluster, &self.route.target)
+            .await;
+        let leased = match leased {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(tenant = %self.route.tenant, error = %e, "no backend connection");
+                self.io.error("ERROR", e.sqlstate(), &e.to_string());
+                self.ready(self.status()).await?;
+                return Ok(false);
+            }
+        };
+        self.backend = Some(leased);
+        let mut out = BytesMut::new();
+        to_server::query(&mut out, &self.route.prologue(begin));
+        let sent = match self.backend.as_mut() {
+            Some(b) => b.conn().send(&out).await,
+            None => Err(GatewayError::Backend("no backend".into())),
+        };
+        if let Err(e) = sent {
+            self.backend_lost(e).await?;
+            self.ready(TransactionStatus::Idle).await?;
+            return Ok(false);
+        }
+        let mut first = relay_begin;
+        loop {
+            let frame = match self.backend_recv().await {
+                Ok(f) => f,
+                Err(e) => {
+                    self.backend_lost(e).await?;
+                    self.ready(TransactionStatus::Idle).await?;
+                    return Ok(false);
+                }
+            };
+            match frame.tag {
+                b'C' if first => {
+                    first = false;
+                    self.write_frame(&frame);
+                }
+                b'E' => {
+                    // The context could not be set: never run the client's statement.
+                    tracing::error!(tenant = %self.route.tenant, "setting the tenant context failed");
+                    self.write_frame(&frame);
+                }
+                b'Z' => {
+                    let status = ready_status(&frame)?;
+                    if status != TransactionStatus::InTransaction {
+                        self.drop_backend();
+                        self.ready(TransactionStatus::Idle).await?;
+                        return Ok(false);
+                    }
+                    return Ok(true);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn backend_recv(&mut self) -> Result<Frame, GatewayError> {
+        let Some(b) = self.backend.as_mut() else {
+            return Err(GatewayError::Backend("no backend".into()));
+        };
+        b.conn().recv().await
+    }
+
+    fn drop_backend(&mut self) {
+        self.backend = None;
+    }
+
+    fn write_frame(&mut self, frame: &Frame) {
+        let w = &mut self.io.wbuf;
+        w.extend_from_slice(&[frame.tag]);
+        w.extend_from_slice(&((frame.body.len() + 4) as i32).to_be_bytes());
+        w.extend_from_slice(&frame.body);
+    }
+
+    /// Sends `out` to the backend and relays its replies as `expect` says, until
+    /// ReadyForQuery, whose status is returned (not relayed). With `mute_begin_warning`, the
+    /// warning a client's BEGIN inside the gateway's transaction causes is dropped.
+    async fn forward(
+        &mut self,
+        out: &[u8],
+        expect: &mut Expectations,
+        mute_begin_warning: bool,
+    ) -> Result<TransactionStatus, GatewayError> {
+        let sent = match self.backend.as_mut() {
+            Some(b) => b.conn().send(out).await,
+            None => Err(GatewayError::Backend("no backend".into())),
+        };
+        if let Err(e) = sent {
+            return self.backend_lost(e).await;
+        }
+        loop {
+            let frame = match self.backend_recv().await {
+                Ok(f) => f,
+                Err(e) => return self.backend_lost(e).await,
+            };
+            let d = expect.on_backend(frame.tag);
+            for t in d.before {
+                empty_message(&mut self.io.wbuf, t);
+            }
+            if frame.tag == b'Z' {
+                return ready_status(&frame);
+            }
+            let muted = mute_begin_warning
+                && frame.tag == b'N'
+                && matches!(BackendMessage::decode(&frame), Ok(BackendMessage::Notice(f)) if f.code() == Some("25001"));
+            if d.relay && !muted {
+                self.write_frame(&frame);
+            }
+            for t in d.after {
+                empty_message(&mut self.io.wbuf, t);
+            }
+            if frame.tag == b'G' {
+                self.copy_in().await?;
+            }
+            if self.io.wbuf.len() > 64 * 1024 {
+                self.io.flush().await?;
+            }
+        }
+    }
+
+    /// COPY FROM STDIN: forwards the client's data until CopyDone or CopyFail.
+    async fn copy_in(&mut self) -> Result<(), GatewayError> {
+        self.io.flush().await?;
+        loop {
+            let frame = self.io.read_frame().await?;
+            let done = matches!(frame.tag, b'c' | b'f');
+            if !matches!(frame.tag, b'd' | b'c' | b'f' | b'H' | b'S') {
+                return Err(GatewayError::Protocol(
+                    bulkhead_wire::ProtocolError::Malformed {
+                        what: "COPY",
+                        detail: "unexpected message during COPY FROM STDIN",
+                    },
+                ));
+            }
+            let bytes = frame.to_bytes();
+            let sent = match self.backend.as_mut() {
+                Some(b) => b.conn().send(&bytes).await,
+                None => Err(GatewayError::Backend("no backend".into())),
+            };
+            sent?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The backend failed mid-unit: the transaction is gone. Tell the client and go on.
+    async fn backend_lost(&mut self, e: GatewayError) -> Result<TransactionStatus, GatewayError> {
+        tracing::warn!(tenant = %self.route.tenant, error = %e, "backend connection lost");
+        self.drop_backend();
+        self.explicit = false;
+        self.aborted = false;
+        self.io.error(
+            "ERROR",
+            SqlState::ConnectionFailure,
+            "the connection to the tenant's database was lost; the transaction was rolled back",
+        );
+        Ok(TransactionStatus::Idle)
+    }
+
+    /// Sends gateway-internal messages and swallows their replies, except errors.
+    async fn internal(
+        &mut self,
+        out: &[u8],
+        expect: &mut Expectations,
+    ) -> Result<TransactionStatus, GatewayError> {
+        self.forward(out, expect, false).await
+    }
+
+    /// Ends the backend transaction with `sql` (COMMIT or ROLLBACK), relaying only an error,
+    /// and gives the connection back when it is idle.
+    async fn finish_backend(&mut self, sql: &str) -> Result<TransactionStatus, GatewayError> {
+        if self.backend.is_none() {
+            return Ok(TransactionStatus::Idle);
+        }
+        let mut out = BytesMut::new();
+        to_server::query(&mut out, sql);
+        let mut expect = Expectations::default();
+        expect.push(Expect::Swallow(Shape::Ready));
+        let status = self.internal(&out, &mut expect).await?;
+        self.release(status);
+        Ok(status)
+    }
+
+    fn release(&mut self, status: TransactionStatus) {
+        if let Some(b) = self.backend.take() {
+            if status == TransactionStatus::Idle {
+                b.give_back();
+            }
+        }
+    }
+
+    async fn finish_unit(
+        &mut self,
+        status: TransactionStatus,
+        begins: bool,
+        ends: bool,
+    ) -> Result<(), GatewayError> {
+        if self.backend.is_none() {
+            // Lost mid-unit: already reported.
+            return self.ready(TransactionStatus::Idle).await;
+        }
+        if begins {
+            self.explicit = true;
+        }
+        if ends || status == TransactionStatus::Idle {
+            self.explicit = false;
+            self.aborted = false;
+            if status == TransactionStatus::Idle {
+                self.release(status);
+            } else {
+                self.finish_backend("ROLLBACK").await?;
+            }
+            return self.ready(TransactionStatus::Idle).await;
+        }
+        if !self.explicit {
+            let end = if status == TransactionStatus::Failed {
+                "ROLLBACK"
+            } else {
+                "COMMIT"
+            };
+            self.finish_backend(end).await?;
+            return self.ready(TransactionStatus::Idle).await;
+        }
+        self.aborted = status == TransactionStatus::Failed;
+        self.ready(status).await
+    }
+}
+
+fn ready_status(frame: &Frame) -> Result<TransactionStatus, GatewayError> {
+    match BackendMessage::decode(frame)? {
+        BackendMessage::ReadyForQuery(s) => Ok(s),
+        _ => Err(GatewayError::Backend("expected ReadyForQuery".into())),
+    }
+}
+
+fn empty_message(buf: &mut BytesMut, tag: u8) {
+    buf.extend_from_slice(&[tag, 0, 0, 0, 4]);
+}

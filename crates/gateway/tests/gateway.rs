@@ -1,0 +1,388 @@
+//! The gateway with real PostgreSQL and a real driver (tokio-postgres): routing in each
+//! mode, context that never leaks between clients sharing a backend, prepared statements,
+//! refusals, bad credentials, dropped clients and malformed input.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulkhead_directory::{Directory, NewCluster, NewService, NewTenant};
+use bulkhead_gateway::backend::PoolSettings;
+use bulkhead_gateway::{serve, GatewaySettings, GatewayState};
+use bulkhead_model::Mode;
+use bulkhead_pgkit::shared_cluster;
+use bulkhead_provisioner::migrate::read_migrations_dir;
+use bulkhead_provisioner::{add_cluster, create_service, create_tenant, CreateTenant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::{Client, NoTls};
+
+struct Env {
+    dir: Directory,
+    port: u16,
+    service: String,
+}
+
+async fn env(label: &str, pool_size: usize) -> Env {
+    let pg = shared_cluster().expect("cluster");
+    let control = pg.create_database(label).await.expect("control");
+    let dir = Directory::connect(&control.dsn).await.expect("dir");
+    dir.migrate().await.expect("migrate");
+    add_cluster(
+        &dir,
+        &NewCluster {
+            name: "main".parse().expect("n"),
+            region: "local".parse().expect("r"),
+            admin_dsn: pg.dsn("postgres"),
+            capacity: None,
+        },
+    )
+    .await
+    .expect("cluster");
+    let service = format!("gw_{label}");
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioner/tests/fixtures/billing");
+    create_service(
+        &dir,
+        &NewService {
+            name: service.parse().expect("s"),
+            default_mode: Mode::Shared,
+            tier_modes: Default::default(),
+            cluster: None,
+            reference_tables: vec!["countries".into()],
+            migrations: read_migrations_dir(&fixtures).expect("fixtures"),
+        },
+    )
+    .await
+    .expect("service");
+    let settings = GatewaySettings {
+        pool: PoolSettings {
+            size: pool_size,
+            checkout_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let state = GatewayState::new(dir.clone(), settings);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(serve(listener, state, std::future::pending::<()>()));
+    Env { dir, port, service }
+}
+
+async fn tenant_key(env: &Env, slug: &str, mode: Mode) -> String {
+    let created = create_tenant(
+        &env.dir,
+        &CreateTenant {
+            tenant: NewTenant {
+                slug: slug.parse().expect("slug"),
+                id: None,
+                tier: None,
+                region: None,
+            },
+            service: Some(env.service.parse().expect("s")),
+            mode: Some(mode),
+            cluster: None,
+        },
+    )
+    .await
+    .expect("tenant");
+    let secret: String = (0..40)
+        .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
+        .collect();
+    env.dir
+        .issue_key(&created.tenant.id, &secret)
+        .await
+        .expect("key")
+        .key
+}
+
+async fn connect(env: &Env, password: &str) -> Result<Client, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(env.port)
+        .dbname(&env.service)
+        .user("app")
+        .password(password)
+        .connect_timeout(Duration::from_secs(5));
+    let (client, conn) = config.connect(NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+fn code(e: &tokio_postgres::Error) -> String {
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+#[tokio::test]
+async fn one_connection_string_reaches_each_mode_and_sees_only_its_rows() {
+    let env = env("modes", 4).await;
+    let mut clients = Vec::new();
+    for (slug, mode) in [
+        ("alpha", Mode::Shared),
+        ("beta", Mode::Shared),
+        ("gamma", Mode::Schema),
+        ("delta", Mode::Database),
+    ] {
+        let key = tenant_key(&env, slug, mode).await;
+        clients.push((slug, connect(&env, &key).await.expect("connect")));
+    }
+    for (i, (slug, c)) in clients.iter().enumerate() {
+        // Simple protocol.
+        c.simple_query(&format!(
+            "INSERT INTO customers (id, name) VALUES ({i}, '{slug}')"
+        ))
+        .await
+        .expect("insert");
+        // Extended protocol with a named prepared statement (tokio-postgres prepares).
+        let stmt = c
+            .prepare("INSERT INTO customers (id, name) VALUES ($1, $2)")
+            .await
+            .expect("prepare");
+        c.execute(&stmt, &[&(100 + i as i64), &format!("{slug}-2")])
+            .await
+            .expect("execute");
+    }
+    for (slug, c) in &clients {
+        let rows = c
+            .query("SELECT name FROM customers ORDER BY id", &[])
+            .await
+            .expect("select");
+        let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(
+            names,
+            [slug.to_string(), format!("{slug}-2")],
+            "{slug} sees only its rows"
+        );
+        let countries: i64 = c
+            .query_one("SELECT count(*) FROM countries", &[])
+            .await
+            .expect("ref")
+            .get(0);
+        assert_eq!(countries, 4, "{slug} reads reference data");
+    }
+}
+
+#[tokio::test]
+async fn context_never_leaks_between_tenants_sharing_one_backend() {
+    let env = env("leak", 1).await;
+    let a_key = tenant_key(&env, "a", Mode::Shared).await;
+    let b_key = tenant_key(&env, "b", Mode::Schema).await;
+    let a = connect(&env, &a_key).await.expect("a");
+    let b = connect(&env, &b_key).await.expect("b");
+    let who = "SELECT current_user::text, current_setting('bulkhead.tenant_id'), current_setting('search_path')";
+    let mut seen = Vec::new();
+    for round in 0..10 {
+        for (name, c) in [("a", &a), ("b", &b)] {
+            c.simple_query(&format!(
+                "INSERT INTO customers (id, name) VALUES ({round}, '{name}')"
+            ))
+            .await
+            .expect("insert");
+            let row = c.query_one(who, &[]).await.expect("who");
+            seen.push((
+                name,
+                row.get::<_, String>(0),
+                row.get::<_, String>(1),
+                row.get::<_, String>(2),
+            ));
+        }
+    }
+    let a_roles: std::collections::HashSet<_> = seen
+        .iter()
+        .filter(|s| s.0 == "a")
+        .map(|s| (&s.1, &s.2, &s.3))
+        .collect();
+    let b_roles: std::collections::HashSet<_> = seen
+        .iter()
+        .filter(|s| s.0 == "b")
+        .map(|s| (&s.1, &s.2, &s.3))
+        .collect();
+    assert_eq!(
+        a_roles.len(),
+        1,
+        "a always runs in one context: {a_roles:?}"
+    );
+    assert_eq!(
+        b_roles.len(),
+        1,
+        "b always runs in one context: {b_roles:?}"
+    );
+    assert!(a_roles.is_disjoint(&b_roles));
+    for c in [&a, &b] {
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM customers", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(n, 10);
+    }
+    // A transaction holds the one connection; the other tenant waits, then gets it.
+    let tx_client = connect(&env, &a_key).await.expect("a2");
+    tx_client.simple_query("BEGIN").await.expect("begin");
+    tx_client
+        .simple_query("INSERT INTO customers (id, name) VALUES (99, 'pending')")
+        .await
+        .expect("insert");
+    let waiter = tokio::spawn(async move {
+        let n: i64 = b
+            .query_one("SELECT count(*) FROM customers", &[])
+            .await
+            .expect("b after wait")
+            .get(0);
+        n
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx_client.simple_query("COMMIT").await.expect("commit");
+    assert_eq!(
+        waiter.await.expect("join"),
+        10,
+        "b saw its own rows only, after a's commit"
+    );
+}
+
+#[tokio::test]
+async fn escapes_are_refused_over_the_wire_and_the_session_goes_on() {
+    let env = env("guard", 2).await;
+    let key = tenant_key(&env, "guarded", Mode::Shared).await;
+    let c = connect(&env, &key).await.expect("connect");
+    for sql in [
+        "SET ROLE bulkhead_gateway",
+        "RESET ROLE",
+        "SET LOCAL bulkhead.tenant_id = '00000000-0000-0000-0000-000000000000'",
+        "SELECT set_config('role', 'postgres', true)",
+        "SET search_path = public",
+        "DO $$ BEGIN END $$",
+    ] {
+        let err = c.simple_query(sql).await.expect_err(sql);
+        assert_eq!(code(&err), "42501", "{sql}");
+    }
+    let err = c.simple_query("SELEC 1").await.expect_err("unparsable");
+    assert_eq!(code(&err), "42601");
+    // Inside a transaction a refusal fails the transaction, as PostgreSQL would.
+    c.simple_query("BEGIN").await.expect("begin");
+    c.simple_query("INSERT INTO customers (id, name) VALUES (1, 'x')")
+        .await
+        .expect("insert");
+    assert!(c.simple_query("SET ROLE x").await.is_err());
+    let err = c.simple_query("SELECT 1").await.expect_err("aborted");
+    assert_eq!(code(&err), "25P02");
+    c.simple_query("COMMIT")
+        .await
+        .expect("commit of a failed transaction rolls back");
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "the refused transaction left nothing");
+    assert_eq!(
+        c.query_one("SELECT 1::int", &[])
+            .await
+            .expect("usable")
+            .get::<_, i32>(0),
+        1
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_get_clear_errors() {
+    let env = env("auth", 2).await;
+    let key = tenant_key(&env, "keyed", Mode::Shared).await;
+    let wrong = format!("{}x", &key[..key.len() - 1]);
+    let err = connect(&env, &wrong).await.err().expect("wrong key");
+    assert_eq!(code(&err), "28P01");
+    let err = connect(&env, "hunter2").await.err().expect("not a key");
+    assert_eq!(code(&err), "28P01");
+    let err = connect(&env, "aaa.bbb.ccc").await.err().expect("bad token");
+    assert_eq!(code(&err), "28P01");
+    env.dir
+        .set_tenant_state(
+            &"keyed".parse().expect("r"),
+            bulkhead_model::TenantState::Suspended,
+        )
+        .await
+        .expect("suspend");
+    let err = connect(&env, &key).await.err().expect("suspended");
+    assert_eq!(code(&err), "28000");
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(env.port)
+        .dbname("no_such_service")
+        .user("x")
+        .password(key.as_str());
+    let err = config.connect(NoTls).await.err().expect("unknown service");
+    assert_eq!(code(&err), "3D000");
+}
+
+#[tokio::test]
+async fn a_client_dropped_mid_transaction_leaves_nothing_and_a_clean_backend() {
+    let env = env("drop", 1).await;
+    let key = tenant_key(&env, "dropper", Mode::Shared).await;
+    {
+        let c = connect(&env, &key).await.expect("connect");
+        c.simple_query("BEGIN").await.expect("begin");
+        c.simple_query("INSERT INTO customers (id, name) VALUES (1, 'lost')")
+            .await
+            .expect("insert");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let c = connect(&env, &key).await.expect("reconnect");
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "the dropped client's insert was rolled back");
+}
+
+#[tokio::test]
+async fn malformed_input_closes_that_client_only() {
+    let env = env("garbage", 2).await;
+    let key = tenant_key(&env, "victim", Mode::Shared).await;
+    let good = connect(&env, &key).await.expect("good");
+    // Garbage as a startup packet.
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", env.port))
+        .await
+        .expect("raw");
+    raw.write_all(&[0xff; 64]).await.expect("write");
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf))
+        .await
+        .expect("answered")
+        .unwrap_or(0);
+    assert!(n == 0 || buf[0] == b'E', "closed or an error, not a hang");
+    // An oversized message after login.
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", env.port))
+        .await
+        .expect("raw");
+    let mut startup = bytes::BytesMut::new();
+    bulkhead_wire::to_server::startup(&mut startup, &[("user", "x"), ("database", &env.service)]);
+    raw.write_all(&startup).await.expect("startup");
+    let _ = raw.read(&mut buf).await;
+    let mut pw = bytes::BytesMut::new();
+    bulkhead_wire::to_server::password(&mut pw, &key);
+    raw.write_all(&pw).await.expect("password");
+    let _ = raw.read(&mut buf).await;
+    raw.write_all(b"Q\x7f\xff\xff\xff").await.expect("huge");
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut rest))
+        .await
+        .expect("closed");
+    assert!(
+        rest.windows(5).any(|w| w == b"08P01"),
+        "a protocol-violation error before closing"
+    );
+    assert_eq!(
+        good.query_one("SELECT 1::int", &[])
+            .await
+            .expect("others unaffected")
+            .get::<_, i32>(0),
+        1
+    );
+}
