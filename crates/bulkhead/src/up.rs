@@ -18,6 +18,9 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> Result<(), Failure> {
     if let Some(listen) = args.api_listen {
         config.api.listen = listen.to_string();
     }
+    if let Some(listen) = args.gateway_listen {
+        config.gateway.listen = listen.to_string();
+    }
     let opts = UpOptions {
         data_dir: cli.data_dir.clone(),
         config,
@@ -28,9 +31,10 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> Result<(), Failure> {
             None => "configured servers".to_string(),
         };
         say(&format!(
-            "Bulkhead {} is up\n  data folder   {}\n  PostgreSQL    {postgres}\n  HTTP API      {}  (token in {}/instance.json)\n  clusters      {}\nStop with Ctrl-C.",
+            "Bulkhead {} is up\n  data folder   {}\n  PostgreSQL    {postgres}\n  gateway       {}  (PostgreSQL protocol; database = service, password = tenant key or token)\n  HTTP API      {}  (token in {}/instance.json)\n  clusters      {}\nStop with Ctrl-C.",
             env!("CARGO_PKG_VERSION"),
             ready.data_dir.display(),
+            ready.gateway,
             ready.api_url,
             ready.data_dir.display(),
             ready.clusters.join(", ")

@@ -68,7 +68,13 @@ async fn a_second_up_on_the_same_folder_is_refused_and_harms_nothing() {
     let second = std::process::Command::new(support::BIN)
         .arg("--data-dir")
         .arg(&data)
-        .args(["up", "--api-listen", "127.0.0.1:0"])
+        .args([
+            "up",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--gateway-listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .expect("second up");
     assert!(!second.status.success());
@@ -151,7 +157,13 @@ fn without_postgres_binaries_up_says_how_to_install_them() {
     let out = std::process::Command::new(support::BIN)
         .arg("--data-dir")
         .arg(ws.path().join(".bulkhead"))
-        .args(["up", "--api-listen", "127.0.0.1:0"])
+        .args([
+            "up",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--gateway-listen",
+            "127.0.0.1:0",
+        ])
         .env("BULKHEAD_PG_BINDIR", &empty)
         .output()
         .expect("up");

@@ -18,6 +18,9 @@ pub struct Config {
     /// The HTTP admin API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// The gateway (PostgreSQL wire protocol).
+    #[serde(default)]
+    pub gateway: GatewayConfig,
     /// The control database; absent means embedded.
     #[serde(default)]
     pub control: Option<ControlConfig>,
@@ -49,6 +52,43 @@ impl Default for ApiConfig {
 
 fn default_api_listen() -> String {
     "127.0.0.1:8080".into()
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Listen address; default 127.0.0.1:6432.
+    #[serde(default = "default_gateway_listen")]
+    pub listen: String,
+    /// Backend connections per cluster; default 20.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Seconds a transaction waits for a backend connection before 53300; default 5.
+    #[serde(default = "default_checkout_timeout")]
+    pub checkout_timeout_secs: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_gateway_listen(),
+            pool_size: default_pool_size(),
+            checkout_timeout_secs: default_checkout_timeout(),
+        }
+    }
+}
+
+fn default_gateway_listen() -> String {
+    "127.0.0.1:6432".into()
+}
+
+fn default_pool_size() -> usize {
+    20
+}
+
+fn default_checkout_timeout() -> u64 {
+    5
 }
 
 /// `[control]`.
@@ -108,6 +148,9 @@ impl Config {
         if let Some(v) = get("BULKHEAD_API_TOKEN") {
             self.api.token = Some(v);
         }
+        if let Some(v) = get("BULKHEAD_GATEWAY_LISTEN") {
+            self.gateway.listen = v;
+        }
         if let Some(v) = get("BULKHEAD_CONTROL_DSN") {
             self.control = Some(ControlConfig { dsn: v });
         }
@@ -127,6 +170,15 @@ impl Config {
                 self.api.listen
             ))
         })?;
+        SocketAddr::from_str(&self.gateway.listen).map_err(|e| {
+            err(format!(
+                "gateway.listen `{}` is not an address such as 127.0.0.1:6432: {e}",
+                self.gateway.listen
+            ))
+        })?;
+        if self.gateway.pool_size == 0 {
+            return Err(err("gateway.pool_size must be at least 1".into()));
+        }
         if let Some(token) = &self.api.token {
             if token.len() < 16 {
                 return Err(err("api.token must be at least 16 characters".into()));

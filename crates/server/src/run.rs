@@ -30,6 +30,8 @@ pub struct Ready {
     pub embedded_postgres: Option<(String, PathBuf)>,
     /// The HTTP API's base URL.
     pub api_url: String,
+    /// Where the gateway listens.
+    pub gateway: String,
     /// The clusters registered at start.
     pub clusters: Vec<String>,
 }
@@ -118,6 +120,15 @@ async fn serve(
     let api_addr = listener
         .local_addr()
         .map_err(ServerError::io("reading the API address"))?;
+    let gateway_listener = TcpListener::bind(&config.gateway.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.gateway.listen.clone(),
+            source,
+        })?;
+    let gateway_addr = gateway_listener
+        .local_addr()
+        .map_err(ServerError::io("reading the gateway address"))?;
     let token = match &config.api.token {
         Some(t) => t.clone(),
         None => dir.secret("api-token", random_password)?,
@@ -136,20 +147,41 @@ async fn serve(
         data_dir: dir.root().to_path_buf(),
         embedded_postgres: local.map(|(_, port, data)| (format!("127.0.0.1:{port}"), data)),
         api_url,
+        gateway: gateway_addr.to_string(),
         clusters,
     });
 
+    let settings = bulkhead_gateway::GatewaySettings {
+        pool: bulkhead_gateway::backend::PoolSettings {
+            size: config.gateway.pool_size,
+            checkout_timeout: std::time::Duration::from_secs(config.gateway.checkout_timeout_secs),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let gateway_state = bulkhead_gateway::GatewayState::new(directory.clone(), settings);
     let app = bulkhead_api::router(ApiState::new(directory, &token));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         tokio::select! {
             _ = terminate.recv() => tracing::info!("SIGTERM received, stopping"),
             _ = interrupt.recv() => tracing::info!("SIGINT received, stopping"),
         }
+        let _ = stop_tx.send(true);
     };
+    let mut gateway_stop = stop_rx.clone();
+    let gateway = tokio::spawn(bulkhead_gateway::serve(
+        gateway_listener,
+        gateway_state,
+        async move {
+            let _ = gateway_stop.wait_for(|stop| *stop).await;
+        },
+    ));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::io("serving the HTTP API"))?;
+    let _ = gateway.await;
     Ok(())
 }
 

@@ -35,6 +35,12 @@ pub(crate) fn v1() -> Router<ApiState> {
         .route("/services/{name}/migrations", post(services::register))
         .route("/services/{name}/migrate", post(services::migrate))
         .route("/services/{name}/migrations/status", get(services::status))
+        .route(
+            "/services/{name}/auth",
+            axum::routing::put(services::set_auth),
+        )
+        .route("/tenants/{tenant}/keys", post(tenants::issue_key))
+        .route("/keys/{id}", axum::routing::delete(tenants::revoke_key))
         .route("/tenants", get(tenants::list).post(tenants::create))
         .route(
             "/tenants/{tenant}",

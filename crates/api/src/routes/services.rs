@@ -94,3 +94,20 @@ pub(crate) async fn status(
     let name: ServiceName = name.parse()?;
     Ok(Json(migration_status(&s.directory, &name).await?))
 }
+
+/// Sets how the service's tokens are checked (HS256 secret, issuer, audience, tenant claim).
+pub(crate) async fn set_auth(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    body: Result<Json<bulkhead_directory::ServiceAuth>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let name: ServiceName = name.parse()?;
+    let Json(auth) = body?;
+    if auth.hs256_secret.as_ref().is_some_and(|s| s.len() < 32) {
+        return Err(ApiError::Body(
+            "hs256_secret must have at least 32 characters".into(),
+        ));
+    }
+    s.directory.set_service_auth(&name, &auth).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -90,3 +90,27 @@ async fn set_state(
     let which: TenantRef = which.parse()?;
     Ok(Json(s.directory.set_tenant_state(&which, state).await?))
 }
+
+/// Issues an API key for a tenant; the key is shown in this answer only.
+pub(crate) async fn issue_key(
+    State(s): State<ApiState>,
+    Path(which): Path<String>,
+) -> Result<(StatusCode, Json<bulkhead_directory::IssuedKey>), ApiError> {
+    use rand::distr::{Alphanumeric, SampleString};
+    let which: TenantRef = which.parse()?;
+    let tenant = s.directory.tenant(&which).await?;
+    let secret = Alphanumeric.sample_string(&mut rand::rng(), 40);
+    Ok((
+        StatusCode::CREATED,
+        Json(s.directory.issue_key(&tenant.id, &secret).await?),
+    ))
+}
+
+/// Revokes an API key by id.
+pub(crate) async fn revoke_key(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.directory.revoke_key(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -60,6 +60,9 @@ pub(crate) struct UpArgs {
     /// Where the HTTP API listens (overrides the configuration).
     #[arg(long)]
     pub api_listen: Option<SocketAddr>,
+    /// Where the gateway listens (overrides the configuration).
+    #[arg(long)]
+    pub gateway_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +129,23 @@ pub(crate) enum ServiceCmd {
         /// Service name.
         name: ServiceName,
     },
+    /// Set how the service's tokens (JWT passwords at the gateway) are checked.
+    Auth {
+        /// Service name.
+        name: ServiceName,
+        /// HS256 shared secret (at least 32 characters).
+        #[arg(long, env = "BULKHEAD_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+        /// Required issuer (`iss`).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Required audience (`aud`).
+        #[arg(long)]
+        audience: Option<String>,
+        /// The claim naming the tenant (default tenant_id, also accepting tenantId).
+        #[arg(long)]
+        tenant_claim: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +190,9 @@ pub(crate) enum TenantCmd {
         /// Slug or id.
         tenant: TenantRef,
     },
+    /// API keys: passwords that log a client in as this tenant at the gateway.
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// Delete a tenant: its rows, schema or database in every service, its roles, its record.
     Delete {
         /// Slug or id.
@@ -177,6 +200,20 @@ pub(crate) enum TenantCmd {
         /// Required: deletion destroys data.
         #[arg(long)]
         confirm: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCmd {
+    /// Issue a key (shown once).
+    Create {
+        /// Slug or id.
+        tenant: TenantRef,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id.
+        id: String,
     },
 }
 

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::args::{ClusterCmd, Command, ServiceCmd, TenantCmd};
+use super::args::{ClusterCmd, Command, KeyCmd, ServiceCmd, TenantCmd};
 use super::client::{exit, ApiClient, Failure};
 use super::output::{print_list, print_object, Column};
 use bulkhead_provisioner::migrate::read_migrations_dir;
@@ -146,6 +146,22 @@ async fn service(api: &ApiClient, as_json: bool, cmd: &ServiceCmd) -> Result<(),
                 &api.call(Method::POST, "/v1/services", Some(body)).await?,
             );
         }
+        ServiceCmd::Auth {
+            name,
+            jwt_secret,
+            issuer,
+            audience,
+            tenant_claim,
+        } => {
+            let body = json!({ "hs256_secret": jwt_secret, "issuer": issuer, "audience": audience, "tenant_claim": tenant_claim });
+            api.call(
+                Method::PUT,
+                &format!("/v1/services/{name}/auth"),
+                Some(body),
+            )
+            .await?;
+            done(as_json, format!("token settings of service {name} updated"));
+        }
         ServiceCmd::List => list(
             as_json,
             &api.call(Method::GET, "/v1/services", None).await?,
@@ -184,6 +200,22 @@ async fn tenant(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Result<(), F
                 as_json,
                 &api.call(Method::POST, "/v1/tenants", Some(body)).await?,
             );
+        }
+        TenantCmd::Key(KeyCmd::Create { tenant }) => {
+            let key = api
+                .call(Method::POST, &format!("/v1/tenants/{tenant}/keys"), None)
+                .await?;
+            if as_json {
+                show(true, &key);
+            } else {
+                println!("{}", key["key"].as_str().unwrap_or_default());
+                eprintln!("key id {} for tenant {tenant}; shown only now: store it as the tenant's database password", key["id"].as_str().unwrap_or_default());
+            }
+        }
+        TenantCmd::Key(KeyCmd::Revoke { id }) => {
+            api.call(Method::DELETE, &format!("/v1/keys/{id}"), None)
+                .await?;
+            done(as_json, format!("key {id} revoked"));
         }
         TenantCmd::Delete { tenant, confirm } => {
             if !confirm {

@@ -29,6 +29,7 @@ pub fn workspace() -> tempfile::TempDir {
 pub struct Up {
     child: Option<Child>,
     pub api_url: String,
+    pub gateway: String,
     pub data_dir: PathBuf,
     pub stdout: Vec<String>,
 }
@@ -38,7 +39,13 @@ impl Up {
         let mut child = Command::new(BIN)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["up", "--api-listen", "127.0.0.1:0"])
+            .args([
+                "up",
+                "--api-listen",
+                "127.0.0.1:0",
+                "--gateway-listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env("BULKHEAD_LOG", "warn")
             .stdout(Stdio::piped())
@@ -55,6 +62,7 @@ impl Up {
             }
         });
         let mut lines = Vec::new();
+        let mut gateway = String::new();
         let api_url = loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
@@ -62,6 +70,13 @@ impl Up {
                     panic!("bulkhead up did not report ready within 60s: {lines:?}")
                 });
             lines.push(line.clone());
+            if let Some(rest) = line.trim().strip_prefix("gateway") {
+                gateway = rest
+                    .split_whitespace()
+                    .next()
+                    .expect("gateway address")
+                    .to_string();
+            }
             if let Some(rest) = line.trim().strip_prefix("HTTP API") {
                 break rest.split_whitespace().next().expect("url").to_string();
             }
@@ -69,6 +84,7 @@ impl Up {
         Up {
             child: Some(child),
             api_url,
+            gateway,
             data_dir: data_dir.to_path_buf(),
             stdout: lines,
         }

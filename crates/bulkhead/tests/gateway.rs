@@ -1,0 +1,130 @@
+//! `bulkhead up` serves tenants on its gateway: a tenant API key and a service token both
+//! log in, each reaches its own place, a revoked key is refused.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{workspace, Up};
+
+async fn connect(
+    gateway: &str,
+    service: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (host, port) = gateway.rsplit_once(':').expect("host:port");
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port.parse().expect("port"))
+        .dbname(service)
+        .user("app")
+        .password(password)
+        .connect_timeout(Duration::from_secs(5));
+    let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_log_in_with_keys_and_tokens_and_reach_their_own_place() {
+    let ws = workspace();
+    let up = Up::start(&ws.path().join(".bulkhead"), &[]);
+    assert!(up.gateway.starts_with("127.0.0.1:"), "{:?}", up.stdout);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../provisioner/tests/fixtures/billing");
+    let out = up.cli(&[
+        "service",
+        "create",
+        "shop",
+        "--migrations",
+        fixtures.to_str().expect("utf8"),
+        "--reference",
+        "countries",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for (slug, mode) in [
+        ("acme", "shared"),
+        ("globex", "schema"),
+        ("initech", "database"),
+    ] {
+        let out = up.cli(&[
+            "tenant",
+            "create",
+            slug,
+            "--service",
+            "shop",
+            "--mode",
+            mode,
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let key = up.cli(&["tenant", "key", "create", "acme"]);
+    assert_eq!(key.code, 0, "{}", key.stderr);
+    let key = key.stdout.trim().to_string();
+    assert!(key.starts_with("bhk_"), "{key}");
+
+    let acme = connect(&up.gateway, "shop", &key).await.expect("key login");
+    acme.execute("INSERT INTO customers (id, name) VALUES (1, 'acme')", &[])
+        .await
+        .expect("insert");
+
+    // A token signed for the service logs in as the tenant it names.
+    let secret = "a-shop-secret-that-is-long-enough-for-hs256";
+    let out = up.cli(&[
+        "service",
+        "auth",
+        "shop",
+        "--jwt-secret",
+        secret,
+        "--issuer",
+        "https://auth.example",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let shown = up.cli(&["--json", "tenant", "show", "globex"]);
+    let globex: serde_json::Value = serde_json::from_str(&shown.stdout).expect("json");
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+        + 300;
+    let claims =
+        serde_json::json!({"tenant_id": globex["id"], "exp": exp, "iss": "https://auth.example"});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("token");
+    let globex_client = connect(&up.gateway, "shop", &token)
+        .await
+        .expect("token login");
+    let n: i64 = globex_client
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "globex does not see acme's row");
+    let n: i64 = acme
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 1);
+
+    // A revoked key is refused.
+    let id = key
+        .trim_start_matches("bhk_")
+        .split('.')
+        .next()
+        .expect("id")
+        .to_string();
+    let out = up.cli(&["tenant", "key", "revoke", &id]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let err = connect(&up.gateway, "shop", &key)
+        .await
+        .err()
+        .expect("revoked");
+    assert_eq!(err.code().map(|c| c.code()), Some("28P01"));
+    assert!(up.stop().success());
+}
