@@ -75,6 +75,14 @@ impl Expectations {
         self.queue.push_back(e);
     }
 
+    /// True when a Sync's ReadyForQuery is still owed behind other replies (an
+    /// extended-protocol unit), as opposed to a simple Query's.
+    pub fn waits_for_sync(&self) -> bool {
+        self.queue
+            .iter()
+            .any(|e| matches!(e, Expect::Relay(Shape::Execute)))
+    }
+
     /// True when nothing is owed.
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {

@@ -44,8 +44,22 @@ fn refuse(code: SqlState, rule: &'static str, message: impl Into<String>) -> Ref
     }
 }
 
+/// What the guard learned about an accepted query text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// The transaction effect of each statement, in order.
+    pub effects: Vec<TxEffect>,
+    /// True when a statement is `COPY ... FROM STDIN` (the client will stream data).
+    pub copy_in: bool,
+}
+
 /// Parses `sql` and returns the transaction effect of each statement, or why it is refused.
 pub fn check(sql: &str) -> Result<Vec<TxEffect>, Refusal> {
+    inspect(sql).map(|c| c.effects)
+}
+
+/// Like [`check`], with everything the session needs to know.
+pub fn inspect(sql: &str) -> Result<Checked, Refusal> {
     let parsed = pg_query::parse(sql, 0).map_err(|e| {
         refuse(
             SqlState::SyntaxError,
@@ -65,12 +79,15 @@ pub fn check(sql: &str) -> Result<Vec<TxEffect>, Refusal> {
             ));
         }
     }
-    let mut effects = Vec::new();
+    let mut checked = Checked::default();
     for raw in &parsed.protobuf.stmts {
         let node = raw.stmt.as_ref().and_then(|s| s.node.as_ref());
-        effects.push(statement(node)?);
+        if matches!(node, Some(NodeEnum::CopyStmt(c)) if c.is_from) {
+            checked.copy_in = true;
+        }
+        checked.effects.push(statement(node)?);
     }
-    Ok(effects)
+    Ok(checked)
 }
 
 fn statement(node: Option<&NodeEnum>) -> Result<TxEffect, Refusal> {

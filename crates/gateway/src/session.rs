@@ -23,14 +23,14 @@ use sha2::{Digest, Sha256};
 use crate::backend::Leased;
 use crate::expect::{Expect, Expectations, Shape};
 use crate::frontend::{ClientIo, GatewayState};
-use crate::guard::{self, Refusal, TxEffect};
+use crate::guard::{self, Checked, Refusal, TxEffect};
 use crate::route::Route;
 use crate::GatewayError;
 
 struct ClientStatement {
     query: String,
     types: Vec<u32>,
-    effects: Vec<TxEffect>,
+    checked: Checked,
     backend_name: String,
 }
 
@@ -43,7 +43,7 @@ pub struct Session {
     explicit: bool,
     aborted: bool,
     statements: HashMap<String, ClientStatement>,
-    unnamed_effects: Vec<TxEffect>,
+    unnamed: Checked,
 }
 
 impl Session {
@@ -57,7 +57,7 @@ impl Session {
             explicit: false,
             aborted: false,
             statements: HashMap::new(),
-            unnamed_effects: Vec::new(),
+            unnamed: Checked::default(),
         }
     }
 
@@ -187,8 +187,8 @@ impl Session {
     }
 
     async fn simple(&mut self, sql: &str) -> Result<(), GatewayError> {
-        let effects = match guard::check(sql) {
-            Ok(e) => e,
+        let (effects, copy_in) = match guard::inspect(sql) {
+            Ok(c) => (c.effects, c.copy_in),
             Err(r) => return self.refuse(r).await,
         };
         if self.end_aborted(&effects).await? {
@@ -202,6 +202,19 @@ impl Session {
             Ok(s) => s,
             Err(r) => return self.refuse(r).await,
         };
+        if self.backend.is_none() && !begins && !ends && !copy_in {
+            let Some(leased) = self.checkout().await? else {
+                return Ok(());
+            };
+            self.backend = Some(leased);
+            let mut out = BytesMut::new();
+            to_server::query(&mut out, sql);
+            let mut expect = Expectations::default();
+            expect.push(Expect::Relay(Shape::Ready));
+            let (_, end) = self.pipelined(&out, &mut expect).await?;
+            self.release(end);
+            return self.ready(TransactionStatus::Idle).await;
+        }
         let mut rest = sql.to_string();
         if self.backend.is_none() {
             if begins {
@@ -231,18 +244,19 @@ impl Session {
 
     async fn extended(&mut self, batch: Vec<FrontendMessage>) -> Result<(), GatewayError> {
         // Check every statement text first; refuse the whole unit if any is refused.
-        let mut parsed: HashMap<String, Vec<TxEffect>> = HashMap::new();
+        let mut parsed: HashMap<String, Checked> = HashMap::new();
         for m in &batch {
             if let FrontendMessage::Parse { name, query, .. } = m {
-                match guard::check(query) {
-                    Ok(e) => {
-                        parsed.insert(name.clone(), e);
+                match guard::inspect(query) {
+                    Ok(c) => {
+                        parsed.insert(name.clone(), c);
                     }
                     Err(r) => return self.refuse(r).await,
                 }
             }
         }
-        let effects = self.executed_effects(&batch, &parsed);
+        let executed = self.executed(&batch, &parsed);
+        let (effects, copy_in) = (executed.effects, executed.copy_in);
         if self.end_aborted(&effects).await? {
             return Ok(());
         }
@@ -250,53 +264,126 @@ impl Session {
             Ok(s) => s,
             Err(r) => return self.refuse(r).await,
         };
+        if self.backend.is_none() && !begins && !ends && !copy_in {
+            let Some(leased) = self.checkout().await? else {
+                return Ok(());
+            };
+            self.backend = Some(leased);
+            let (out, mut expect, attempted) = self.translate(batch, &parsed);
+            let (unit, end) = self.pipelined(&out, &mut expect).await?;
+            self.record_prepared(attempted, unit).await?;
+            self.release(end);
+            return self.ready(TransactionStatus::Idle).await;
+        }
         if self.backend.is_none() && !self.attach("BEGIN", false).await? {
             return Ok(());
         }
         let (out, mut expect, attempted) = self.translate(batch, &parsed);
-        let result = self
+        let status = self
             .forward(&out, &mut expect, begins && !self.explicit)
-            .await;
-        let status = match result {
-            Ok(s) => s,
-            Err(e) => return Err(e),
-        };
-        if let Some(b) = self.backend.as_mut() {
-            if status == TransactionStatus::Failed {
-                // Some Parse may have failed: forget the names tried in this unit.
-                let mut out = BytesMut::new();
-                for name in &attempted {
-                    to_server::close(&mut out, b'S', name);
-                    b.conn().prepared.remove(name);
-                }
-                if !out.is_empty() {
-                    to_server::sync(&mut out);
-                    let mut e = Expectations::default();
-                    for _ in &attempted {
-                        e.push(Expect::Swallow(Shape::Close));
-                    }
-                    e.push(Expect::Swallow(Shape::Ready));
-                    let _ = self.internal(&out, &mut e).await?;
-                }
-            } else {
-                b.conn().prepared.extend(attempted);
-            }
-        }
+            .await?;
+        self.record_prepared(attempted, status).await?;
         self.finish_unit(status, begins, ends).await
     }
 
-    /// The transaction effects of the statements this unit executes, in order.
-    fn executed_effects(
+    /// After a unit: the statements it prepared exist on this connection, unless the unit
+    /// failed, in which case some Parse may have failed and every name it tried is closed
+    /// and forgotten (closing a missing statement is not an error).
+    async fn record_prepared(
+        &mut self,
+        attempted: Vec<String>,
+        status: TransactionStatus,
+    ) -> Result<(), GatewayError> {
+        let Some(b) = self.backend.as_mut() else {
+            return Ok(());
+        };
+        if status != TransactionStatus::Failed {
+            b.conn().prepared.extend(attempted);
+            return Ok(());
+        }
+        if attempted.is_empty() {
+            return Ok(());
+        }
+        let mut out = BytesMut::new();
+        let mut expect = Expectations::default();
+        for name in &attempted {
+            to_server::close(&mut out, b'S', name);
+            b.conn().prepared.remove(name);
+            expect.push(Expect::Swallow(Shape::Close));
+        }
+        to_server::sync(&mut out);
+        expect.push(Expect::Swallow(Shape::Ready));
+        self.forward(&out, &mut expect, false).await?;
+        Ok(())
+    }
+
+    /// One round trip for a unit outside any transaction: the context prologue, the unit and
+    /// COMMIT go out in one write. If the prologue failed, its transaction is aborted and the
+    /// unit's statements fail with 25P02 instead of running without context; if the unit
+    /// failed, COMMIT rolls back. Returns the unit's status and the status after COMMIT.
+    async fn pipelined(
+        &mut self,
+        unit: &[u8],
+        expect: &mut Expectations,
+    ) -> Result<(TransactionStatus, TransactionStatus), GatewayError> {
+        let mut out = BytesMut::with_capacity(unit.len() + 256);
+        to_server::query(&mut out, &self.route.prologue("BEGIN"));
+        out.extend_from_slice(unit);
+        to_server::query(&mut out, "COMMIT");
+        if let Err(e) = self.send_backend(&out).await {
+            let s = self.backend_lost(e).await?;
+            return Ok((s, s));
+        }
+        let mut prologue = Expectations::default();
+        prologue.push(Expect::Swallow(Shape::Ready));
+        let first = self.relay(&mut prologue, false).await?;
+        if self.backend.is_none() {
+            return Ok((first, first));
+        }
+        if first != TransactionStatus::InTransaction {
+            tracing::error!(tenant = %self.route.tenant, "setting the tenant context failed");
+        }
+        let unit_status = self.relay(expect, false).await?;
+        if self.backend.is_none() {
+            return Ok((unit_status, unit_status));
+        }
+        let mut commit = Expectations::default();
+        commit.push(Expect::Swallow(Shape::Ready));
+        let end = self.relay(&mut commit, false).await?;
+        Ok((unit_status, end))
+    }
+
+    /// Takes a backend connection for the tenant, or answers the client with why not.
+    async fn checkout(&mut self) -> Result<Option<Leased>, GatewayError> {
+        match self
+            .state
+            .pools
+            .checkout(&self.route.cluster, &self.route.target)
+            .await
+        {
+            Ok(l) => Ok(Some(l)),
+            Err(e) => {
+                tracing::warn!(tenant = %self.route.tenant, error = %e, "no backend connection");
+                self.io.error("ERROR", e.sqlstate(), &e.to_string());
+                self.ready(self.status()).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// What the statements this unit executes do, in order: their transaction effects and
+    /// whether one of them is COPY FROM STDIN.
+    fn executed(
         &mut self,
         batch: &[FrontendMessage],
-        parsed: &HashMap<String, Vec<TxEffect>>,
-    ) -> Vec<TxEffect> {
+        parsed: &HashMap<String, Checked>,
+    ) -> Checked {
         let mut portals: HashMap<&str, &str> = HashMap::new();
-        let mut out = Vec::new();
+        let mut out = Checked::default();
         for m in batch {
             match m {
                 FrontendMessage::Parse { name, .. } if name.is_empty() => {
-                    self.unnamed_effects = parsed.get("").cloned().unwrap_or_default();
+                    self.unnamed = parsed.get("").cloned().unwrap_or_default();
                 }
                 FrontendMessage::Bind {
                     portal, statement, ..
@@ -305,16 +392,17 @@ impl Session {
                 }
                 FrontendMessage::Execute { portal, .. } => {
                     let stmt = portals.get(portal.as_str()).copied().unwrap_or("");
-                    let effects = match parsed.get(stmt) {
-                        Some(e) => e.clone(),
-                        None if stmt.is_empty() => self.unnamed_effects.clone(),
+                    let c = match parsed.get(stmt) {
+                        Some(c) => c.clone(),
+                        None if stmt.is_empty() => self.unnamed.clone(),
                         None => self
                             .statements
                             .get(stmt)
-                            .map(|s| s.effects.clone())
+                            .map(|s| s.checked.clone())
                             .unwrap_or_default(),
                     };
-                    out.extend(effects);
+                    out.effects.extend(c.effects);
+                    out.copy_in |= c.copy_in;
                 }
                 _ => {}
             }
@@ -344,7 +432,7 @@ impl Session {
     fn translate(
         &mut self,
         batch: Vec<FrontendMessage>,
-        parsed: &HashMap<String, Vec<TxEffect>>,
+        parsed: &HashMap<String, Checked>,
     ) -> (BytesMut, Expectations, Vec<String>) {
         let mut out = BytesMut::new();
         let mut expect = Expectations::default();
@@ -370,13 +458,13 @@ impl Session {
                         known.insert(bname.clone());
                         attempted.push(bname.clone());
                     }
-                    let effects = parsed.get(&name).cloned().unwrap_or_default();
+                    let checked = parsed.get(&name).cloned().unwrap_or_default();
                     self.statements.insert(
                         name,
                         ClientStatement {
                             query,
                             types: param_types,
-                            effects,
+                            checked,
                             backend_name: bname,
                         },
                     );
@@ -568,13 +656,26 @@ impl Session {
         expect: &mut Expectations,
         mute_begin_warning: bool,
     ) -> Result<TransactionStatus, GatewayError> {
-        let sent = match self.backend.as_mut() {
-            Some(b) => b.conn().send(out).await,
-            None => Err(GatewayError::Backend("no backend".into())),
-        };
-        if let Err(e) = sent {
+        if let Err(e) = self.send_backend(out).await {
             return self.backend_lost(e).await;
         }
+        self.relay(expect, mute_begin_warning).await
+    }
+
+    async fn send_backend(&mut self, out: &[u8]) -> Result<(), GatewayError> {
+        match self.backend.as_mut() {
+            Some(b) => b.conn().send(out).await,
+            None => Err(GatewayError::Backend("no backend".into())),
+        }
+    }
+
+    /// Relays the backend's replies as `expect` says until ReadyForQuery, whose status is
+    /// returned (not relayed).
+    async fn relay(
+        &mut self,
+        expect: &mut Expectations,
+        mute_begin_warning: bool,
+    ) -> Result<TransactionStatus, GatewayError> {
         loop {
             let frame = match self.backend_recv().await {
                 Ok(f) => f,
@@ -597,7 +698,8 @@ impl Session {
                 empty_message(&mut self.io.wbuf, t);
             }
             if frame.tag == b'G' {
-                self.copy_in().await?;
+                let extended = expect.waits_for_sync();
+                self.copy_in(extended).await?;
             }
             if self.io.wbuf.len() > 64 * 1024 {
                 self.io.flush().await?;
@@ -605,11 +707,26 @@ impl Session {
         }
     }
 
-    /// COPY FROM STDIN: forwards the client's data until CopyDone or CopyFail.
-    async fn copy_in(&mut self) -> Result<(), GatewayError> {
+    /// COPY FROM STDIN: forwards the client's data until CopyDone or CopyFail. In the
+    /// extended protocol the server ignored the Sync that came before the data, so the
+    /// client's next Sync is forwarded too: it is what ends the unit.
+    async fn copy_in(&mut self, extended: bool) -> Result<(), GatewayError> {
         self.io.flush().await?;
+        let mut copying = true;
         loop {
             let frame = self.io.read_frame().await?;
+            if !copying {
+                if frame.tag != b'S' {
+                    return Err(GatewayError::Protocol(
+                        bulkhead_wire::ProtocolError::Malformed {
+                            what: "COPY",
+                            detail: "expected Sync after CopyDone",
+                        },
+                    ));
+                }
+                let bytes = frame.to_bytes();
+                return self.send_backend(&bytes).await;
+            }
             let done = matches!(frame.tag, b'c' | b'f');
             if !matches!(frame.tag, b'd' | b'c' | b'f' | b'H' | b'S') {
                 return Err(GatewayError::Protocol(
@@ -620,13 +737,12 @@ impl Session {
                 ));
             }
             let bytes = frame.to_bytes();
-            let sent = match self.backend.as_mut() {
-                Some(b) => b.conn().send(&bytes).await,
-                None => Err(GatewayError::Backend("no backend".into())),
-            };
-            sent?;
+            self.send_backend(&bytes).await?;
             if done {
-                return Ok(());
+                if !extended {
+                    return Ok(());
+                }
+                copying = false;
             }
         }
     }

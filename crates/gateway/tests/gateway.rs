@@ -386,3 +386,42 @@ async fn malformed_input_closes_that_client_only() {
         1
     );
 }
+
+#[tokio::test]
+async fn copy_works_both_ways() {
+    use futures_util::{SinkExt, StreamExt};
+    let env = env("copy", 2).await;
+    let key = tenant_key(&env, "copier", Mode::Schema).await;
+    let c = connect(&env, &key).await.expect("connect");
+    let sink = c
+        .copy_in("COPY customers (id, name) FROM STDIN")
+        .await
+        .expect("copy in");
+    futures_util::pin_mut!(sink);
+    for i in 0..100 {
+        sink.send(bytes::Bytes::from(format!("{i}\tname-{i}\n")))
+            .await
+            .expect("row");
+    }
+    let n = sink.finish().await.expect("finish");
+    assert_eq!(n, 100);
+    let stream = c
+        .copy_out("COPY (SELECT id, name FROM customers ORDER BY id) TO STDOUT")
+        .await
+        .expect("copy out");
+    futures_util::pin_mut!(stream);
+    let mut text = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        text.extend_from_slice(&chunk.expect("chunk"));
+    }
+    let text = String::from_utf8(text).expect("utf8");
+    assert_eq!(text.lines().count(), 100);
+    assert!(text.starts_with("0\tname-0\n"));
+    // The simple protocol path, from psql-like clients.
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 100);
+}
