@@ -123,8 +123,7 @@ async fn tenants_log_in_with_keys_and_tokens_and_reach_their_own_place() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let err = connect(&up.gateway, "shop", &key)
         .await
-        .err()
-        .expect("revoked");
+        .expect_err("revoked");
     assert_eq!(err.code().map(|c| c.code()), Some("28P01"));
     assert!(up.stop().success());
 }

@@ -3,7 +3,6 @@
 //! refusals, bad credentials, dropped clients and malformed input.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bulkhead_directory::{Directory, NewCluster, NewService, NewTenant};
@@ -294,11 +293,11 @@ async fn bad_credentials_get_clear_errors() {
     let env = env("auth", 2).await;
     let key = tenant_key(&env, "keyed", Mode::Shared).await;
     let wrong = format!("{}x", &key[..key.len() - 1]);
-    let err = connect(&env, &wrong).await.err().expect("wrong key");
+    let err = connect(&env, &wrong).await.expect_err("wrong key");
     assert_eq!(code(&err), "28P01");
-    let err = connect(&env, "hunter2").await.err().expect("not a key");
+    let err = connect(&env, "hunter2").await.expect_err("not a key");
     assert_eq!(code(&err), "28P01");
-    let err = connect(&env, "aaa.bbb.ccc").await.err().expect("bad token");
+    let err = connect(&env, "aaa.bbb.ccc").await.expect_err("bad token");
     assert_eq!(code(&err), "28P01");
     env.dir
         .set_tenant_state(
@@ -307,7 +306,7 @@ async fn bad_credentials_get_clear_errors() {
         )
         .await
         .expect("suspend");
-    let err = connect(&env, &key).await.err().expect("suspended");
+    let err = connect(&env, &key).await.expect_err("suspended");
     assert_eq!(code(&err), "28000");
     let mut config = tokio_postgres::Config::new();
     config
@@ -316,7 +315,7 @@ async fn bad_credentials_get_clear_errors() {
         .dbname("no_such_service")
         .user("x")
         .password(key.as_str());
-    let err = config.connect(NoTls).await.err().expect("unknown service");
+    let err = config.connect(NoTls).await.expect_err("unknown service");
     assert_eq!(code(&err), "3D000");
 }
 
