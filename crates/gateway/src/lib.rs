@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod backend;
+mod cancel;
 mod error;
 mod expect;
 pub mod frontend;

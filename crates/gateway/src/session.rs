@@ -44,11 +44,17 @@ pub struct Session {
     aborted: bool,
     statements: HashMap<String, ClientStatement>,
     unnamed: Checked,
+    cancel: crate::cancel::Slot,
 }
 
 impl Session {
     /// A session for a client whose route is resolved.
-    pub fn new(io: ClientIo, state: Arc<GatewayState>, route: Route) -> Self {
+    pub fn new(
+        io: ClientIo,
+        state: Arc<GatewayState>,
+        route: Route,
+        cancel: crate::cancel::Slot,
+    ) -> Self {
         Self {
             io,
             state,
@@ -58,6 +64,7 @@ impl Session {
             aborted: false,
             statements: HashMap::new(),
             unnamed: Checked::default(),
+            cancel,
         }
     }
 
@@ -207,12 +214,13 @@ impl Session {
                 return Ok(());
             };
             self.backend = Some(leased);
+            self.arm_cancel().await;
             let mut out = BytesMut::new();
             to_server::query(&mut out, sql);
             let mut expect = Expectations::default();
             expect.push(Expect::Relay(Shape::Ready));
             let (_, end) = self.pipelined(&out, &mut expect).await?;
-            self.release(end);
+            self.release(end).await;
             return self.ready(TransactionStatus::Idle).await;
         }
         let mut rest = sql.to_string();
@@ -269,10 +277,11 @@ impl Session {
                 return Ok(());
             };
             self.backend = Some(leased);
+            self.arm_cancel().await;
             let (out, mut expect, attempted) = self.translate(batch, &parsed);
             let (unit, end) = self.pipelined(&out, &mut expect).await?;
             self.record_prepared(attempted, unit).await?;
-            self.release(end);
+            self.release(end).await;
             return self.ready(TransactionStatus::Idle).await;
         }
         if self.backend.is_none() && !self.attach("BEGIN", false).await? {
@@ -584,6 +593,7 @@ impl Session {
             }
         };
         self.backend = Some(leased);
+        self.arm_cancel().await;
         let mut out = BytesMut::new();
         to_server::query(&mut out, &self.route.prologue(begin));
         let sent = match self.backend.as_mut() {
@@ -640,6 +650,25 @@ impl Session {
         self.backend = None;
     }
 
+    /// Points this session's cancel key at the backend it now uses.
+    async fn arm_cancel(&mut self) {
+        let target = self.backend.as_mut().map(|b| {
+            let key = b.conn().key.clone();
+            crate::cancel::CancelTarget {
+                host: self.route.target.host.clone(),
+                port: self.route.target.port,
+                pid: key.0,
+                secret: key.1,
+            }
+        });
+        *self.cancel.lock().await = target;
+    }
+
+    /// Stops cancels from reaching the backend (before it goes back to the pool).
+    async fn disarm_cancel(&mut self) {
+        *self.cancel.lock().await = None;
+    }
+
     fn write_frame(&mut self, frame: &Frame) {
         let w = &mut self.io.wbuf;
         w.extend_from_slice(&[frame.tag]);
@@ -681,6 +710,14 @@ impl Session {
                 Ok(f) => f,
                 Err(e) => return self.backend_lost(e).await,
             };
+            if frame.tag == b'E' && is_fatal(&frame) {
+                // The server is ending that backend session; the client's session goes on.
+                return self
+                    .backend_lost(GatewayError::Backend(
+                        "the server terminated the connection".into(),
+                    ))
+                    .await;
+            }
             let d = expect.on_backend(frame.tag);
             for t in d.before {
                 empty_message(&mut self.io.wbuf, t);
@@ -781,11 +818,12 @@ impl Session {
         let mut expect = Expectations::default();
         expect.push(Expect::Swallow(Shape::Ready));
         let status = self.internal(&out, &mut expect).await?;
-        self.release(status);
+        self.release(status).await;
         Ok(status)
     }
 
-    fn release(&mut self, status: TransactionStatus) {
+    async fn release(&mut self, status: TransactionStatus) {
+        self.disarm_cancel().await;
         if let Some(b) = self.backend.take() {
             if status == TransactionStatus::Idle {
                 b.give_back();
@@ -810,7 +848,7 @@ impl Session {
             self.explicit = false;
             self.aborted = false;
             if status == TransactionStatus::Idle {
-                self.release(status);
+                self.release(status).await;
             } else {
                 self.finish_backend("ROLLBACK").await?;
             }
@@ -835,6 +873,10 @@ fn ready_status(frame: &Frame) -> Result<TransactionStatus, GatewayError> {
         BackendMessage::ReadyForQuery(s) => Ok(s),
         _ => Err(GatewayError::Backend("expected ReadyForQuery".into())),
     }
+}
+
+fn is_fatal(frame: &Frame) -> bool {
+    matches!(BackendMessage::decode(frame), Ok(BackendMessage::Error(f)) if matches!(f.severity(), Some("FATAL" | "PANIC")))
 }
 
 fn empty_message(buf: &mut BytesMut, tag: u8) {

@@ -188,6 +188,17 @@ impl ServerConn {
         }
     }
 
+    /// Whether an idle connection is still usable: the server has neither closed it nor sent
+    /// anything unasked (an idle server speaks only to say it is terminating the session).
+    /// Does not block.
+    pub fn is_healthy(&mut self) -> bool {
+        if !self.rbuf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
     /// True when bytes from the server wait unread (a connection returned to the pool must
     /// have none).
     pub fn has_buffered(&self) -> bool {

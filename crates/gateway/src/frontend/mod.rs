@@ -45,6 +45,8 @@ pub struct GatewayState {
     pub pools: Pools,
     /// Settings.
     pub settings: GatewaySettings,
+    /// Live sessions' cancel keys.
+    pub(crate) cancels: crate::cancel::CancelRegistry,
     next_pid: AtomicI32,
 }
 
@@ -55,6 +57,7 @@ impl GatewayState {
             directory,
             pools: Pools::new(settings.pool.clone()),
             settings,
+            cancels: Default::default(),
             next_pid: AtomicI32::new(1),
         })
     }
@@ -101,7 +104,7 @@ async fn handle(
         startup::login(&mut io, &state),
     )
     .await;
-    let (identity, route) = match login {
+    let (identity, route, (pid, secret)) = match login {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             if !matches!(e, GatewayError::ClientGone) {
@@ -121,5 +124,8 @@ async fn handle(
         }
     };
     tracing::debug!(tenant = %identity.tenant, "client logged in");
-    Session::new(io, state, route).run().await
+    let slot = state.cancels.register(pid, secret);
+    let result = Session::new(io, state.clone(), route, slot).run().await;
+    state.cancels.remove(pid);
+    result
 }

@@ -11,10 +11,12 @@ use crate::auth::{authenticate, Identity};
 use crate::route::{resolve, Route};
 use crate::GatewayError;
 
+/// Logs a client in; returns its identity, route and the cancel key it was given. A cancel
+/// request (which comes on a connection of its own) is handled here and ends the connection.
 pub(super) async fn login(
     io: &mut ClientIo,
     state: &GatewayState,
-) -> Result<(Identity, Route), GatewayError> {
+) -> Result<(Identity, Route, (i32, [u8; 4])), GatewayError> {
     let params = loop {
         let startup = loop {
             if let Some(s) = Startup::parse(&mut io.rbuf)? {
@@ -24,10 +26,9 @@ pub(super) async fn login(
         };
         match startup {
             Startup::SslRequest | Startup::GssEncRequest => io.write_now(b"N").await?,
-            Startup::Cancel { .. } => {
-                return Err(GatewayError::Unsupported(
-                    "cancel requests are not supported yet".into(),
-                ))
+            Startup::Cancel { pid, secret } => {
+                state.cancels.cancel(pid, &secret).await;
+                return Err(GatewayError::ClientGone);
             }
             Startup::Startup { params, .. } => break params,
         }
@@ -64,8 +65,9 @@ pub(super) async fn login(
         to_client::parameter_status(&mut io.wbuf, k, v);
     }
     let secret: [u8; 4] = rand::random();
-    to_client::backend_key_data(&mut io.wbuf, state.next_pid(), &secret);
+    let pid = state.next_pid();
+    to_client::backend_key_data(&mut io.wbuf, pid, &secret);
     to_client::ready_for_query(&mut io.wbuf, TransactionStatus::Idle);
     io.flush().await?;
-    Ok((identity, route))
+    Ok((identity, route, (pid, secret)))
 }
