@@ -21,6 +21,7 @@ pub use error::ApiError;
 pub struct ApiState {
     pub(crate) directory: Directory,
     pub(crate) token: Arc<str>,
+    pub(crate) gateway: Option<Arc<bulkhead_gateway::GatewayState>>,
 }
 
 impl ApiState {
@@ -29,7 +30,14 @@ impl ApiState {
         Self {
             directory,
             token: Arc::from(token),
+            gateway: None,
         }
+    }
+
+    /// Serves the gateway's metrics at `/metrics`.
+    pub fn with_gateway(mut self, gateway: Arc<bulkhead_gateway::GatewayState>) -> Self {
+        self.gateway = Some(gateway);
+        self
     }
 }
 

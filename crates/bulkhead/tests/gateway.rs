@@ -112,6 +112,22 @@ async fn tenants_log_in_with_keys_and_tokens_and_reach_their_own_place() {
         .get(0);
     assert_eq!(n, 1);
 
+    // The gateway's metrics are on the API.
+    let metrics = reqwest::get(format!("{}/metrics", up.api_url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("bulkhead_gateway_queries_total{service=\"shop\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("bulkhead_gateway_backend_connections{cluster=\"local\",state=\"idle\"}"),
+        "{metrics}"
+    );
+
     // A revoked key is refused.
     let id = key
         .trim_start_matches("bhk_")

@@ -14,6 +14,7 @@ mod error;
 mod expect;
 pub mod frontend;
 pub mod guard;
+pub mod metrics;
 pub mod route;
 mod session;
 

@@ -12,6 +12,8 @@ use crate::GatewayError;
 /// A resolved route.
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// The service (a metrics label).
+    pub service: String,
     /// The cluster's name (the pool key).
     pub cluster: String,
     /// Where to connect.
@@ -75,6 +77,7 @@ pub async fn resolve(
         _ => "public, ref".to_string(),
     };
     Ok(Route {
+        service: service.to_string(),
         cluster: cluster.name.to_string(),
         target: BackendTarget {
             host,

@@ -85,10 +85,20 @@ impl Session {
             };
             match msg {
                 FrontendMessage::Terminate => return Ok(()),
-                FrontendMessage::Query(sql) => self.simple(&sql).await?,
+                FrontendMessage::Query(sql) => {
+                    let started = std::time::Instant::now();
+                    self.simple(&sql).await?;
+                    self.state
+                        .metrics
+                        .query(&self.route.service, started.elapsed());
+                }
                 FrontendMessage::Sync => {
                     let unit = std::mem::take(&mut batch);
+                    let started = std::time::Instant::now();
                     self.extended(unit).await?;
+                    self.state
+                        .metrics
+                        .query(&self.route.service, started.elapsed());
                 }
                 FrontendMessage::FunctionCall => {
                     self.io.error(
@@ -141,6 +151,9 @@ impl Session {
     /// transaction is marked failed, as PostgreSQL would.
     async fn refuse(&mut self, r: Refusal) -> Result<(), GatewayError> {
         tracing::info!(tenant = %self.route.tenant, rule = r.rule, "statement refused");
+        self.state
+            .metrics
+            .count("bulkhead_gateway_refusals_total", r.rule);
         self.io.error("ERROR", r.code, &r.message);
         if self.explicit {
             self.aborted = true;
@@ -372,6 +385,9 @@ impl Session {
         {
             Ok(l) => Ok(Some(l)),
             Err(e) => {
+                if matches!(e, GatewayError::PoolTimeout) {
+                    self.state.metrics.checkout_timeout();
+                }
                 tracing::warn!(tenant = %self.route.tenant, error = %e, "no backend connection");
                 self.io.error("ERROR", e.sqlstate(), &e.to_string());
                 self.ready(self.status()).await?;
@@ -586,6 +602,9 @@ impl Session {
         let leased = match leased {
             Ok(l) => l,
             Err(e) => {
+                if matches!(e, GatewayError::PoolTimeout) {
+                    self.state.metrics.checkout_timeout();
+                }
                 tracing::warn!(tenant = %self.route.tenant, error = %e, "no backend connection");
                 self.io.error("ERROR", e.sqlstate(), &e.to_string());
                 self.ready(self.status()).await?;

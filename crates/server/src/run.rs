@@ -160,7 +160,8 @@ async fn serve(
         ..Default::default()
     };
     let gateway_state = bulkhead_gateway::GatewayState::new(directory.clone(), settings);
-    let app = bulkhead_api::router(ApiState::new(directory, &token));
+    let app =
+        bulkhead_api::router(ApiState::new(directory, &token).with_gateway(gateway_state.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         tokio::select! {

@@ -24,3 +24,19 @@ pub(crate) async fn health(State(state): State<ApiState>) -> (StatusCode, Json<V
 pub(crate) async fn version() -> Json<Value> {
     Json(json!({ "name": "bulkhead", "version": VERSION }))
 }
+
+/// Prometheus text: the gateway's counters (empty when no gateway runs in this process).
+pub(crate) async fn metrics(State(state): State<ApiState>) -> impl axum::response::IntoResponse {
+    let body = state
+        .gateway
+        .as_ref()
+        .map(|g| g.render_metrics())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+}

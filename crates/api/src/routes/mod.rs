@@ -17,6 +17,7 @@ pub(crate) fn open() -> Router<ApiState> {
         .route("/health", get(health::health))
         .route("/version", get(health::version))
         .route("/openapi.json", get(crate::openapi::document))
+        .route("/metrics", get(health::metrics))
 }
 
 /// Routes under `/v1/`.

@@ -183,6 +183,21 @@ impl Pools {
         })
     }
 
+    /// (cluster, idle, checked out) for every cluster.
+    pub fn all_stats(&self) -> Vec<(String, usize, usize)> {
+        let names: Vec<String> = match self.clusters.lock() {
+            Ok(c) => c.keys().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        names
+            .into_iter()
+            .map(|n| {
+                let (idle, used) = self.stats(&n);
+                (n, idle, used)
+            })
+            .collect()
+    }
+
     /// How many connections of `cluster` are idle and how many are checked out.
     pub fn stats(&self, cluster: &str) -> (usize, usize) {
         let pool = self.cluster(cluster);

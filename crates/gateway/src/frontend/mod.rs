@@ -47,6 +47,8 @@ pub struct GatewayState {
     pub settings: GatewaySettings,
     /// Live sessions' cancel keys.
     pub(crate) cancels: crate::cancel::CancelRegistry,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     next_pid: AtomicI32,
 }
 
@@ -58,8 +60,14 @@ impl GatewayState {
             pools: Pools::new(settings.pool.clone()),
             settings,
             cancels: Default::default(),
+            metrics: Default::default(),
             next_pid: AtomicI32::new(1),
         })
+    }
+
+    /// The metrics as Prometheus text.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(&self.pools.all_stats())
     }
 
     pub(crate) fn next_pid(&self) -> i32 {
@@ -98,12 +106,24 @@ async fn handle(
     stream: tokio::net::TcpStream,
     state: Arc<GatewayState>,
 ) -> Result<(), GatewayError> {
+    state.metrics.client_connected();
+    let result = serve_client(stream, &state).await;
+    state.metrics.client_disconnected();
+    if let Err(e) = &result {
+        state
+            .metrics
+            .count("bulkhead_gateway_errors_total", e.label());
+    }
+    result
+}
+
+async fn serve_client(
+    stream: tokio::net::TcpStream,
+    state: &Arc<GatewayState>,
+) -> Result<(), GatewayError> {
     let mut io = ClientIo::new(stream, state.settings.max_message);
-    let login = tokio::time::timeout(
-        state.settings.login_timeout,
-        startup::login(&mut io, &state),
-    )
-    .await;
+    let login =
+        tokio::time::timeout(state.settings.login_timeout, startup::login(&mut io, state)).await;
     let (identity, route, (pid, secret)) = match login {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {

@@ -1,0 +1,169 @@
+//! Gateway metrics in Prometheus text format: clients, queries (a simple Query or an
+//! extended-protocol batch up to Sync) per service with a latency histogram, errors per kind,
+//! refusals per guard rule, and pool connections and checkout timeouts per cluster. Label values are service and cluster names and fixed words only, never tenant
+//! ids, so cardinality stays bounded.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The gateway's counters.
+#[derive(Default)]
+pub struct Metrics {
+    clients_connected: AtomicU64,
+    clients_total: AtomicU64,
+    checkout_timeouts: AtomicU64,
+    counters: Mutex<BTreeMap<(String, String), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+}
+
+impl Metrics {
+    pub(crate) fn client_connected(&self) {
+        self.clients_connected.fetch_add(1, Ordering::Relaxed);
+        self.clients_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn client_disconnected(&self) {
+        self.clients_connected.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn checkout_timeout(&self) {
+        self.checkout_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds one to the counter `name` with label value `label`.
+    pub(crate) fn count(&self, name: &str, label: &str) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c.entry((name.to_string(), label.to_string())).or_default() += 1;
+        }
+    }
+
+    pub(crate) fn query(&self, service: &str, took: Duration) {
+        self.count("bulkhead_gateway_queries_total", service);
+        let secs = took.as_secs_f64();
+        if let Ok(mut l) = self.latency.lock() {
+            let h = l.entry(service.to_string()).or_default();
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if secs <= *bound {
+                    h.counts[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += secs;
+        }
+    }
+
+    /// Renders everything, with the pool figures given by the caller.
+    pub fn render(&self, pools: &[(String, usize, usize)]) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# TYPE bulkhead_gateway_clients gauge");
+        let _ = writeln!(
+            out,
+            "bulkhead_gateway_clients {}",
+            self.clients_connected.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# TYPE bulkhead_gateway_clients_total counter");
+        let _ = writeln!(
+            out,
+            "bulkhead_gateway_clients_total {}",
+            self.clients_total.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE bulkhead_gateway_checkout_timeouts_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "bulkhead_gateway_checkout_timeouts_total {}",
+            self.checkout_timeouts.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# TYPE bulkhead_gateway_backend_connections gauge");
+        for (cluster, idle, used) in pools {
+            let _ = writeln!(out, "bulkhead_gateway_backend_connections{{cluster=\"{cluster}\",state=\"idle\"}} {idle}");
+            let _ = writeln!(out, "bulkhead_gateway_backend_connections{{cluster=\"{cluster}\",state=\"used\"}} {used}");
+        }
+        if let Ok(c) = self.counters.lock() {
+            let mut last = "";
+            for ((name, label), v) in c.iter() {
+                if name != last {
+                    let _ = writeln!(out, "# TYPE {name} counter");
+                    last = name;
+                }
+                let key = if name.ends_with("refusals_total") {
+                    "rule"
+                } else if name.ends_with("errors_total") {
+                    "kind"
+                } else {
+                    "service"
+                };
+                let _ = writeln!(out, "{name}{{{key}=\"{label}\"}} {v}");
+            }
+        }
+        if let Ok(l) = self.latency.lock() {
+            let _ = writeln!(out, "# TYPE bulkhead_gateway_query_seconds histogram");
+            for (service, h) in l.iter() {
+                for (i, bound) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "bulkhead_gateway_query_seconds_bucket{{service=\"{service}\",le=\"{bound}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "bulkhead_gateway_query_seconds_bucket{{service=\"{service}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(
+                    out,
+                    "bulkhead_gateway_query_seconds_sum{{service=\"{service}\"}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "bulkhead_gateway_query_seconds_count{{service=\"{service}\"}} {}",
+                    h.count
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.client_connected();
+        m.query("billing", Duration::from_millis(2));
+        m.count("bulkhead_gateway_refusals_total", "context_setting");
+        let text = m.render(&[("local".into(), 3, 1)]);
+        assert!(text.contains("bulkhead_gateway_clients 1"));
+        assert!(text.contains("bulkhead_gateway_queries_total{service=\"billing\"} 1"));
+        assert!(text.contains("bulkhead_gateway_refusals_total{rule=\"context_setting\"} 1"));
+        assert!(text.contains(
+            "bulkhead_gateway_query_seconds_bucket{service=\"billing\",le=\"0.0025\"} 1"
+        ));
+        assert!(text
+            .contains("bulkhead_gateway_query_seconds_bucket{service=\"billing\",le=\"0.001\"} 0"));
+        assert!(text
+            .contains("bulkhead_gateway_backend_connections{cluster=\"local\",state=\"idle\"} 3"));
+    }
+}
