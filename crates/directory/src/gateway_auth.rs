@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use bulkhead_model::{ClusterName, ServiceName, TenantId};
+use bulkhead_model::{ClusterName, Mode, PlacementState, ServiceName, TenantId, TenantState};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -26,6 +26,40 @@ pub struct ServiceAuth {
     /// The claim holding the tenant id (default `tenant_id`; `tenantId` is also accepted).
     #[serde(default)]
     pub tenant_claim: Option<String>,
+}
+
+/// Everything the gateway needs to route a tenant of a service, read in one query.
+#[derive(Debug, Clone)]
+pub struct RouteFacts {
+    /// The tenant's state.
+    pub tenant_state: TenantState,
+    /// The placement in the service, if any.
+    pub placement: Option<RoutePlacement>,
+}
+
+/// The placement part of [`RouteFacts`].
+#[derive(Debug, Clone)]
+pub struct RoutePlacement {
+    /// Its state.
+    pub state: PlacementState,
+    /// Its mode.
+    pub mode: Mode,
+    /// Its database.
+    pub database: String,
+    /// Its schema (schema mode).
+    pub schema: Option<String>,
+    /// Its runtime role.
+    pub role: String,
+    /// Its epoch.
+    pub epoch: i64,
+    /// Its cluster's name.
+    pub cluster: String,
+    /// The cluster's admin DSN (for host and port).
+    pub admin_dsn: String,
+    /// The gateway's password there.
+    pub gateway_password: Option<String>,
+    /// The cluster's server version.
+    pub server_version: String,
 }
 
 /// A newly issued API key: the only time its secret is visible.
@@ -157,6 +191,53 @@ impl Directory {
                     .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                     == 0;
             same.then(|| TenantId::from(r.get::<_, uuid::Uuid>(0)))
+        }))
+    }
+
+    /// The tenant's state and its placement in `service` with its cluster, in one query;
+    /// None when the tenant does not exist.
+    pub async fn route_facts(
+        &self,
+        service: &ServiceName,
+        tenant: &TenantId,
+    ) -> Result<Option<RouteFacts>, DirectoryError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT t.state AS tenant_state, p.state, p.mode, p.database_name, p.schema_name, p.role_name, p.epoch,
+                        c.name AS cluster, c.admin_dsn, c.gateway_password, c.server_version
+                   FROM directory.tenants t
+                   LEFT JOIN directory.placements p ON p.tenant_id = t.id AND p.service = $2
+                   LEFT JOIN directory.clusters c ON c.name = p.cluster
+                  WHERE t.id = $1",
+                &[&tenant.as_uuid(), &service.as_str()],
+            )
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let corrupt =
+            |e: bulkhead_model::ModelError| DirectoryError::Corrupt(format!("route: {e}"));
+        let tenant_state = TenantState::from_str(r.get("tenant_state")).map_err(corrupt)?;
+        let placement = match (
+            r.get::<_, Option<&str>>("state"),
+            r.get::<_, Option<String>>("cluster"),
+        ) {
+            (Some(state), Some(cluster)) => Some(RoutePlacement {
+                state: PlacementState::from_str(state).map_err(corrupt)?,
+                mode: Mode::from_str(r.get("mode")).map_err(corrupt)?,
+                database: r.get("database_name"),
+                schema: r.get("schema_name"),
+                role: r.get("role_name"),
+                epoch: r.get("epoch"),
+                cluster,
+                admin_dsn: r.get("admin_dsn"),
+                gateway_password: r.get("gateway_password"),
+                server_version: r.get("server_version"),
+            }),
+            _ => None,
+        };
+        Ok(Some(RouteFacts {
+            tenant_state,
+            placement,
         }))
     }
 

@@ -19,7 +19,7 @@ mod tenants;
 
 pub use clusters::{Cluster, ClusterFacts, NewCluster};
 pub use error::{DirectoryError, ErrorKind};
-pub use gateway_auth::{IssuedKey, ServiceAuth};
+pub use gateway_auth::{IssuedKey, RouteFacts, RoutePlacement, ServiceAuth};
 pub use migrations::{MigrationFile, RegisterReport, StoredMigration};
 pub use placements::{NewPlacement, Placement};
 pub use schema::{MigrationReport, SCHEMA_VERSION};

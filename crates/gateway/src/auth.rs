@@ -2,8 +2,8 @@
 //! service (HS256 here), whose tenant claim pins the session to one tenant. Every failure
 //! says which check failed and nothing else.
 
-use bulkhead_directory::{Directory, ServiceAuth, TenantRef};
-use bulkhead_model::{PlacementState, ServiceName, TenantId, TenantState};
+use bulkhead_directory::{Directory, ServiceAuth};
+use bulkhead_model::{ServiceName, TenantId};
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -16,8 +16,8 @@ pub struct Identity {
     pub tenant: TenantId,
 }
 
-/// Checks the password presented for `service` and returns the tenant it names, after
-/// checking that the tenant is active and placed in the service.
+/// Checks the password presented for `service` and returns the tenant it names. Whether
+/// that tenant may be served is decided when its route is resolved.
 pub async fn authenticate(
     dir: &Directory,
     service: &ServiceName,
@@ -35,31 +35,7 @@ pub async fn authenticate(
             "the password must be a tenant API key or a token signed for this service".into(),
         ));
     };
-    let record = match dir.tenant(&TenantRef::Id(tenant)).await {
-        Ok(t) => t,
-        Err(bulkhead_directory::DirectoryError::NotFound { .. }) => {
-            return Err(GatewayError::NotAuthorized(format!(
-                "tenant {tenant} is not known"
-            )))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if record.state == TenantState::Suspended {
-        return Err(GatewayError::NotAuthorized(format!(
-            "tenant {tenant} is suspended"
-        )));
-    }
-    match dir.placement(service, &tenant).await? {
-        Some(p) if matches!(p.state, PlacementState::Active | PlacementState::Moving) => {
-            Ok(Identity { tenant })
-        }
-        Some(p) if p.state == PlacementState::Suspended => Err(GatewayError::NotAuthorized(
-            format!("tenant {tenant} is suspended in service {service}"),
-        )),
-        _ => Err(GatewayError::NotAuthorized(format!(
-            "tenant {tenant} has no active place in service {service}"
-        ))),
-    }
+    Ok(Identity { tenant })
 }
 
 /// Verifies an HS256 token against the service's settings and reads its tenant claim.

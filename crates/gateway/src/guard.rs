@@ -58,8 +58,38 @@ pub fn check(sql: &str) -> Result<Vec<TxEffect>, Refusal> {
     inspect(sql).map(|c| c.effects)
 }
 
-/// Like [`check`], with everything the session needs to know.
+/// Results of [`inspect`] by exact text. Drivers send the same texts again and again
+/// (prepared statements, ORMs); parsing is the gateway's largest cost per statement.
+static CACHE: std::sync::Mutex<
+    Option<std::collections::HashMap<String, Result<Checked, Refusal>>>,
+> = std::sync::Mutex::new(None);
+/// Entries kept at most; the cache is emptied when full (simple, and bounded).
+const CACHE_ENTRIES: usize = 10_000;
+/// Longer texts are not cached (they are rarely repeated and would hold memory).
+const CACHE_MAX_TEXT: usize = 4096;
+
+/// Like [`check`], with everything the session needs to know; cached by exact text.
 pub fn inspect(sql: &str) -> Result<Checked, Refusal> {
+    if sql.len() > CACHE_MAX_TEXT {
+        return inspect_uncached(sql);
+    }
+    if let Ok(cache) = CACHE.lock() {
+        if let Some(hit) = cache.as_ref().and_then(|c| c.get(sql)) {
+            return hit.clone();
+        }
+    }
+    let result = inspect_uncached(sql);
+    if let Ok(mut cache) = CACHE.lock() {
+        let cache = cache.get_or_insert_with(std::collections::HashMap::new);
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(sql.to_string(), result.clone());
+    }
+    result
+}
+
+fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
     let parsed = pg_query::parse(sql, 0).map_err(|e| {
         refuse(
             SqlState::SyntaxError,
@@ -217,6 +247,14 @@ mod tests {
             check("COPY t FROM PROGRAM 'id'").expect_err("program").code,
             SqlState::InsufficientPrivilege
         );
+    }
+
+    #[test]
+    fn cached_answers_equal_fresh_ones() {
+        for sql in ["SELECT 1", "SET ROLE x", "BEGIN", "SELEC 1"] {
+            assert_eq!(inspect(sql), inspect_uncached(sql), "{sql}");
+            assert_eq!(inspect(sql), inspect_uncached(sql), "{sql} (cached)");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use bulkhead_directory::Directory;
-use bulkhead_model::{Mode, ServiceName, TenantId};
+use bulkhead_model::{Mode, PlacementState, ServiceName, TenantId, TenantState};
 
 use crate::backend::BackendTarget;
 use crate::GatewayError;
@@ -44,30 +44,50 @@ impl Route {
     }
 }
 
-/// Resolves the route of a tenant in a service.
+/// Resolves the route of a tenant in a service (one directory query), refusing a tenant
+/// that is unknown, suspended, or not active in the service.
 pub async fn resolve(
     dir: &Directory,
     service: &ServiceName,
     tenant: &TenantId,
+    gateway_role: &str,
 ) -> Result<Route, GatewayError> {
-    let placement = dir.placement(service, tenant).await?.ok_or_else(|| {
-        GatewayError::NotAuthorized(format!("tenant {tenant} has no place in service {service}"))
-    })?;
-    let cluster = dir.cluster(&placement.cluster).await?;
-    let password = dir.gateway_password(&cluster.name).await?.ok_or_else(|| {
+    let facts = dir
+        .route_facts(service, tenant)
+        .await?
+        .ok_or_else(|| GatewayError::NotAuthorized(format!("tenant {tenant} is not known")))?;
+    if facts.tenant_state == TenantState::Suspended {
+        return Err(GatewayError::NotAuthorized(format!(
+            "tenant {tenant} is suspended"
+        )));
+    }
+    let placement = match facts.placement {
+        Some(p) if matches!(p.state, PlacementState::Active | PlacementState::Moving) => p,
+        Some(p) if p.state == PlacementState::Suspended => {
+            return Err(GatewayError::NotAuthorized(format!(
+                "tenant {tenant} is suspended in service {service}"
+            )))
+        }
+        _ => {
+            return Err(GatewayError::NotAuthorized(format!(
+                "tenant {tenant} has no active place in service {service}"
+            )))
+        }
+    };
+    let password = placement.gateway_password.clone().ok_or_else(|| {
         GatewayError::Backend(format!(
             "cluster {} is not prepared for the gateway",
-            cluster.name
+            placement.cluster
         ))
     })?;
-    let config = tokio_postgres::Config::from_str(&cluster.admin_dsn)
-        .map_err(|e| GatewayError::Backend(format!("cluster {} DSN: {e}", cluster.name)))?;
+    let config = tokio_postgres::Config::from_str(&placement.admin_dsn)
+        .map_err(|e| GatewayError::Backend(format!("cluster {} DSN: {e}", placement.cluster)))?;
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
         _ => {
             return Err(GatewayError::Backend(format!(
                 "cluster {} has no TCP host",
-                cluster.name
+                placement.cluster
             )))
         }
     };
@@ -78,11 +98,11 @@ pub async fn resolve(
     };
     Ok(Route {
         service: service.to_string(),
-        cluster: cluster.name.to_string(),
+        cluster: placement.cluster.clone(),
         target: BackendTarget {
             host,
             port,
-            user: dir.gateway_role().await?,
+            user: gateway_role.to_string(),
             password,
             database: placement.database.clone(),
         },
@@ -90,7 +110,7 @@ pub async fn resolve(
         search_path,
         tenant: *tenant,
         epoch: placement.epoch,
-        server_version: cluster
+        server_version: placement
             .server_version
             .split_whitespace()
             .next()

@@ -49,6 +49,7 @@ pub struct GatewayState {
     pub(crate) cancels: crate::cancel::CancelRegistry,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    gateway_role: tokio::sync::OnceCell<String>,
     next_pid: AtomicI32,
 }
 
@@ -61,8 +62,18 @@ impl GatewayState {
             settings,
             cancels: Default::default(),
             metrics: Default::default(),
+            gateway_role: tokio::sync::OnceCell::new(),
             next_pid: AtomicI32::new(1),
         })
+    }
+
+    /// The gateway's login role (read from the directory once).
+    pub(crate) async fn gateway_role(&self) -> Result<&str, GatewayError> {
+        self.gateway_role
+            .get_or_try_init(|| async { self.directory.gateway_role().await })
+            .await
+            .map(String::as_str)
+            .map_err(GatewayError::from)
     }
 
     /// The metrics as Prometheus text.

@@ -38,8 +38,12 @@ pub(super) async fn login(
     let service: ServiceName = database
         .parse()
         .map_err(|_| GatewayError::UnknownService(database.to_string()))?;
-    if state.directory.service(&service).await.is_err() {
-        return Err(GatewayError::UnknownService(database.to_string()));
+    match state.directory.service(&service).await {
+        Ok(_) => {}
+        Err(bulkhead_directory::DirectoryError::NotFound { .. }) => {
+            return Err(GatewayError::UnknownService(database.to_string()))
+        }
+        Err(e) => return Err(e.into()),
     }
     to_client::authentication_cleartext(&mut io.wbuf);
     io.flush().await?;
@@ -51,7 +55,8 @@ pub(super) async fn login(
     };
     let password = FrontendMessage::password_text(&body)?;
     let identity = authenticate(&state.directory, &service, &password).await?;
-    let route = resolve(&state.directory, &service, &identity.tenant).await?;
+    let role = state.gateway_role().await?;
+    let route = resolve(&state.directory, &service, &identity.tenant, role).await?;
     to_client::authentication_ok(&mut io.wbuf);
     for (k, v) in [
         ("server_version", route.server_version.as_str()),
