@@ -211,23 +211,17 @@ impl Session {
             Ok(c) => (c.effects, c.copy_in),
             Err(r) => return self.refuse(r).await,
         };
-        if self.end_aborted(&effects).await? {
-            return Ok(());
-        }
-        if effects.is_empty() {
+        if effects.is_empty() && !self.aborted {
             to_client::empty_query_response(&mut self.io.wbuf);
             return self.ready(self.status()).await;
         }
-        let (begins, ends) = match Self::shape(&effects) {
-            Ok(s) => s,
-            Err(r) => return self.refuse(r).await,
+        let Some((begins, ends)) = self.admit(&effects).await? else {
+            return Ok(());
         };
         if self.backend.is_none() && !begins && !ends && !copy_in {
-            let Some(leased) = self.checkout().await? else {
+            if !self.lease().await? {
                 return Ok(());
-            };
-            self.backend = Some(leased);
-            self.arm_cancel().await;
+            }
             let mut out = BytesMut::new();
             to_server::query(&mut out, sql);
             let mut expect = Expectations::default();
@@ -278,19 +272,13 @@ impl Session {
         }
         let executed = self.executed(&batch, &parsed);
         let (effects, copy_in) = (executed.effects, executed.copy_in);
-        if self.end_aborted(&effects).await? {
+        let Some((begins, ends)) = self.admit(&effects).await? else {
             return Ok(());
-        }
-        let (begins, ends) = match Self::shape(&effects) {
-            Ok(s) => s,
-            Err(r) => return self.refuse(r).await,
         };
         if self.backend.is_none() && !begins && !ends && !copy_in {
-            let Some(leased) = self.checkout().await? else {
+            if !self.lease().await? {
                 return Ok(());
-            };
-            self.backend = Some(leased);
-            self.arm_cancel().await;
+            }
             let (out, mut expect, attempted) = self.translate(batch, &parsed);
             let (unit, end) = self.pipelined(&out, &mut expect).await?;
             self.record_prepared(attempted, unit).await?;
@@ -373,6 +361,33 @@ impl Session {
         commit.push(Expect::Swallow(Shape::Ready));
         let end = self.relay(&mut commit, false).await?;
         Ok((unit_status, end))
+    }
+
+    /// Decides whether a checked unit may run: answers it when the client's transaction is
+    /// already failed or when its transaction control is out of order. Returns (begins, ends)
+    /// when it may run, None when the client has been answered.
+    async fn admit(&mut self, effects: &[TxEffect]) -> Result<Option<(bool, bool)>, GatewayError> {
+        if self.end_aborted(effects).await? {
+            return Ok(None);
+        }
+        match Self::shape(effects) {
+            Ok(s) => Ok(Some(s)),
+            Err(r) => {
+                self.refuse(r).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Leases a backend connection for this session and points its cancel key at it;
+    /// false when the client was answered with why not.
+    async fn lease(&mut self) -> Result<bool, GatewayError> {
+        let Some(leased) = self.checkout().await? else {
+            return Ok(false);
+        };
+        self.backend = Some(leased);
+        self.arm_cancel().await;
+        Ok(true)
     }
 
     /// Takes a backend connection for the tenant, or answers the client with why not.

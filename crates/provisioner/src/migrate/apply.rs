@@ -167,14 +167,7 @@ async fn apply_one(
                 .await
                 .map_err(fail)?;
         }
-        if needs_securing(target, plan) {
-            target
-                .secure(&tx)
-                .await
-                .map_err(|e| (e.to_string(), false))?;
-        }
-        record(&tx, target, plan).await.map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
+        seal(tx, target, plan).await?;
     } else {
         for (stmt, path) in &statements {
             client
@@ -190,16 +183,30 @@ async fn apply_one(
             run.map_err(fail)?;
         }
         let tx = client.transaction().await.map_err(fail)?;
-        if needs_securing(target, plan) {
-            target
-                .secure(&tx)
-                .await
-                .map_err(|e| (e.to_string(), false))?;
-        }
-        record(&tx, target, plan).await.map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
+        seal(tx, target, plan).await?;
     }
     Ok(())
+}
+
+/// Ends a migration's transaction: privileges brought in line when needed, the version
+/// recorded, committed.
+async fn seal(
+    tx: tokio_postgres::Transaction<'_>,
+    target: &Target,
+    plan: &MigrationPlan,
+) -> Result<(), (String, bool)> {
+    let fail = |e: tokio_postgres::Error| {
+        let lock = e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE);
+        (describe(&e), lock)
+    };
+    if needs_securing(target, plan) {
+        target
+            .secure(&tx)
+            .await
+            .map_err(|e| (e.to_string(), false))?;
+    }
+    record(&tx, target, plan).await.map_err(fail)?;
+    tx.commit().await.map_err(fail)
 }
 
 /// Pool, template and database targets are always re-secured (their check is one cheap
