@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Bulkhead needs and a fresh Debian/Ubuntu machine lacks:
 # PostgreSQL server binaries (no cluster is created or started: Bulkhead runs its own),
-# libclang (the SQL parser's build uses bindgen), PgBouncer (the benchmark baseline).
+# libclang (the SQL parser's build uses bindgen), PgBouncer (the benchmark baseline),
+# python3 and psycopg 3 (a second-language driver in the gateway tests).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -17,6 +18,7 @@ have_pg_server || missing+=(postgresql postgresql-contrib)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/*/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -40,6 +42,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# psycopg 3 (the Python driver the gateway tests run) from PyPI.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c "import psycopg" >/dev/null 2>&1; then
+  echo "setup: installing psycopg[binary] from PyPI" >&2
+  python3 -m pip install -q "psycopg[binary]" 2>/dev/null \
+    || python3 -m pip install -q --user --break-system-packages "psycopg[binary]" \
+    || { echo "Bulkhead's tests need psycopg 3: python3 -m pip install 'psycopg[binary]'" >&2; exit 1; }
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
