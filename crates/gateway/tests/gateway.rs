@@ -22,6 +22,15 @@ struct Env {
 }
 
 async fn env(label: &str, pool_size: usize) -> Env {
+    env_with(label, pool_size, None, false).await
+}
+
+async fn env_with(
+    label: &str,
+    pool_size: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls_required: bool,
+) -> Env {
     let pg = shared_cluster().expect("cluster");
     let control = pg.create_database(label).await.expect("control");
     let dir = Directory::connect(&control.dsn).await.expect("dir");
@@ -59,6 +68,8 @@ async fn env(label: &str, pool_size: usize) -> Env {
             checkout_timeout: Duration::from_secs(2),
             ..Default::default()
         },
+        tls,
+        tls_required,
         ..Default::default()
     };
     let state = GatewayState::new(dir.clone(), settings);
@@ -522,4 +533,86 @@ async fn psycopg_works_through_the_gateway() {
         out.status.success() && stdout.contains("ok"),
         "psycopg failed:\n{stdout}\n{stderr}"
     );
+}
+
+fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    (cert, key)
+}
+
+async fn psycopg(dsn: &str, code: &str) -> (bool, String) {
+    let out = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!("import psycopg, sys\ntry:\n{code}\nexcept psycopg.Error as e:\n    print('ERROR', e.sqlstate, e); sys.exit(1)"))
+        .env("DSN", dsn)
+        .output()
+        .await
+        .expect("python3");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn tls_is_negotiated_and_can_be_required() {
+    let tmp = std::env::temp_dir().join(format!("bulkhead-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let (cert, key_file) = self_signed(&tmp);
+    let acceptor = bulkhead_gateway::frontend::load_acceptor(&cert, &key_file).expect("acceptor");
+    let env = env_with("tls", 2, Some(acceptor.clone()), false).await;
+    let key = tenant_key(&env, "secure", Mode::Shared).await;
+    let dsn = |mode: &str, port: u16, service: &str| {
+        format!(
+            "host=127.0.0.1 port={port} dbname={service} user=app password={key} sslmode={mode}"
+        )
+    };
+    let check = "    c = psycopg.connect(__import__('os').environ['DSN'])\n    print('ssl', c.pgconn.ssl_in_use, c.execute('SELECT 41 + 1').fetchone()[0])";
+    let (ok, out) = psycopg(&dsn("require", env.port, &env.service), check).await;
+    assert!(ok && out.contains("ssl True 42"), "{out}");
+    let (ok, out) = psycopg(&dsn("disable", env.port, &env.service), check).await;
+    assert!(
+        ok && out.contains("ssl False 42"),
+        "plaintext still allowed when not required: {out}"
+    );
+
+    let strict = env_with("tls_strict", 2, Some(acceptor), true).await;
+    let strict_key = tenant_key(&strict, "strict", Mode::Shared).await;
+    let strict_dsn = |mode: &str| {
+        format!(
+            "host=127.0.0.1 port={} dbname={} user=app password={strict_key} sslmode={mode}",
+            strict.port, strict.service
+        )
+    };
+    let (ok, out) = psycopg(&strict_dsn("disable"), check).await;
+    // libpq reports a refused connection by message only (no SQLSTATE reaches psycopg).
+    assert!(!ok && out.contains("requires TLS"), "{out}");
+    let (ok, out) = psycopg(&strict_dsn("require"), check).await;
+    assert!(ok && out.contains("ssl True 42"), "{out}");
+    let _ = std::fs::remove_dir_all(&tmp);
 }

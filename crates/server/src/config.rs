@@ -67,6 +67,15 @@ pub struct GatewayConfig {
     /// Seconds a transaction waits for a backend connection before 53300; default 5.
     #[serde(default = "default_checkout_timeout")]
     pub checkout_timeout_secs: u64,
+    /// PEM certificate chain for TLS with clients.
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for TLS with clients.
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Refuse logins that did not negotiate TLS (needs tls_cert and tls_key).
+    #[serde(default)]
+    pub tls_required: bool,
 }
 
 impl Default for GatewayConfig {
@@ -75,6 +84,9 @@ impl Default for GatewayConfig {
             listen: default_gateway_listen(),
             pool_size: default_pool_size(),
             checkout_timeout_secs: default_checkout_timeout(),
+            tls_cert: None,
+            tls_key: None,
+            tls_required: false,
         }
     }
 }
@@ -176,6 +188,19 @@ impl Config {
                 self.gateway.listen
             ))
         })?;
+        match (&self.gateway.tls_cert, &self.gateway.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(err(
+                    "gateway.tls_cert and gateway.tls_key go together".into()
+                ))
+            }
+            (None, None) if self.gateway.tls_required => {
+                return Err(err(
+                    "gateway.tls_required needs gateway.tls_cert and gateway.tls_key".into(),
+                ))
+            }
+            _ => {}
+        }
         if self.gateway.pool_size == 0 {
             return Err(err("gateway.pool_size must be at least 1".into()));
         }

@@ -151,7 +151,20 @@ async fn serve(
         clusters,
     });
 
+    let tls = match (&config.gateway.tls_cert, &config.gateway.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            bulkhead_gateway::frontend::load_acceptor(cert, key).map_err(|message| {
+                ServerError::Config {
+                    source_name: "gateway.tls_cert / gateway.tls_key".into(),
+                    message,
+                }
+            })?,
+        ),
+        _ => None,
+    };
     let settings = bulkhead_gateway::GatewaySettings {
+        tls,
+        tls_required: config.gateway.tls_required,
         pool: bulkhead_gateway::backend::PoolSettings {
             size: config.gateway.pool_size,
             checkout_timeout: std::time::Duration::from_secs(config.gateway.checkout_timeout_secs),

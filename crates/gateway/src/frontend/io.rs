@@ -1,15 +1,24 @@
-//! The client's socket: framed reads with a size limit, buffered writes.
+//! The client's socket, plain or TLS: framed reads with a size limit, buffered writes.
 
 use bulkhead_wire::{to_client, Frame, SqlState};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 use crate::GatewayError;
 
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while upgrading.
+    Gone,
+}
+
 /// A client connection.
 pub struct ClientIo {
-    stream: TcpStream,
+    stream: Stream,
     /// Bytes read and not yet framed.
     pub rbuf: BytesMut,
     /// Bytes to send at the next flush.
@@ -22,16 +31,41 @@ impl ClientIo {
     pub fn new(stream: TcpStream, max_message: usize) -> Self {
         let _ = stream.set_nodelay(true);
         Self {
-            stream,
+            stream: Stream::Plain(stream),
             rbuf: BytesMut::with_capacity(4096),
             wbuf: BytesMut::with_capacity(8192),
             max_message,
         }
     }
 
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// Runs the TLS handshake on a plain connection.
+    pub async fn upgrade(&mut self, acceptor: &TlsAcceptor) -> Result<(), GatewayError> {
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(GatewayError::Unsupported(
+                "TLS was already negotiated".into(),
+            ));
+        };
+        let tls = acceptor
+            .accept(tcp)
+            .await
+            .map_err(|_| GatewayError::ClientGone)?;
+        self.stream = Stream::Tls(Box::new(tls));
+        Ok(())
+    }
+
     /// Reads more bytes; `ClientGone` at end of stream.
     pub async fn fill(&mut self) -> Result<(), GatewayError> {
-        match self.stream.read_buf(&mut self.rbuf).await {
+        let read = match &mut self.stream {
+            Stream::Plain(s) => s.read_buf(&mut self.rbuf).await,
+            Stream::Tls(s) => s.read_buf(&mut self.rbuf).await,
+            Stream::Gone => Ok(0),
+        };
+        match read {
             Ok(0) | Err(_) => Err(GatewayError::ClientGone),
             Ok(_) => Ok(()),
         }
@@ -53,18 +87,20 @@ impl ClientIo {
             return Ok(());
         }
         let out = self.wbuf.split();
-        self.stream
-            .write_all(&out)
-            .await
-            .map_err(|_| GatewayError::ClientGone)
+        self.write_now(&out).await
     }
 
     /// Writes raw bytes straight away (e.g. the one-byte SSL answer).
     pub async fn write_now(&mut self, bytes: &[u8]) -> Result<(), GatewayError> {
-        self.stream
-            .write_all(bytes)
-            .await
-            .map_err(|_| GatewayError::ClientGone)
+        let written = match &mut self.stream {
+            Stream::Plain(s) => s.write_all(bytes).await,
+            Stream::Tls(s) => match s.write_all(bytes).await {
+                Ok(()) => s.flush().await,
+                Err(e) => Err(e),
+            },
+            Stream::Gone => Ok(()),
+        };
+        written.map_err(|_| GatewayError::ClientGone)
     }
 
     /// Queues an ErrorResponse.

@@ -3,6 +3,7 @@
 
 mod io;
 mod startup;
+mod tls;
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -15,9 +16,10 @@ use crate::backend::{PoolSettings, Pools};
 use crate::session::Session;
 use crate::GatewayError;
 pub use io::ClientIo;
+pub use tls::load_acceptor;
 
 /// Limits of the client side.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewaySettings {
     /// Largest message accepted from a client.
     pub max_message: usize,
@@ -25,6 +27,10 @@ pub struct GatewaySettings {
     pub login_timeout: Duration,
     /// Backend pools.
     pub pool: PoolSettings,
+    /// TLS for clients, when a certificate is configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Refuse logins that did not negotiate TLS.
+    pub tls_required: bool,
 }
 
 impl Default for GatewaySettings {
@@ -33,6 +39,8 @@ impl Default for GatewaySettings {
             max_message: 16 * 1024 * 1024,
             login_timeout: Duration::from_secs(10),
             pool: PoolSettings::default(),
+            tls: None,
+            tls_required: false,
         }
     }
 }

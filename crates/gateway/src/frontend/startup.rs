@@ -25,7 +25,26 @@ pub(super) async fn login(
             io.fill().await?;
         };
         match startup {
-            Startup::SslRequest | Startup::GssEncRequest => io.write_now(b"N").await?,
+            Startup::SslRequest => {
+                // Bytes sent after SSLRequest but before the handshake would be read as if
+                // they had been encrypted (CVE-2021-23222): refuse them.
+                if !io.rbuf.is_empty() {
+                    return Err(GatewayError::Protocol(
+                        bulkhead_wire::ProtocolError::Malformed {
+                            what: "SSLRequest",
+                            detail: "data sent before the TLS handshake",
+                        },
+                    ));
+                }
+                match &state.settings.tls {
+                    Some(acceptor) if !io.is_tls() => {
+                        io.write_now(b"S").await?;
+                        io.upgrade(acceptor).await?;
+                    }
+                    _ => io.write_now(b"N").await?,
+                }
+            }
+            Startup::GssEncRequest => io.write_now(b"N").await?,
             Startup::Cancel { pid, secret } => {
                 state.cancels.cancel(pid, &secret).await;
                 return Err(GatewayError::ClientGone);
@@ -33,6 +52,11 @@ pub(super) async fn login(
             Startup::Startup { params, .. } => break params,
         }
     };
+    if state.settings.tls_required && !io.is_tls() {
+        return Err(GatewayError::NotAuthorized(
+            "this gateway requires TLS: connect with sslmode=require (or stricter)".into(),
+        ));
+    }
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let database = get("database").or_else(|| get("user")).unwrap_or_default();
     let service: ServiceName = database
