@@ -17,6 +17,7 @@ pub mod guard;
 pub mod metrics;
 pub mod route;
 mod session;
+pub mod watch;
 
 pub use error::GatewayError;
 pub use frontend::{serve, GatewaySettings, GatewayState};

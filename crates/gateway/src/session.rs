@@ -45,6 +45,7 @@ pub struct Session {
     statements: HashMap<String, ClientStatement>,
     unnamed: Checked,
     cancel: crate::cancel::Slot,
+    seen: crate::watch::Seen,
 }
 
 impl Session {
@@ -54,6 +55,7 @@ impl Session {
         state: Arc<GatewayState>,
         route: Route,
         cancel: crate::cancel::Slot,
+        seen: crate::watch::Seen,
     ) -> Self {
         Self {
             io,
@@ -65,6 +67,7 @@ impl Session {
             statements: HashMap::new(),
             unnamed: Checked::default(),
             cancel,
+            seen,
         }
     }
 
@@ -86,6 +89,9 @@ impl Session {
             match msg {
                 FrontendMessage::Terminate => return Ok(()),
                 FrontendMessage::Query(sql) => {
+                    if !self.refresh_route().await? {
+                        continue;
+                    }
                     let started = std::time::Instant::now();
                     self.simple(&sql).await?;
                     self.state
@@ -94,6 +100,9 @@ impl Session {
                 }
                 FrontendMessage::Sync => {
                     let unit = std::mem::take(&mut batch);
+                    if !self.refresh_route().await? {
+                        continue;
+                    }
                     let started = std::time::Instant::now();
                     self.extended(unit).await?;
                     self.state
@@ -124,6 +133,44 @@ impl Session {
                         ))
                         .await
                 }
+            }
+        }
+    }
+
+    /// Before a unit outside a transaction: if the directory changed for this tenant (or
+    /// everything), resolve the route again. A tenant that may no longer be served ends the
+    /// session; when the directory cannot answer, the unit is refused and the check retried
+    /// next time. Returns whether the unit may run.
+    async fn refresh_route(&mut self) -> Result<bool, GatewayError> {
+        if self.backend.is_some() {
+            // Inside a client transaction: the change applies when it ends.
+            return Ok(true);
+        }
+        let now = self.state.watch.seen(&self.route.tenant);
+        if now == self.seen {
+            return Ok(true);
+        }
+        let service: bulkhead_model::ServiceName = match self.route.service.parse() {
+            Ok(s) => s,
+            Err(_) => return Ok(true),
+        };
+        let role = self.state.gateway_role().await?.to_string();
+        match crate::route::resolve(&self.state.directory, &service, &self.route.tenant, &role)
+            .await
+        {
+            Ok(route) => {
+                self.route = route;
+                self.seen = now;
+                Ok(true)
+            }
+            Err(e @ GatewayError::NotAuthorized(_)) => {
+                tracing::info!(tenant = %self.route.tenant, error = %e, "session ended by a directory change");
+                self.fatal(e).await.map(|_| false)
+            }
+            Err(e) => {
+                self.io.error("ERROR", e.sqlstate(), &e.to_string());
+                self.ready(self.status()).await?;
+                Ok(false)
             }
         }
     }

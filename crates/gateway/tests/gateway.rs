@@ -616,3 +616,46 @@ async fn tls_is_negotiated_and_can_be_required() {
     assert!(ok && out.contains("ssl True 42"), "{out}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[tokio::test]
+async fn suspending_a_tenant_ends_its_open_sessions_at_their_next_query() {
+    let env = env("suspend", 2).await;
+    let key = tenant_key(&env, "suspended", Mode::Shared).await;
+    let c = connect(&env, &key).await.expect("connect");
+    c.simple_query("SELECT 1").await.expect("works");
+    env.dir
+        .set_tenant_state(
+            &"suspended".parse().expect("r"),
+            bulkhead_model::TenantState::Suspended,
+        )
+        .await
+        .expect("suspend");
+    // The notification reaches the gateway asynchronously.
+    let mut refused = None;
+    for _ in 0..50 {
+        match c.simple_query("SELECT 1").await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let err = refused.expect("refused within 5 s of the suspension");
+    assert_eq!(code(&err), "28000", "{err:?}");
+    assert!(
+        c.is_closed() || c.simple_query("SELECT 1").await.is_err(),
+        "the session is over"
+    );
+    env.dir
+        .set_tenant_state(
+            &"suspended".parse().expect("r"),
+            bulkhead_model::TenantState::Active,
+        )
+        .await
+        .expect("resume");
+    let again = connect(&env, &key)
+        .await
+        .expect("resumed tenants log in again");
+    again.simple_query("SELECT 1").await.expect("works again");
+}

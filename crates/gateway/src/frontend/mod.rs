@@ -58,13 +58,18 @@ pub struct GatewayState {
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
     gateway_role: tokio::sync::OnceCell<String>,
+    /// Directory changes (started by [`GatewayState::new`]).
+    pub(crate) watch: Arc<crate::watch::DirectoryWatch>,
     next_pid: AtomicI32,
 }
 
 impl GatewayState {
     /// New shared state.
     pub fn new(directory: Directory, settings: GatewaySettings) -> Arc<Self> {
+        let watch = Arc::new(crate::watch::DirectoryWatch::default());
+        watch.spawn(directory.dsn().to_string());
         Arc::new(Self {
+            watch,
             directory,
             pools: Pools::new(settings.pool.clone()),
             settings,
@@ -143,7 +148,7 @@ async fn serve_client(
     let mut io = ClientIo::new(stream, state.settings.max_message);
     let login =
         tokio::time::timeout(state.settings.login_timeout, startup::login(&mut io, state)).await;
-    let (identity, route, (pid, secret)) = match login {
+    let (identity, route, (pid, secret), seen) = match login {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             if !matches!(e, GatewayError::ClientGone) {
@@ -164,7 +169,9 @@ async fn serve_client(
     };
     tracing::debug!(tenant = %identity.tenant, "client logged in");
     let slot = state.cancels.register(pid, secret);
-    let result = Session::new(io, state.clone(), route, slot).run().await;
+    let result = Session::new(io, state.clone(), route, slot, seen)
+        .run()
+        .await;
     state.cancels.remove(pid);
     result
 }

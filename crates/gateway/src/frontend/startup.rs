@@ -16,7 +16,7 @@ use crate::GatewayError;
 pub(super) async fn login(
     io: &mut ClientIo,
     state: &GatewayState,
-) -> Result<(Identity, Route, (i32, [u8; 4])), GatewayError> {
+) -> Result<(Identity, Route, (i32, [u8; 4]), crate::watch::Seen), GatewayError> {
     let params = loop {
         let startup = loop {
             if let Some(s) = Startup::parse(&mut io.rbuf)? {
@@ -80,6 +80,8 @@ pub(super) async fn login(
     let password = FrontendMessage::password_text(&body)?;
     let identity = authenticate(&state.directory, &service, &password).await?;
     let role = state.gateway_role().await?;
+    // Taken before resolving, so a change during resolution is seen at the first query.
+    let seen = state.watch.seen(&identity.tenant);
     let route = resolve(&state.directory, &service, &identity.tenant, role).await?;
     to_client::authentication_ok(&mut io.wbuf);
     for (k, v) in [
@@ -98,5 +100,5 @@ pub(super) async fn login(
     to_client::backend_key_data(&mut io.wbuf, pid, &secret);
     to_client::ready_for_query(&mut io.wbuf, TransactionStatus::Idle);
     io.flush().await?;
-    Ok((identity, route, (pid, secret)))
+    Ok((identity, route, (pid, secret), seen))
 }
