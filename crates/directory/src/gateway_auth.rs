@@ -17,6 +17,12 @@ pub struct ServiceAuth {
     /// HS256 shared secret; tokens are refused when absent.
     #[serde(default, skip_serializing)]
     pub hs256_secret: Option<String>,
+    /// PEM public key for RS256 tokens.
+    #[serde(default)]
+    pub rs256_public_key: Option<String>,
+    /// PEM public key for ES256 tokens.
+    #[serde(default)]
+    pub es256_public_key: Option<String>,
     /// Required `iss`, if set.
     #[serde(default)]
     pub issuer: Option<String>,

@@ -38,14 +38,58 @@ pub async fn authenticate(
     Ok(Identity { tenant })
 }
 
-/// Verifies an HS256 token against the service's settings and reads its tenant claim.
+/// The key a token's algorithm must verify against. Each algorithm has its own configured
+/// key, so an RS256 public key can never be taken for an HS256 secret.
+fn key_for(auth: &ServiceAuth, token: &str) -> Result<(Algorithm, DecodingKey), GatewayError> {
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|_| GatewayError::BadCredentials("the token is malformed".into()))?;
+    let missing = |alg: &str| {
+        GatewayError::BadCredentials(format!(
+            "this service accepts no {alg} tokens (no key configured)"
+        ))
+    };
+    let bad_key = |e: jsonwebtoken::errors::Error| {
+        GatewayError::BadCredentials(format!("the service's token key is unusable: {e}"))
+    };
+    match header.alg {
+        Algorithm::HS256 => {
+            let secret = auth.hs256_secret.as_ref().ok_or_else(|| missing("HS256"))?;
+            Ok((
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret.as_bytes()),
+            ))
+        }
+        Algorithm::RS256 => {
+            let pem = auth
+                .rs256_public_key
+                .as_ref()
+                .ok_or_else(|| missing("RS256"))?;
+            Ok((
+                Algorithm::RS256,
+                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(bad_key)?,
+            ))
+        }
+        Algorithm::ES256 => {
+            let pem = auth
+                .es256_public_key
+                .as_ref()
+                .ok_or_else(|| missing("ES256"))?;
+            Ok((
+                Algorithm::ES256,
+                DecodingKey::from_ec_pem(pem.as_bytes()).map_err(bad_key)?,
+            ))
+        }
+        other => Err(GatewayError::BadCredentials(format!(
+            "the token's algorithm {other:?} is not accepted (HS256, RS256 or ES256)"
+        ))),
+    }
+}
+
+/// Verifies a token (HS256, RS256 or ES256, each against its own configured key) against the
+/// service's settings and reads its tenant claim.
 pub fn tenant_from_token(auth: &ServiceAuth, token: &str) -> Result<TenantId, GatewayError> {
-    let secret = auth.hs256_secret.as_ref().ok_or_else(|| {
-        GatewayError::BadCredentials(
-            "this service accepts no tokens (no signing key configured)".into(),
-        )
-    })?;
-    let mut validation = Validation::new(Algorithm::HS256);
+    let (algorithm, key) = key_for(auth, token)?;
+    let mut validation = Validation::new(algorithm);
     validation.leeway = 30;
     validation.validate_nbf = true;
     validation.required_spec_claims.clear();
@@ -61,12 +105,7 @@ pub fn tenant_from_token(auth: &ServiceAuth, token: &str) -> Result<TenantId, Ga
         }
         None => validation.validate_aud = false,
     }
-    let data = decode::<Map<String, Value>>(
-        token,
-        &DecodingKey::from_secret(secret.as_bytes()),
-        &validation,
-    )
-    .map_err(|e| {
+    let data = decode::<Map<String, Value>>(token, &key, &validation).map_err(|e| {
         use jsonwebtoken::errors::ErrorKind::*;
         let why = match e.kind() {
             ExpiredSignature => "the token has expired",
@@ -74,7 +113,7 @@ pub fn tenant_from_token(auth: &ServiceAuth, token: &str) -> Result<TenantId, Ga
             InvalidSignature => "the token's signature does not verify",
             InvalidIssuer => "the token's issuer is not accepted",
             InvalidAudience => "the token's audience is not accepted",
-            InvalidAlgorithm => "the token's algorithm is not accepted (HS256 expected)",
+            InvalidAlgorithm => "the token's algorithm does not match its key",
             MissingRequiredClaim(_) => "the token lacks a required claim (exp, iss or aud)",
             _ => "the token is malformed",
         };
@@ -108,6 +147,8 @@ mod tests {
     fn auth() -> ServiceAuth {
         ServiceAuth {
             hs256_secret: Some("a-long-enough-test-secret-for-hs256".into()),
+            rs256_public_key: None,
+            es256_public_key: None,
             issuer: Some("https://issuer.example".into()),
             audience: Some("billing".into()),
             tenant_claim: None,
@@ -192,5 +233,94 @@ mod tests {
             .contains("required claim"));
         let none = ServiceAuth::default();
         assert!(tenant_from_token(&none, &token(base(json!({})), SECRET)).is_err());
+    }
+
+    fn openssl(args: &[&str]) -> Vec<u8> {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    #[test]
+    fn rs256_and_es256_tokens_verify_against_their_own_keys_only() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-jwt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let rsa = dir.join("rsa.pem");
+        let ec = dir.join("ec.pem");
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            rsa.to_str().expect("p"),
+        ]);
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            ec.to_str().expect("p"),
+        ]);
+        let rsa_pub = openssl(&["pkey", "-in", rsa.to_str().expect("p"), "-pubout"]);
+        let ec_pub = openssl(&["pkey", "-in", ec.to_str().expect("p"), "-pubout"]);
+        let rsa_priv = std::fs::read(&rsa).expect("read");
+        let ec_priv = std::fs::read(&ec).expect("read");
+        let auth = ServiceAuth {
+            rs256_public_key: Some(String::from_utf8(rsa_pub.clone()).expect("utf8")),
+            es256_public_key: Some(String::from_utf8(ec_pub).expect("utf8")),
+            ..ServiceAuth::default()
+        };
+        let claims = json!({"tenant_id": TENANT, "exp": now() + 60});
+        let rs = encode(
+            &Header::new(Algorithm::RS256),
+            &claims,
+            &EncodingKey::from_rsa_pem(&rsa_priv).expect("rsa"),
+        )
+        .expect("rs");
+        let es = encode(
+            &Header::new(Algorithm::ES256),
+            &claims,
+            &EncodingKey::from_ec_pem(&ec_priv).expect("ec"),
+        )
+        .expect("es");
+        assert_eq!(
+            tenant_from_token(&auth, &rs).expect("rs256").to_string(),
+            TENANT
+        );
+        assert_eq!(
+            tenant_from_token(&auth, &es).expect("es256").to_string(),
+            TENANT
+        );
+        // Algorithm confusion: an HS256 token "signed" with the RSA public key is refused,
+        // because HS256 has no configured secret here.
+        let confused = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&rsa_pub),
+        )
+        .expect("hs");
+        assert!(tenant_from_token(&auth, &confused).is_err());
+        let hs512 = encode(
+            &Header::new(Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(b"whatever"),
+        )
+        .expect("hs512");
+        assert!(tenant_from_token(&auth, &hs512)
+            .expect_err("hs512")
+            .to_string()
+            .contains("not accepted"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

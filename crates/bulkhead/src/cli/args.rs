@@ -136,6 +136,12 @@ pub(crate) enum ServiceCmd {
         /// HS256 shared secret (at least 32 characters).
         #[arg(long, env = "BULKHEAD_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
+        /// PEM file with the public key of RS256 tokens.
+        #[arg(long)]
+        rs256_public_key: Option<PathBuf>,
+        /// PEM file with the public key of ES256 tokens.
+        #[arg(long)]
+        es256_public_key: Option<PathBuf>,
         /// Required issuer (`iss`).
         #[arg(long)]
         issuer: Option<String>,

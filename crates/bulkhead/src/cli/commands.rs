@@ -149,11 +149,26 @@ async fn service(api: &ApiClient, as_json: bool, cmd: &ServiceCmd) -> Result<(),
         ServiceCmd::Auth {
             name,
             jwt_secret,
+            rs256_public_key,
+            es256_public_key,
             issuer,
             audience,
             tenant_claim,
         } => {
-            let body = json!({ "hs256_secret": jwt_secret, "issuer": issuer, "audience": audience, "tenant_claim": tenant_claim });
+            let read = |p: &Option<std::path::PathBuf>| -> Result<Option<String>, Failure> {
+                p.as_ref()
+                    .map(|p| {
+                        std::fs::read_to_string(p).map_err(|e| {
+                            Failure::new(exit::INVALID, format!("cannot read {}: {e}", p.display()))
+                        })
+                    })
+                    .transpose()
+            };
+            let body = json!({
+                "hs256_secret": jwt_secret, "rs256_public_key": read(rs256_public_key)?,
+                "es256_public_key": read(es256_public_key)?, "issuer": issuer, "audience": audience,
+                "tenant_claim": tenant_claim,
+            });
             api.call(
                 Method::PUT,
                 &format!("/v1/services/{name}/auth"),
