@@ -67,12 +67,30 @@ pub struct Decision {
 #[derive(Debug, Default)]
 pub struct Expectations {
     queue: VecDeque<Expect>,
+    /// After an error, the server skips every message up to Sync; expectations for messages
+    /// sent in that state (after a Flush) are dropped until the Sync's.
+    skipping: bool,
 }
 
 impl Expectations {
     /// Queues an expectation.
     pub fn push(&mut self, e: Expect) {
+        if self.skipping {
+            if matches!(
+                e,
+                Expect::Relay(Shape::Ready) | Expect::Swallow(Shape::Ready)
+            ) {
+                self.skipping = false;
+            } else {
+                return;
+            }
+        }
         self.queue.push_back(e);
+    }
+
+    /// True when every reply owed before the next Sync has arrived (after a Flush).
+    pub fn drained(&self) -> bool {
+        self.queue.is_empty()
     }
 
     /// True when a Sync's ReadyForQuery is still owed behind other replies (an
@@ -201,6 +219,27 @@ mod tests {
         e.push(Expect::Synthetic(b'3'));
         e.push(Expect::Relay(Shape::Ready));
         assert!(e.on_backend(b'E').relay);
+        assert_eq!(
+            e.on_backend(b'Z'),
+            Decision {
+                before: vec![],
+                relay: true,
+                after: vec![]
+            }
+        );
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn after_an_error_before_sync_later_messages_owe_nothing() {
+        let mut e = Expectations::default();
+        e.push(Expect::Relay(Shape::Bind));
+        assert!(e.on_backend(b'E').relay);
+        assert!(e.drained());
+        // Sent after a Flush, skipped by the server.
+        e.push(Expect::Relay(Shape::Execute));
+        e.push(Expect::Synthetic(b'3'));
+        e.push(Expect::Relay(Shape::Ready));
         assert_eq!(
             e.on_backend(b'Z'),
             Decision {

@@ -46,6 +46,16 @@ pub struct Session {
     unnamed: Checked,
     cancel: crate::cancel::Slot,
     seen: crate::watch::Seen,
+    /// A unit sent in part (after a Flush) and not yet ended by Sync.
+    partial: Option<Partial>,
+}
+
+/// What a unit sent in part has done so far.
+#[derive(Default)]
+struct Partial {
+    effects: Vec<TxEffect>,
+    attempted: Vec<String>,
+    expect: Expectations,
 }
 
 impl Session {
@@ -68,6 +78,7 @@ impl Session {
             unnamed: Checked::default(),
             cancel,
             seen,
+            partial: None,
         }
     }
 
@@ -117,12 +128,16 @@ impl Session {
                     );
                     self.ready(self.status()).await?;
                 }
+                FrontendMessage::Flush => {
+                    batch.push(FrontendMessage::Flush);
+                    let unit = std::mem::take(&mut batch);
+                    self.flush_partial(unit).await?;
+                }
                 m @ (FrontendMessage::Parse { .. }
                 | FrontendMessage::Bind { .. }
                 | FrontendMessage::Describe { .. }
                 | FrontendMessage::Execute { .. }
-                | FrontendMessage::Close { .. }
-                | FrontendMessage::Flush) => batch.push(m),
+                | FrontendMessage::Close { .. }) => batch.push(m),
                 _ => {
                     return self
                         .fatal(GatewayError::Protocol(
@@ -318,6 +333,11 @@ impl Session {
             }
         }
         let executed = self.executed(&batch, &parsed);
+        if let Some(partial) = self.partial.take() {
+            return self
+                .finish_partial(partial, batch, &parsed, executed.effects)
+                .await;
+        }
         let (effects, copy_in) = (executed.effects, executed.copy_in);
         let Some((begins, ends)) = self.admit(&effects).await? else {
             return Ok(());
@@ -340,6 +360,94 @@ impl Session {
             .forward(&out, &mut expect, begins && !self.explicit)
             .await?;
         self.record_prepared(attempted, status).await?;
+        self.finish_unit(status, begins, ends).await
+    }
+
+    /// Flush without Sync: the client wants the replies to what it sent so far before it
+    /// sends more. Sends it on an attached backend (opening the tenant's transaction first
+    /// if needed) and relays the replies; the unit ends at the next Sync.
+    async fn flush_partial(&mut self, batch: Vec<FrontendMessage>) -> Result<(), GatewayError> {
+        let mut parsed: HashMap<String, Checked> = HashMap::new();
+        for m in &batch {
+            if let FrontendMessage::Parse { name, query, .. } = m {
+                match guard::inspect(query) {
+                    Ok(c) => {
+                        parsed.insert(name.clone(), c);
+                    }
+                    Err(r) => {
+                        // Refused: answer like an error in the unit; the server never saw it.
+                        self.state
+                            .metrics
+                            .count("bulkhead_gateway_refusals_total", r.rule);
+                        self.io.error("ERROR", r.code, &r.message);
+                        self.io.flush().await?;
+                        let mut partial = self.partial.take().unwrap_or_default();
+                        partial.expect.push(Expect::Relay(Shape::Bind));
+                        partial.expect.on_backend(b'E');
+                        self.partial = Some(partial);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let executed = self.executed(&batch, &parsed);
+        if self.partial.is_none() && self.backend.is_none() && !self.attach("BEGIN", false).await? {
+            return Ok(());
+        }
+        let mut partial = self.partial.take().unwrap_or_default();
+        partial.effects.extend(executed.effects);
+        let (out, attempted) = self.translate_into(batch, &parsed, &mut partial.expect, false);
+        partial.attempted.extend(attempted);
+        if let Err(e) = self.send_backend(&out).await {
+            self.backend_lost(e).await?;
+            return self.io.flush().await;
+        }
+        while !partial.expect.drained() {
+            let frame = match self.backend_recv().await {
+                Ok(f) => f,
+                Err(e) => {
+                    self.backend_lost(e).await?;
+                    return self.io.flush().await;
+                }
+            };
+            let d = partial.expect.on_backend(frame.tag);
+            for t in d.before {
+                empty_message(&mut self.io.wbuf, t);
+            }
+            if d.relay {
+                self.write_frame(&frame);
+            }
+            for t in d.after {
+                empty_message(&mut self.io.wbuf, t);
+            }
+        }
+        self.partial = Some(partial);
+        self.io.flush().await
+    }
+
+    /// The Sync that ends a unit sent in part.
+    async fn finish_partial(
+        &mut self,
+        mut partial: Partial,
+        rest: Vec<FrontendMessage>,
+        parsed: &HashMap<String, Checked>,
+        effects: Vec<TxEffect>,
+    ) -> Result<(), GatewayError> {
+        if self.backend.is_none() {
+            // The backend was lost meanwhile: already reported.
+            return self.ready(TransactionStatus::Idle).await;
+        }
+        partial.effects.extend(effects);
+        let (begins, ends) = match Self::shape(&partial.effects) {
+            Ok(s) => s,
+            Err(_) => (false, false),
+        };
+        let (out, attempted) = self.translate_into(rest, parsed, &mut partial.expect, true);
+        partial.attempted.extend(attempted);
+        let status = self
+            .forward(&out, &mut partial.expect, begins && !self.explicit)
+            .await?;
+        self.record_prepared(partial.attempted, status).await?;
         self.finish_unit(status, begins, ends).await
     }
 
@@ -521,8 +629,20 @@ impl Session {
         batch: Vec<FrontendMessage>,
         parsed: &HashMap<String, Checked>,
     ) -> (BytesMut, Expectations, Vec<String>) {
-        let mut out = BytesMut::new();
         let mut expect = Expectations::default();
+        let (out, attempted) = self.translate_into(batch, parsed, &mut expect, true);
+        (out, expect, attempted)
+    }
+
+    /// Like [`Self::translate`], queueing into `expect`; with `sync`, ends with Sync.
+    fn translate_into(
+        &mut self,
+        batch: Vec<FrontendMessage>,
+        parsed: &HashMap<String, Checked>,
+        expect: &mut Expectations,
+        sync: bool,
+    ) -> (BytesMut, Vec<String>) {
+        let mut out = BytesMut::new();
         let mut attempted: Vec<String> = Vec::new();
         let mut known: HashSet<String> = self
             .backend
@@ -574,7 +694,7 @@ impl Session {
                     let stmt = self.ensure_prepared(
                         &statement,
                         &mut out,
-                        &mut expect,
+                        expect,
                         &mut known,
                         &mut attempted,
                     );
@@ -590,13 +710,8 @@ impl Session {
                     expect.push(Expect::Relay(Shape::Bind));
                 }
                 FrontendMessage::Describe { kind: b'S', name } => {
-                    let stmt = self.ensure_prepared(
-                        &name,
-                        &mut out,
-                        &mut expect,
-                        &mut known,
-                        &mut attempted,
-                    );
+                    let stmt =
+                        self.ensure_prepared(&name, &mut out, expect, &mut known, &mut attempted);
                     to_server::describe(&mut out, b'S', &stmt);
                     expect.push(Expect::Relay(Shape::DescribeStatement));
                 }
@@ -621,9 +736,11 @@ impl Session {
                 _ => {}
             }
         }
-        to_server::sync(&mut out);
-        expect.push(Expect::Relay(Shape::Ready));
-        (out, expect, attempted)
+        if sync {
+            to_server::sync(&mut out);
+            expect.push(Expect::Relay(Shape::Ready));
+        }
+        (out, attempted)
     }
 
     /// The backend name of a client statement, preparing it on this connection first when

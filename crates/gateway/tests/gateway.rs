@@ -659,3 +659,114 @@ async fn suspending_a_tenant_ends_its_open_sessions_at_their_next_query() {
         .expect("resumed tenants log in again");
     again.simple_query("SELECT 1").await.expect("works again");
 }
+
+#[tokio::test]
+async fn an_exhausted_pool_answers_53300_after_the_wait_and_recovers() {
+    let env = env("exhausted", 1).await;
+    let a_key = tenant_key(&env, "holder", Mode::Shared).await;
+    let b_key = tenant_key(&env, "waiter", Mode::Shared).await;
+    let a = connect(&env, &a_key).await.expect("a");
+    let b = connect(&env, &b_key).await.expect("b");
+    a.simple_query("BEGIN").await.expect("begin");
+    a.simple_query("SELECT 1")
+        .await
+        .expect("holds the only connection");
+    let started = std::time::Instant::now();
+    let err = b
+        .simple_query("SELECT 1")
+        .await
+        .expect_err("no connection for b");
+    assert_eq!(code(&err), "53300", "{err:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "waited for the checkout timeout"
+    );
+    assert!(
+        err.as_db_error()
+            .is_some_and(|e| e.message().contains("busy")),
+        "{err:?}"
+    );
+    a.simple_query("COMMIT").await.expect("commit");
+    b.simple_query("SELECT 1")
+        .await
+        .expect("b gets the connection now");
+}
+
+/// Logs in over a raw socket and returns it after the first ReadyForQuery.
+async fn raw_login(env: &Env, key: &str) -> (tokio::net::TcpStream, bytes::BytesMut) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", env.port))
+        .await
+        .expect("connect");
+    let mut out = bytes::BytesMut::new();
+    bulkhead_wire::to_server::startup(&mut out, &[("user", "app"), ("database", &env.service)]);
+    s.write_all(&out).await.expect("startup");
+    let mut buf = bytes::BytesMut::new();
+    let mut sent_password = false;
+    loop {
+        while let Some(f) = bulkhead_wire::Frame::parse(&mut buf, 1 << 20).expect("frame") {
+            match f.tag {
+                b'R' if !sent_password && f.body[..4] == 3i32.to_be_bytes() => {
+                    let mut pw = bytes::BytesMut::new();
+                    bulkhead_wire::to_server::password(&mut pw, key);
+                    s.write_all(&pw).await.expect("password");
+                    sent_password = true;
+                }
+                b'Z' => return (s, buf),
+                b'E' => panic!("login refused"),
+                _ => {}
+            }
+        }
+        s.read_buf(&mut buf).await.expect("read");
+    }
+}
+
+/// Reads frames until one with `tag` arrives; returns the tags seen.
+async fn read_until(s: &mut tokio::net::TcpStream, buf: &mut bytes::BytesMut, tag: u8) -> Vec<u8> {
+    let mut tags = Vec::new();
+    loop {
+        while let Some(f) = bulkhead_wire::Frame::parse(buf, 1 << 20).expect("frame") {
+            tags.push(f.tag);
+            if f.tag == tag {
+                return tags;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read_buf(buf))
+            .await
+            .expect("reply before timeout")
+            .expect("read");
+        assert!(n > 0, "closed");
+    }
+}
+
+#[tokio::test]
+async fn flush_without_sync_returns_results_and_the_unit_ends_at_sync() {
+    let env = env("flush", 2).await;
+    let key = tenant_key(&env, "flusher", Mode::Shared).await;
+    let (mut s, mut buf) = raw_login(&env, &key).await;
+    let mut out = bytes::BytesMut::new();
+    bulkhead_wire::to_server::parse(&mut out, "q", "SELECT 41 + 1", &[]);
+    bulkhead_wire::to_server::bind(&mut out, "", "q", &[], &[], &[]);
+    bulkhead_wire::to_server::describe(&mut out, b'P', "");
+    bulkhead_wire::to_server::execute(&mut out, "", 0);
+    bulkhead_wire::to_server::flush(&mut out);
+    s.write_all(&out).await.expect("send");
+    let tags = read_until(&mut s, &mut buf, b'C').await;
+    assert_eq!(
+        tags,
+        [b'1', b'2', b'T', b'D', b'C'],
+        "results arrive before any Sync"
+    );
+    let mut out = bytes::BytesMut::new();
+    bulkhead_wire::to_server::sync(&mut out);
+    s.write_all(&out).await.expect("sync");
+    let tags = read_until(&mut s, &mut buf, b'Z').await;
+    assert_eq!(tags, [b'Z']);
+    // The statement stays usable in the next unit.
+    let mut out = bytes::BytesMut::new();
+    bulkhead_wire::to_server::bind(&mut out, "", "q", &[], &[], &[]);
+    bulkhead_wire::to_server::execute(&mut out, "", 0);
+    bulkhead_wire::to_server::sync(&mut out);
+    s.write_all(&out).await.expect("again");
+    let tags = read_until(&mut s, &mut buf, b'Z').await;
+    assert_eq!(tags, [b'2', b'D', b'C', b'Z']);
+}
