@@ -127,20 +127,24 @@ impl Expectations {
             // Asynchronous messages belong to no request.
             b'N' | b'S' | b'A' => return d,
             b'E' => {
-                // The server skips to the next Sync: so do we.
-                let swallowed = matches!(self.queue.front(), Some(Expect::Swallow(_)));
+                // The server skips to the next Sync: so do we. The error itself is relayed,
+                // also when it answers an injected Parse: the client's statement cannot run.
+                let mut reached_sync = false;
                 while let Some(front) = self.queue.front() {
                     if matches!(
                         front,
                         Expect::Relay(Shape::Ready) | Expect::Swallow(Shape::Ready)
                     ) {
+                        reached_sync = true;
                         break;
                     }
                     self.queue.pop_front();
                 }
-                // An injected Parse that fails is still the client's business: its statement
-                // cannot run. Relay the error either way.
-                let _ = swallowed;
+                if !reached_sync {
+                    // The Sync is not sent yet (a Flush came first): what is sent until then
+                    // is skipped by the server and owes nothing.
+                    self.skipping = true;
+                }
                 return d;
             }
             _ => {}

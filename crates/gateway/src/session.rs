@@ -438,10 +438,8 @@ impl Session {
             return self.ready(TransactionStatus::Idle).await;
         }
         partial.effects.extend(effects);
-        let (begins, ends) = match Self::shape(&partial.effects) {
-            Ok(s) => s,
-            Err(_) => (false, false),
-        };
+        // Misplaced transaction control was already sent: judge only what it did.
+        let (begins, ends) = Self::shape(&partial.effects).unwrap_or_default();
         let (out, attempted) = self.translate_into(rest, parsed, &mut partial.expect, true);
         partial.attempted.extend(attempted);
         let status = self

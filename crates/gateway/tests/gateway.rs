@@ -770,3 +770,33 @@ async fn flush_without_sync_returns_results_and_the_unit_ends_at_sync() {
     let tags = read_until(&mut s, &mut buf, b'Z').await;
     assert_eq!(tags, [b'2', b'D', b'C', b'Z']);
 }
+
+#[tokio::test]
+async fn an_error_after_flush_skips_to_sync_and_the_session_goes_on() {
+    let env = env("flusherr", 2).await;
+    let key = tenant_key(&env, "flusherr", Mode::Shared).await;
+    let (mut s, mut buf) = raw_login(&env, &key).await;
+    let mut out = bytes::BytesMut::new();
+    // Not constant-folded: the error comes at execution, after BindComplete.
+    bulkhead_wire::to_server::parse(&mut out, "bad", "SELECT 1 / (random() * 0)::int", &[]);
+    bulkhead_wire::to_server::bind(&mut out, "", "bad", &[], &[], &[]);
+    bulkhead_wire::to_server::execute(&mut out, "", 0);
+    bulkhead_wire::to_server::flush(&mut out);
+    s.write_all(&out).await.expect("send");
+    assert_eq!(read_until(&mut s, &mut buf, b'E').await, [b'1', b'2', b'E']);
+    // Sent after the error: skipped by the server until Sync, and owed nothing.
+    let mut out = bytes::BytesMut::new();
+    bulkhead_wire::to_server::bind(&mut out, "", "bad", &[], &[], &[]);
+    bulkhead_wire::to_server::execute(&mut out, "", 0);
+    bulkhead_wire::to_server::close(&mut out, b'S', "bad");
+    bulkhead_wire::to_server::sync(&mut out);
+    s.write_all(&out).await.expect("rest");
+    assert_eq!(read_until(&mut s, &mut buf, b'Z').await, [b'Z']);
+    let mut out = bytes::BytesMut::new();
+    bulkhead_wire::to_server::query(&mut out, "SELECT 2");
+    s.write_all(&out).await.expect("next");
+    assert_eq!(
+        read_until(&mut s, &mut buf, b'Z').await,
+        [b'T', b'D', b'C', b'Z']
+    );
+}
