@@ -400,27 +400,12 @@ impl Session {
         partial.attempted.extend(attempted);
         if let Err(e) = self.send_backend(&out).await {
             self.backend_lost(e).await?;
+            self.partial = Some(partial);
             return self.io.flush().await;
         }
-        while !partial.expect.drained() {
-            let frame = match self.backend_recv().await {
-                Ok(f) => f,
-                Err(e) => {
-                    self.backend_lost(e).await?;
-                    return self.io.flush().await;
-                }
-            };
-            let d = partial.expect.on_backend(frame.tag);
-            for t in d.before {
-                empty_message(&mut self.io.wbuf, t);
-            }
-            if d.relay {
-                self.write_frame(&frame);
-            }
-            for t in d.after {
-                empty_message(&mut self.io.wbuf, t);
-            }
-        }
+        // If the backend is lost meanwhile (reported to the client), the partial unit is kept
+        // so that the client's Sync is answered without running the rest anywhere else.
+        self.relay_until(&mut partial.expect, false, true).await?;
         self.partial = Some(partial);
         self.io.flush().await
     }
@@ -901,7 +886,21 @@ impl Session {
         expect: &mut Expectations,
         mute_begin_warning: bool,
     ) -> Result<TransactionStatus, GatewayError> {
+        self.relay_until(expect, mute_begin_warning, false).await
+    }
+
+    /// [`Self::relay`], or with `until_drained` (after a Flush, no Sync sent) until every
+    /// owed reply has arrived; the transaction is then still open.
+    async fn relay_until(
+        &mut self,
+        expect: &mut Expectations,
+        mute_begin_warning: bool,
+        until_drained: bool,
+    ) -> Result<TransactionStatus, GatewayError> {
         loop {
+            if until_drained && expect.drained() {
+                return Ok(TransactionStatus::InTransaction);
+            }
             let frame = match self.backend_recv().await {
                 Ok(f) => f,
                 Err(e) => return self.backend_lost(e).await,
