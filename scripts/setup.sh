@@ -2,7 +2,8 @@
 # Installs what building and testing Bulkhead needs and a fresh Debian/Ubuntu machine lacks:
 # PostgreSQL server binaries (no cluster is created or started: Bulkhead runs its own),
 # libclang (the SQL parser's build uses bindgen), PgBouncer (the benchmark baseline),
-# python3 and psycopg 3 (a second-language driver in the gateway tests).
+# python3 and psycopg 3 (a second-language driver in the gateway tests), openssl (the TLS and
+# token tests make their keys with it).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -18,7 +19,9 @@ have_pg_server || missing+=(postgresql postgresql-contrib)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/*/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
-command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

@@ -65,18 +65,7 @@ async fn a_second_up_on_the_same_folder_is_refused_and_harms_nothing() {
     let ws = workspace();
     let data = ws.path().join(".bulkhead");
     let first = Up::start(&data, &[]);
-    let second = std::process::Command::new(support::BIN)
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "up",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--gateway-listen",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .expect("second up");
+    let second = support::up_command(&data).output().expect("second up");
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("already running"), "{stderr}");
@@ -154,16 +143,7 @@ fn without_postgres_binaries_up_says_how_to_install_them() {
     let ws = workspace();
     let empty = ws.path().join("no-binaries");
     std::fs::create_dir_all(&empty).expect("mkdir");
-    let out = std::process::Command::new(support::BIN)
-        .arg("--data-dir")
-        .arg(ws.path().join(".bulkhead"))
-        .args([
-            "up",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--gateway-listen",
-            "127.0.0.1:0",
-        ])
+    let out = support::up_command(&ws.path().join(".bulkhead"))
         .env("BULKHEAD_PG_BINDIR", &empty)
         .output()
         .expect("up");

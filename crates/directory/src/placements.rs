@@ -47,12 +47,19 @@ pub(crate) const SELECT: &str =
 impl Directory {
     /// Every placement of one tenant, by service.
     pub async fn placements_of(&self, tenant: &TenantId) -> Result<Vec<Placement>, DirectoryError> {
+        self.select_placements("tenant_id = $1 ORDER BY service", &[&tenant.as_uuid()])
+            .await
+    }
+
+    /// Placements matching `filter` (a WHERE clause over bound parameters).
+    async fn select_placements(
+        &self,
+        filter: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Placement>, DirectoryError> {
         let client = self.client().await?;
         let rows = client
-            .query(
-                &format!("{SELECT} WHERE tenant_id = $1 ORDER BY service"),
-                &[&tenant.as_uuid()],
-            )
+            .query(&format!("{SELECT} WHERE {filter}"), params)
             .await?;
         rows.iter().map(placement_from_row).collect()
     }
@@ -104,14 +111,13 @@ impl Directory {
         service: &ServiceName,
         tenant: &TenantId,
     ) -> Result<Option<Placement>, DirectoryError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &format!("{SELECT} WHERE service = $1 AND tenant_id = $2"),
+        let found = self
+            .select_placements(
+                "service = $1 AND tenant_id = $2",
                 &[&service.as_str(), &tenant.as_uuid()],
             )
             .await?;
-        row.as_ref().map(placement_from_row).transpose()
+        Ok(found.into_iter().next())
     }
 
     /// Every placement on a cluster.
@@ -119,14 +125,8 @@ impl Directory {
         &self,
         cluster: &ClusterName,
     ) -> Result<Vec<Placement>, DirectoryError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!("{SELECT} WHERE cluster = $1"),
-                &[&cluster.as_str()],
-            )
-            .await?;
-        rows.iter().map(placement_from_row).collect()
+        self.select_placements("cluster = $1", &[&cluster.as_str()])
+            .await
     }
 
     /// Every placement of a service.
@@ -134,14 +134,11 @@ impl Directory {
         &self,
         service: &ServiceName,
     ) -> Result<Vec<Placement>, DirectoryError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!("{SELECT} WHERE service = $1 ORDER BY mode, cluster, tenant_id"),
-                &[&service.as_str()],
-            )
-            .await?;
-        rows.iter().map(placement_from_row).collect()
+        self.select_placements(
+            "service = $1 ORDER BY mode, cluster, tenant_id",
+            &[&service.as_str()],
+        )
+        .await
     }
 
     /// Claims a placement for provisioning: inserts it as `provisioning`, or takes over a

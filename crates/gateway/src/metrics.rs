@@ -27,7 +27,8 @@ pub struct Metrics {
     clients_connected: AtomicU64,
     clients_total: AtomicU64,
     checkout_timeouts: AtomicU64,
-    counters: Mutex<BTreeMap<(String, String), u64>>,
+    /// name → label value → count. Looked up by borrowed keys: no allocation per query.
+    counters: Mutex<BTreeMap<&'static str, BTreeMap<String, u64>>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
 }
 
@@ -46,9 +47,15 @@ impl Metrics {
     }
 
     /// Adds one to the counter `name` with label value `label`.
-    pub(crate) fn count(&self, name: &str, label: &str) {
+    pub(crate) fn count(&self, name: &'static str, label: &str) {
         if let Ok(mut c) = self.counters.lock() {
-            *c.entry((name.to_string(), label.to_string())).or_default() += 1;
+            let labels = c.entry(name).or_default();
+            match labels.get_mut(label) {
+                Some(v) => *v += 1,
+                None => {
+                    labels.insert(label.to_string(), 1);
+                }
+            }
         }
     }
 
@@ -56,7 +63,10 @@ impl Metrics {
         self.count("bulkhead_gateway_queries_total", service);
         let secs = took.as_secs_f64();
         if let Ok(mut l) = self.latency.lock() {
-            let h = l.entry(service.to_string()).or_default();
+            if !l.contains_key(service) {
+                l.insert(service.to_string(), Histogram::default());
+            }
+            let Some(h) = l.get_mut(service) else { return };
             for (i, bound) in BUCKETS.iter().enumerate() {
                 if secs <= *bound {
                     h.counts[i] += 1;
@@ -97,12 +107,8 @@ impl Metrics {
             let _ = writeln!(out, "bulkhead_gateway_backend_connections{{cluster=\"{cluster}\",state=\"used\"}} {used}");
         }
         if let Ok(c) = self.counters.lock() {
-            let mut last = "";
-            for ((name, label), v) in c.iter() {
-                if name != last {
-                    let _ = writeln!(out, "# TYPE {name} counter");
-                    last = name;
-                }
+            for (name, labels) in c.iter() {
+                let _ = writeln!(out, "# TYPE {name} counter");
                 let key = if name.ends_with("refusals_total") {
                     "rule"
                 } else if name.ends_with("errors_total") {
@@ -110,7 +116,9 @@ impl Metrics {
                 } else {
                     "service"
                 };
-                let _ = writeln!(out, "{name}{{{key}=\"{label}\"}} {v}");
+                for (label, v) in labels {
+                    let _ = writeln!(out, "{name}{{{key}=\"{label}\"}} {v}");
+                }
             }
         }
         if let Ok(l) = self.latency.lock() {

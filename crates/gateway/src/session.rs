@@ -53,6 +53,8 @@ pub struct Session {
 /// What a unit sent in part has done so far.
 #[derive(Default)]
 struct Partial {
+    /// A statement of the unit was refused: the rest up to Sync is skipped.
+    refused: bool,
     effects: Vec<TxEffect>,
     attempted: Vec<String>,
     expect: Expectations,
@@ -212,13 +214,37 @@ impl Session {
     /// Answers a refused unit without touching the backend. Inside a client transaction the
     /// transaction is marked failed, as PostgreSQL would.
     async fn refuse(&mut self, r: Refusal) -> Result<(), GatewayError> {
+        self.note_refusal(&r);
+        self.io.error("ERROR", r.code, &r.message);
+        self.ready(self.status()).await
+    }
+
+    /// Logs and counts a refusal; inside a client transaction the transaction is marked
+    /// failed, as PostgreSQL would.
+    fn note_refusal(&mut self, r: &Refusal) {
         tracing::info!(tenant = %self.route.tenant, rule = r.rule, "statement refused");
         self.state
             .metrics
             .count("bulkhead_gateway_refusals_total", r.rule);
-        self.io.error("ERROR", r.code, &r.message);
         if self.explicit {
             self.aborted = true;
+        }
+    }
+
+    /// The Sync that ends a partly sent unit with a refused statement: only the Sync reaches
+    /// the backend, so nothing sent after the refusal runs. Inside a client transaction the
+    /// transaction stays failed; outside, the gateway's own transaction is rolled back.
+    async fn end_refused_partial(&mut self) -> Result<(), GatewayError> {
+        self.partial = None;
+        if self.backend.is_some() {
+            let mut out = BytesMut::new();
+            to_server::sync(&mut out);
+            let mut expect = Expectations::default();
+            expect.push(Expect::Relay(Shape::Ready));
+            self.forward(&out, &mut expect, false).await?;
+            if !self.explicit {
+                self.finish_backend("ROLLBACK").await?;
+            }
         }
         self.ready(self.status()).await
     }
@@ -319,19 +345,25 @@ impl Session {
         self.finish_unit(status, begins, ends).await
     }
 
-    async fn extended(&mut self, batch: Vec<FrontendMessage>) -> Result<(), GatewayError> {
-        // Check every statement text first; refuse the whole unit if any is refused.
-        let mut parsed: HashMap<String, Checked> = HashMap::new();
-        for m in &batch {
+    /// Checks the text of every Parse in `batch`; the first refusal refuses them all.
+    fn check_parses(batch: &[FrontendMessage]) -> Result<HashMap<String, Checked>, Refusal> {
+        let mut parsed = HashMap::new();
+        for m in batch {
             if let FrontendMessage::Parse { name, query, .. } = m {
-                match guard::inspect(query) {
-                    Ok(c) => {
-                        parsed.insert(name.clone(), c);
-                    }
-                    Err(r) => return self.refuse(r).await,
-                }
+                parsed.insert(name.clone(), guard::inspect(query)?);
             }
         }
+        Ok(parsed)
+    }
+
+    async fn extended(&mut self, batch: Vec<FrontendMessage>) -> Result<(), GatewayError> {
+        if self.partial.as_ref().is_some_and(|p| p.refused) {
+            return self.end_refused_partial().await;
+        }
+        let parsed = match Self::check_parses(&batch) {
+            Ok(p) => p,
+            Err(r) => return self.refuse(r).await,
+        };
         let executed = self.executed(&batch, &parsed);
         if let Some(partial) = self.partial.take() {
             return self
@@ -367,29 +399,23 @@ impl Session {
     /// sends more. Sends it on an attached backend (opening the tenant's transaction first
     /// if needed) and relays the replies; the unit ends at the next Sync.
     async fn flush_partial(&mut self, batch: Vec<FrontendMessage>) -> Result<(), GatewayError> {
-        let mut parsed: HashMap<String, Checked> = HashMap::new();
-        for m in &batch {
-            if let FrontendMessage::Parse { name, query, .. } = m {
-                match guard::inspect(query) {
-                    Ok(c) => {
-                        parsed.insert(name.clone(), c);
-                    }
-                    Err(r) => {
-                        // Refused: answer like an error in the unit; the server never saw it.
-                        self.state
-                            .metrics
-                            .count("bulkhead_gateway_refusals_total", r.rule);
-                        self.io.error("ERROR", r.code, &r.message);
-                        self.io.flush().await?;
-                        let mut partial = self.partial.take().unwrap_or_default();
-                        partial.expect.push(Expect::Relay(Shape::Bind));
-                        partial.expect.on_backend(b'E');
-                        self.partial = Some(partial);
-                        return Ok(());
-                    }
-                }
-            }
+        if self.partial.as_ref().is_some_and(|p| p.refused) {
+            // Still skipping to Sync after a refusal: nothing is sent.
+            return Ok(());
         }
+        let parsed = match Self::check_parses(&batch) {
+            Ok(p) => p,
+            Err(r) => {
+                // Like an error inside the unit: answered now, and everything the client sends
+                // until its Sync is skipped (never forwarded).
+                self.note_refusal(&r);
+                self.io.error("ERROR", r.code, &r.message);
+                let mut partial = self.partial.take().unwrap_or_default();
+                partial.refused = true;
+                self.partial = Some(partial);
+                return self.io.flush().await;
+            }
+        };
         let executed = self.executed(&batch, &parsed);
         if self.partial.is_none() && self.backend.is_none() && !self.attach("BEGIN", false).await? {
             return Ok(());

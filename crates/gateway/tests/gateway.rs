@@ -800,3 +800,50 @@ async fn an_error_after_flush_skips_to_sync_and_the_session_goes_on() {
         [b'T', b'D', b'C', b'Z']
     );
 }
+
+#[tokio::test]
+async fn a_refusal_after_flush_skips_everything_up_to_sync() {
+    let env = env("flushrefuse", 2).await;
+    let key = tenant_key(&env, "flushrefuse", Mode::Shared).await;
+    let (mut s, mut buf) = raw_login(&env, &key).await;
+    let mut out = bytes::BytesMut::new();
+    bulkhead_wire::to_server::parse(
+        &mut out,
+        "ins",
+        "INSERT INTO customers (id, name) VALUES (7, 'before')",
+        &[],
+    );
+    bulkhead_wire::to_server::bind(&mut out, "", "ins", &[], &[], &[]);
+    bulkhead_wire::to_server::execute(&mut out, "", 0);
+    bulkhead_wire::to_server::flush(&mut out);
+    s.write_all(&out).await.expect("send");
+    assert_eq!(read_until(&mut s, &mut buf, b'C').await, [b'1', b'2', b'C']);
+    let mut out = bytes::BytesMut::new();
+    bulkhead_wire::to_server::parse(&mut out, "bad", "SET ROLE postgres", &[]);
+    bulkhead_wire::to_server::flush(&mut out);
+    s.write_all(&out).await.expect("refused");
+    assert_eq!(read_until(&mut s, &mut buf, b'E').await, [b'E']);
+    // Sent after the refusal, before Sync: must not run.
+    let mut out = bytes::BytesMut::new();
+    bulkhead_wire::to_server::parse(
+        &mut out,
+        "",
+        "INSERT INTO customers (id, name) VALUES (8, 'after')",
+        &[],
+    );
+    bulkhead_wire::to_server::bind(&mut out, "", "", &[], &[], &[]);
+    bulkhead_wire::to_server::execute(&mut out, "", 0);
+    bulkhead_wire::to_server::sync(&mut out);
+    s.write_all(&out).await.expect("rest");
+    assert_eq!(read_until(&mut s, &mut buf, b'Z').await, [b'Z']);
+    let c = connect(&env, &key).await.expect("connect");
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        n, 0,
+        "neither the statement after the refusal nor the failed unit's insert remains"
+    );
+}

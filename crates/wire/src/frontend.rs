@@ -149,20 +149,6 @@ impl FrontendMessage {
         Ok(msg)
     }
 
-    /// Reads a SASLInitialResponse body: mechanism and initial data.
-    pub fn sasl_initial(body: &[u8]) -> Result<(String, Bytes), ProtocolError> {
-        let mut r = Reader::new(body, "SASLInitialResponse");
-        let mechanism = r.cstr()?.to_string();
-        let len = r.i32()?;
-        let data = if len < 0 {
-            Bytes::new()
-        } else {
-            Bytes::copy_from_slice(r.bytes(len as usize)?)
-        };
-        r.finish()?;
-        Ok((mechanism, data))
-    }
-
     /// Reads a cleartext password body.
     pub fn password_text(body: &[u8]) -> Result<String, ProtocolError> {
         let mut r = Reader::new(body, "PasswordMessage");

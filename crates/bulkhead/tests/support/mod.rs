@@ -34,18 +34,22 @@ pub struct Up {
     pub stdout: Vec<String>,
 }
 
+/// `bulkhead --data-dir DIR up` on free ports (no port is shared between parallel tests).
+pub fn up_command(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir").arg(data_dir).args([
+        "up",
+        "--api-listen",
+        "127.0.0.1:0",
+        "--gateway-listen",
+        "127.0.0.1:0",
+    ]);
+    cmd
+}
+
 impl Up {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "up",
-                "--api-listen",
-                "127.0.0.1:0",
-                "--gateway-listen",
-                "127.0.0.1:0",
-            ])
+        let mut child = up_command(data_dir)
             .args(extra)
             .env("BULKHEAD_LOG", "warn")
             .stdout(Stdio::piped())
