@@ -16,7 +16,8 @@ have_pg_server() {
 
 missing=()
 have_pg_server || missing+=(postgresql postgresql-contrib)
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/*/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+# libclang itself, not libclang-cpp (another library some images carry without it).
+ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* /usr/lib/*/libclang-[0-9]*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)

@@ -32,6 +32,14 @@ pub struct ServiceAuth {
     /// The claim holding the tenant id (default `tenant_id`; `tenantId` is also accepted).
     #[serde(default)]
     pub tenant_claim: Option<String>,
+    /// A JWKS document (`{"keys": [...]}`): RS256/ES256 tokens whose `kid` names one of its
+    /// keys verify against that key.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    /// Service logins must name tenants with signed tokens (`SET LOCAL bulkhead.token`),
+    /// never with bare ids (`bulkhead.tenant`).
+    #[serde(default)]
+    pub require_tokens: bool,
 }
 
 /// Everything the gateway needs to route a tenant of a service, read in one query.
@@ -245,6 +253,23 @@ impl Directory {
             tenant_state,
             placement,
         }))
+    }
+
+    /// The lowest server version among the clusters holding a service's databases, what the
+    /// gateway reports to a service login before any tenant is chosen.
+    pub async fn service_server_version(
+        &self,
+        service: &ServiceName,
+    ) -> Result<Option<String>, DirectoryError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT min(c.server_version) FROM directory.service_databases d
+                   JOIN directory.clusters c ON c.name = d.cluster WHERE d.service = $1",
+                &[&service.as_str()],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 
     /// A service's token settings.

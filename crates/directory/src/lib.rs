@@ -7,6 +7,7 @@
 //! directory never formats user text into SQL.
 
 mod clusters;
+mod credentials;
 mod error;
 mod gateway_auth;
 mod migrations;
@@ -18,6 +19,7 @@ mod store;
 mod tenants;
 
 pub use clusters::{Cluster, ClusterFacts, NewCluster};
+pub use credentials::{check_username, ServiceCredential};
 pub use error::{DirectoryError, ErrorKind};
 pub use gateway_auth::{IssuedKey, RouteFacts, RoutePlacement, ServiceAuth};
 pub use migrations::{MigrationFile, RegisterReport, StoredMigration};

@@ -28,10 +28,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "gateway",
         sql: include_str!("../migrations/V3__gateway.sql"),
     },
+    Migration {
+        version: 4,
+        name: "service_credentials",
+        sql: include_str!("../migrations/V4__service_credentials.sql"),
+    },
 ];
 
 /// The newest directory schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// What [`Directory::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

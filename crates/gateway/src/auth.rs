@@ -1,9 +1,12 @@
-//! Tenant login: the password is either a tenant API key (`bhk_...`) or a JWT signed for the
-//! service (HS256 here), whose tenant claim pins the session to one tenant. Every failure
-//! says which check failed and nothing else.
+//! Who a client is. A tenant login's password is a tenant API key (`bhk_...`) or a token
+//! signed for the service (HS256, RS256, ES256, or a key of the service's JWKS document)
+//! whose tenant claim pins the session to one tenant. A service login is a SCRAM-SHA-256
+//! credential (see `frontend/scram.rs`) and names tenants per transaction, by id, slug or
+//! token. Every failure says which check failed and nothing else.
 
 use bulkhead_directory::{Directory, ServiceAuth};
 use bulkhead_model::{ServiceName, TenantId};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -11,31 +14,116 @@ use crate::GatewayError;
 
 /// Who a session is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The tenant the session is pinned to.
-    pub tenant: TenantId,
+pub enum Identity {
+    /// Pinned to one tenant by its API key or token.
+    Tenant(TenantId),
+    /// A service credential: the tenant is chosen per transaction or per session.
+    Service {
+        /// The credential's user name.
+        user: String,
+    },
 }
 
-/// Checks the password presented for `service` and returns the tenant it names. Whether
-/// that tenant may be served is decided when its route is resolved.
+/// A verified token: the tenant it names and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenTenant {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its `exp`, in seconds since the Unix epoch.
+    pub expires_at: i64,
+}
+
+/// Checks the password presented for `service` by a tenant login and returns the tenant it
+/// names. Whether that tenant may be served is decided when its route is resolved.
 pub async fn authenticate(
     dir: &Directory,
     service: &ServiceName,
     password: &str,
-) -> Result<Identity, GatewayError> {
-    let tenant = if password.starts_with("bhk_") {
-        dir.tenant_of_key(password).await?.ok_or_else(|| {
-            GatewayError::BadCredentials("API key not recognised or revoked".into())
-        })?
+) -> Result<TenantId, GatewayError> {
+    if password.starts_with("bhk_") {
+        dir.tenant_of_key(password)
+            .await?
+            .ok_or_else(|| GatewayError::BadCredentials("API key not recognised or revoked".into()))
     } else if password.split('.').count() == 3 {
         let auth = dir.service_auth(service).await?;
-        tenant_from_token(&auth, password)?
+        tenant_from_token(&auth, password).map(|t| t.tenant)
     } else {
-        return Err(GatewayError::BadCredentials(
+        Err(GatewayError::BadCredentials(
             "the password must be a tenant API key or a token signed for this service".into(),
-        ));
+        ))
+    }
+}
+
+/// Checks that a service's token settings are usable before they are stored: the PEM keys
+/// parse and the JWKS document is a key set of RS256/ES256 keys with ids.
+pub fn validate_service_auth(auth: &ServiceAuth) -> Result<(), String> {
+    if auth.hs256_secret.as_ref().is_some_and(|s| s.len() < 32) {
+        return Err("hs256_secret must have at least 32 characters".into());
+    }
+    if let Some(pem) = &auth.rs256_public_key {
+        DecodingKey::from_rsa_pem(pem.as_bytes())
+            .map_err(|e| format!("rs256_public_key is not an RSA public key in PEM: {e}"))?;
+    }
+    if let Some(pem) = &auth.es256_public_key {
+        DecodingKey::from_ec_pem(pem.as_bytes())
+            .map_err(|e| format!("es256_public_key is not an EC public key in PEM: {e}"))?;
+    }
+    if let Some(doc) = &auth.jwks {
+        let set: JwkSet = serde_json::from_value(doc.clone())
+            .map_err(|e| format!("jwks is not a JWKS document: {e}"))?;
+        if set.keys.is_empty() {
+            return Err("jwks has no keys".into());
+        }
+        for k in &set.keys {
+            if k.common.key_id.is_none() {
+                return Err("every key of jwks needs a `kid`".into());
+            }
+            if !matches!(
+                k.algorithm,
+                AlgorithmParameters::RSA(_) | AlgorithmParameters::EllipticCurve(_)
+            ) {
+                return Err("jwks keys must be RSA or EC public keys".into());
+            }
+            DecodingKey::from_jwk(k).map_err(|e| format!("a jwks key is unusable: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The key of the service's JWKS document a token's `kid` names, for RS256 or ES256.
+fn jwks_key(
+    auth: &ServiceAuth,
+    alg: Algorithm,
+    kid: &str,
+) -> Result<Option<DecodingKey>, GatewayError> {
+    let Some(doc) = &auth.jwks else {
+        return Ok(None);
     };
-    Ok(Identity { tenant })
+    let set: JwkSet = serde_json::from_value(doc.clone()).map_err(|_| {
+        GatewayError::BadCredentials("the service's JWKS document is unusable".into())
+    })?;
+    let Some(jwk) = set.find(kid) else {
+        return Err(GatewayError::BadCredentials(format!(
+            "the token's key id `{kid}` is not in the service's JWKS"
+        )));
+    };
+    let fits = matches!(
+        (alg, &jwk.algorithm),
+        (Algorithm::RS256, AlgorithmParameters::RSA(_))
+            | (Algorithm::ES256, AlgorithmParameters::EllipticCurve(_))
+    );
+    let declared_other = jwk
+        .common
+        .key_algorithm
+        .is_some_and(|a| format!("{a:?}") != format!("{alg:?}"));
+    if !fits || declared_other {
+        return Err(GatewayError::BadCredentials(
+            "the token's algorithm does not match its key".into(),
+        ));
+    }
+    DecodingKey::from_jwk(jwk)
+        .map(Some)
+        .map_err(|_| GatewayError::BadCredentials("the service's JWKS key is unusable".into()))
 }
 
 /// The key a token's algorithm must verify against. Each algorithm has its own configured
@@ -51,6 +139,11 @@ fn key_for(auth: &ServiceAuth, token: &str) -> Result<(Algorithm, DecodingKey), 
     let bad_key = |e: jsonwebtoken::errors::Error| {
         GatewayError::BadCredentials(format!("the service's token key is unusable: {e}"))
     };
+    if let (Algorithm::RS256 | Algorithm::ES256, Some(kid)) = (header.alg, &header.kid) {
+        if let Some(key) = jwks_key(auth, header.alg, kid)? {
+            return Ok((header.alg, key));
+        }
+    }
     match header.alg {
         Algorithm::HS256 => {
             let secret = auth.hs256_secret.as_ref().ok_or_else(|| missing("HS256"))?;
@@ -87,7 +180,7 @@ fn key_for(auth: &ServiceAuth, token: &str) -> Result<(Algorithm, DecodingKey), 
 
 /// Verifies a token (HS256, RS256 or ES256, each against its own configured key) against the
 /// service's settings and reads its tenant claim.
-pub fn tenant_from_token(auth: &ServiceAuth, token: &str) -> Result<TenantId, GatewayError> {
+pub fn tenant_from_token(auth: &ServiceAuth, token: &str) -> Result<TokenTenant, GatewayError> {
     let (algorithm, key) = key_for(auth, token)?;
     let mut validation = Validation::new(algorithm);
     validation.leeway = 30;
@@ -130,12 +223,18 @@ pub fn tenant_from_token(auth: &ServiceAuth, token: &str) -> Result<TenantId, Ga
         .ok_or_else(|| {
             GatewayError::NotAuthorized(format!("the token has no `{}` claim", names[0]))
         })?;
-    value.parse::<TenantId>().map_err(|_| {
+    let tenant = value.parse::<TenantId>().map_err(|_| {
         GatewayError::NotAuthorized(format!(
             "the token's `{}` claim is not a tenant id",
             names[0]
         ))
-    })
+    })?;
+    let expires_at = data
+        .claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .unwrap_or_default();
+    Ok(TokenTenant { tenant, expires_at })
 }
 
 #[cfg(test)]
@@ -152,6 +251,7 @@ mod tests {
             issuer: Some("https://issuer.example".into()),
             audience: Some("billing".into()),
             tenant_claim: None,
+            ..ServiceAuth::default()
         }
     }
 
@@ -180,6 +280,7 @@ mod tests {
         assert_eq!(
             tenant_from_token(&auth(), &token(ok, SECRET))
                 .expect("valid")
+                .tenant
                 .to_string(),
             TENANT
         );
@@ -295,11 +396,17 @@ mod tests {
         )
         .expect("es");
         assert_eq!(
-            tenant_from_token(&auth, &rs).expect("rs256").to_string(),
+            tenant_from_token(&auth, &rs)
+                .expect("rs256")
+                .tenant
+                .to_string(),
             TENANT
         );
         assert_eq!(
-            tenant_from_token(&auth, &es).expect("es256").to_string(),
+            tenant_from_token(&auth, &es)
+                .expect("es256")
+                .tenant
+                .to_string(),
             TENANT
         );
         // Algorithm confusion: an HS256 token "signed" with the RSA public key is refused,

@@ -48,19 +48,52 @@ pub enum Expect {
     Relay(Shape),
     /// Replies to a message the gateway injected: swallowed.
     Swallow(Shape),
-    /// A reply the gateway sends itself (the tag of an empty-bodied message).
-    Synthetic(u8),
+    /// A reply the gateway sends itself.
+    Synthetic(Synth),
+}
+
+/// A reply the gateway writes itself, for a message it answered without the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synth {
+    /// ParseComplete.
+    ParseComplete,
+    /// BindComplete.
+    BindComplete,
+    /// CloseComplete.
+    CloseComplete,
+    /// ParameterDescription with no parameters.
+    NoParameters,
+    /// NoData.
+    NoData,
+    /// CommandComplete with this tag.
+    Complete(&'static str),
+}
+
+impl Synth {
+    /// Writes the message.
+    pub fn write(self, buf: &mut bytes::BytesMut) {
+        use bulkhead_wire::to_client;
+        let empty = |buf: &mut bytes::BytesMut, tag: u8| buf.extend_from_slice(&[tag, 0, 0, 0, 4]);
+        match self {
+            Synth::ParseComplete => empty(buf, b'1'),
+            Synth::BindComplete => empty(buf, b'2'),
+            Synth::CloseComplete => empty(buf, b'3'),
+            Synth::NoParameters => buf.extend_from_slice(&[b't', 0, 0, 0, 6, 0, 0]),
+            Synth::NoData => empty(buf, b'n'),
+            Synth::Complete(tag) => to_client::command_complete(buf, tag),
+        }
+    }
 }
 
 /// What to do with one backend frame.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Decision {
     /// Synthetic replies to send before the frame.
-    pub before: Vec<u8>,
+    pub before: Vec<Synth>,
     /// Whether to relay the frame.
     pub relay: bool,
     /// Synthetic replies to send after the frame.
-    pub after: Vec<u8>,
+    pub after: Vec<Synth>,
 }
 
 /// The queue.
@@ -107,7 +140,7 @@ impl Expectations {
         self.queue.is_empty()
     }
 
-    fn drain_synthetic(&mut self) -> Vec<u8> {
+    fn drain_synthetic(&mut self) -> Vec<Synth> {
         let mut out = Vec::new();
         while let Some(Expect::Synthetic(tag)) = self.queue.front() {
             out.push(*tag);
@@ -175,15 +208,15 @@ mod tests {
     fn injected_parse_is_swallowed_and_synthetic_replies_keep_their_place() {
         let mut e = Expectations::default();
         // Client: Parse(s1, known) Bind(s1) Execute Close(s1) Sync.
-        e.push(Expect::Synthetic(b'1'));
+        e.push(Expect::Synthetic(Synth::ParseComplete));
         e.push(Expect::Relay(Shape::Bind));
         e.push(Expect::Relay(Shape::Execute));
-        e.push(Expect::Synthetic(b'3'));
+        e.push(Expect::Synthetic(Synth::CloseComplete));
         e.push(Expect::Relay(Shape::Ready));
         assert_eq!(
             e.on_backend(b'2'),
             Decision {
-                before: vec![b'1'],
+                before: vec![Synth::ParseComplete],
                 relay: true,
                 after: vec![]
             }
@@ -201,7 +234,7 @@ mod tests {
             Decision {
                 before: vec![],
                 relay: true,
-                after: vec![b'3']
+                after: vec![Synth::CloseComplete]
             }
         );
         assert_eq!(
@@ -220,7 +253,7 @@ mod tests {
         let mut e = Expectations::default();
         e.push(Expect::Swallow(Shape::Parse));
         e.push(Expect::Relay(Shape::Bind));
-        e.push(Expect::Synthetic(b'3'));
+        e.push(Expect::Synthetic(Synth::CloseComplete));
         e.push(Expect::Relay(Shape::Ready));
         assert!(e.on_backend(b'E').relay);
         assert_eq!(
@@ -242,7 +275,7 @@ mod tests {
         assert!(e.drained());
         // Sent after a Flush, skipped by the server.
         e.push(Expect::Relay(Shape::Execute));
-        e.push(Expect::Synthetic(b'3'));
+        e.push(Expect::Synthetic(Synth::CloseComplete));
         e.push(Expect::Relay(Shape::Ready));
         assert_eq!(
             e.on_backend(b'Z'),

@@ -13,16 +13,108 @@ use pg_query::protobuf::TransactionStmtKind;
 use pg_query::NodeEnum;
 
 /// What a statement does to the transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxEffect {
-    /// BEGIN / START TRANSACTION.
-    Begin,
+    /// BEGIN / START TRANSACTION, with its options.
+    Begin(BeginOptions),
     /// COMMIT / END.
     Commit,
     /// ROLLBACK / ABORT (not ROLLBACK TO SAVEPOINT).
     Rollback,
+    /// A context statement, answered by the gateway itself.
+    Context(ContextSet),
     /// Anything else.
     None,
+}
+
+/// The options of a BEGIN, from which the gateway writes its own BEGIN: client text is
+/// never spliced into the statements that set the tenant context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BeginOptions {
+    /// ISOLATION LEVEL, as SQL.
+    pub isolation: Option<&'static str>,
+    /// READ ONLY (true) or READ WRITE (false).
+    pub read_only: Option<bool>,
+    /// DEFERRABLE (true) or NOT DEFERRABLE (false).
+    pub deferrable: Option<bool>,
+}
+
+impl BeginOptions {
+    /// The BEGIN statement with these options.
+    pub fn sql(&self) -> String {
+        let mut s = String::from("BEGIN");
+        if let Some(level) = self.isolation {
+            s.push_str(" ISOLATION LEVEL ");
+            s.push_str(level);
+        }
+        match self.read_only {
+            Some(true) => s.push_str(" READ ONLY"),
+            Some(false) => s.push_str(" READ WRITE"),
+            None => {}
+        }
+        match self.deferrable {
+            Some(true) => s.push_str(" DEFERRABLE"),
+            Some(false) => s.push_str(" NOT DEFERRABLE"),
+            None => {}
+        }
+        s
+    }
+}
+
+fn begin_options(options: &[pg_query::protobuf::Node]) -> Result<BeginOptions, Refusal> {
+    let mut o = BeginOptions::default();
+    let unknown = || {
+        refuse(
+            SqlState::FeatureNotSupported,
+            "begin_options",
+            "this BEGIN option is not supported through the gateway",
+        )
+    };
+    for node in options {
+        let Some(NodeEnum::DefElem(d)) = node.node.as_ref() else {
+            return Err(unknown());
+        };
+        let val = d.arg.as_ref().and_then(|a| match a.node.as_ref() {
+            Some(NodeEnum::AConst(c)) => c.val.clone(),
+            _ => None,
+        });
+        use pg_query::protobuf::a_const::Val;
+        match (d.defname.as_str(), val) {
+            ("transaction_isolation", Some(Val::Sval(v))) => {
+                o.isolation = Some(match v.sval.as_str() {
+                    "serializable" => "SERIALIZABLE",
+                    "repeatable read" => "REPEATABLE READ",
+                    "read committed" => "READ COMMITTED",
+                    "read uncommitted" => "READ UNCOMMITTED",
+                    _ => return Err(unknown()),
+                })
+            }
+            ("transaction_read_only", Some(Val::Ival(v))) => o.read_only = Some(v.ival != 0),
+            ("transaction_deferrable", Some(Val::Ival(v))) => o.deferrable = Some(v.ival != 0),
+            _ => return Err(unknown()),
+        }
+    }
+    Ok(o)
+}
+
+/// Which tenant setting a context statement names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextKey {
+    /// `bulkhead.tenant`: a tenant id or slug.
+    Tenant,
+    /// `bulkhead.token`: a token signed for the service, naming the tenant.
+    Token,
+}
+
+/// `SET [LOCAL] bulkhead.tenant|token = '...'`, or its RESET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextSet {
+    /// SET LOCAL (this transaction) rather than SET (the session).
+    pub local: bool,
+    /// The setting.
+    pub key: ContextKey,
+    /// The value; None for RESET or `TO DEFAULT`.
+    pub value: Option<String>,
 }
 
 /// Why a statement is refused.
@@ -51,6 +143,8 @@ pub struct Checked {
     pub effects: Vec<TxEffect>,
     /// True when a statement is `COPY ... FROM STDIN` (the client will stream data).
     pub copy_in: bool,
+    /// Where each statement starts in the text (bytes).
+    pub starts: Vec<usize>,
 }
 
 /// Parses `sql` and returns the transaction effect of each statement, or why it is refused.
@@ -116,15 +210,80 @@ fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
             checked.copy_in = true;
         }
         checked.effects.push(statement(node)?);
+        checked
+            .starts
+            .push(usize::try_from(raw.stmt_location).unwrap_or(0));
     }
     Ok(checked)
+}
+
+/// The context setting a (lowercased) setting name is, if any.
+fn context_key(name: &str) -> Option<ContextKey> {
+    match name {
+        "bulkhead.tenant" => Some(ContextKey::Tenant),
+        "bulkhead.token" => Some(ContextKey::Token),
+        _ => None,
+    }
+}
+
+/// `SET [LOCAL] bulkhead.tenant|token = 'value'`, `... TO DEFAULT` or `RESET ...`.
+fn context_statement(
+    v: &pg_query::protobuf::VariableSetStmt,
+    key: ContextKey,
+) -> Result<TxEffect, Refusal> {
+    use pg_query::protobuf::VariableSetKind as K;
+    let value = match K::try_from(v.kind) {
+        Ok(K::VarSetValue) => {
+            let [arg] = v.args.as_slice() else {
+                return Err(refuse(
+                    SqlState::InvalidParameterValue,
+                    "context_value",
+                    "bulkhead.tenant and bulkhead.token take one value",
+                ));
+            };
+            let text = match arg.node.as_ref() {
+                Some(NodeEnum::AConst(c)) => match c.val.as_ref() {
+                    Some(pg_query::protobuf::a_const::Val::Sval(s)) => Some(s.sval.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            Some(text.ok_or_else(|| {
+                refuse(
+                    SqlState::InvalidParameterValue,
+                    "context_value",
+                    "bulkhead.tenant and bulkhead.token take a quoted string",
+                )
+            })?)
+        }
+        Ok(K::VarSetDefault | K::VarReset) => None,
+        _ => {
+            return Err(refuse(
+                SqlState::InsufficientPrivilege,
+                "context_setting",
+                "this form of SET is not accepted for bulkhead.tenant or bulkhead.token",
+            ))
+        }
+    };
+    Ok(TxEffect::Context(ContextSet {
+        local: v.is_local,
+        key,
+        value,
+    }))
 }
 
 fn statement(node: Option<&NodeEnum>) -> Result<TxEffect, Refusal> {
     use SqlState::{FeatureNotSupported as Unsupported, InsufficientPrivilege as Denied};
     match node {
         Some(NodeEnum::TransactionStmt(t)) => match TransactionStmtKind::try_from(t.kind) {
-            Ok(TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart) => Ok(TxEffect::Begin),
+            Ok(TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart) => {
+                Ok(TxEffect::Begin(begin_options(&t.options)?))
+            }
+            Ok(TransactionStmtKind::TransStmtCommit | TransactionStmtKind::TransStmtRollback) if t.chain => Err(refuse(
+                Unsupported,
+                "and_chain",
+                "COMMIT/ROLLBACK AND CHAIN is not supported through the gateway; end the transaction, then BEGIN",
+            )),
             Ok(TransactionStmtKind::TransStmtCommit) => Ok(TxEffect::Commit),
             Ok(TransactionStmtKind::TransStmtRollback) => Ok(TxEffect::Rollback),
             Ok(
@@ -139,6 +298,9 @@ fn statement(node: Option<&NodeEnum>) -> Result<TxEffect, Refusal> {
             let kind = pg_query::protobuf::VariableSetKind::try_from(v.kind);
             if kind == Ok(pg_query::protobuf::VariableSetKind::VarResetAll) {
                 return Err(refuse(Denied, "reset_all", "RESET ALL is refused: it would reset the tenant context"));
+            }
+            if let Some(key) = context_key(&name) {
+                return context_statement(v, key);
             }
             if ["role", "session_authorization", "search_path"].contains(&name.as_str()) || name.starts_with("bulkhead.")
             {
@@ -259,11 +421,17 @@ mod tests {
 
     #[test]
     fn transaction_control_is_recognised() {
-        assert_eq!(check("BEGIN").ok(), Some(vec![TxEffect::Begin]));
         assert_eq!(
-            check("start transaction isolation level serializable").ok(),
-            Some(vec![TxEffect::Begin])
+            check("BEGIN").ok(),
+            Some(vec![TxEffect::Begin(BeginOptions::default())])
         );
+        let effects =
+            check("start transaction isolation level serializable, read only -- a comment")
+                .expect("parses");
+        let [TxEffect::Begin(o)] = effects.as_slice() else {
+            panic!("begin with options: {effects:?}")
+        };
+        assert_eq!(o.sql(), "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY");
         assert_eq!(check("COMMIT").ok(), Some(vec![TxEffect::Commit]));
         assert_eq!(check("END").ok(), Some(vec![TxEffect::Commit]));
         assert_eq!(check("ABORT").ok(), Some(vec![TxEffect::Rollback]));

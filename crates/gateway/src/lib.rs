@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod backend;
+mod cache;
 mod cancel;
 mod error;
 mod expect;

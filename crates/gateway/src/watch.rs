@@ -43,6 +43,12 @@ impl DirectoryWatch {
         }
     }
 
+    /// The generation of everything that is not one tenant's (clusters, services,
+    /// credentials).
+    pub fn global(&self) -> u64 {
+        self.global.load(Ordering::Acquire)
+    }
+
     fn bump_tenant(&self, tenant: TenantId) {
         if let Ok(mut t) = self.tenants.lock() {
             *t.entry(tenant).or_default() += 1;

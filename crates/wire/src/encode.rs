@@ -86,9 +86,9 @@ pub mod backend {
     ) {
         fields(buf, b'E', severity, code.code(), text, hint);
     }
-    /// NoticeResponse.
-    pub fn notice_response(buf: &mut BytesMut, code: &str, text: &str) {
-        fields(buf, b'N', "NOTICE", code, text, None);
+    /// NoticeResponse with a severity (`WARNING`, `NOTICE`, ...).
+    pub fn notice_response(buf: &mut BytesMut, severity: &str, code: SqlState, text: &str) {
+        fields(buf, b'N', severity, code.code(), text, None);
     }
     fn fields(
         buf: &mut BytesMut,

@@ -149,6 +149,20 @@ impl FrontendMessage {
         Ok(msg)
     }
 
+    /// Reads a SASLInitialResponse body: the chosen mechanism and the client's first message.
+    pub fn sasl_initial(body: &[u8]) -> Result<(String, Vec<u8>), ProtocolError> {
+        let mut r = Reader::new(body, "SASLInitialResponse");
+        let mechanism = r.cstr()?.to_string();
+        let len = r.i32()?;
+        let data = if len < 0 {
+            Vec::new()
+        } else {
+            r.bytes(len as usize)?.to_vec()
+        };
+        r.finish()?;
+        Ok((mechanism, data))
+    }
+
     /// Reads a cleartext password body.
     pub fn password_text(body: &[u8]) -> Result<String, ProtocolError> {
         let mut r = Reader::new(body, "PasswordMessage");

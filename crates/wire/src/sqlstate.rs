@@ -25,6 +25,10 @@ pub enum SqlState {
     InvalidParameterValue,
     /// 25000: not allowed in the current transaction state.
     InvalidTransactionState,
+    /// 25001: a transaction is already in progress (a warning).
+    ActiveSqlTransaction,
+    /// 25P01: no transaction is in progress (a warning).
+    NoActiveSqlTransaction,
     /// 25P02: the transaction is aborted.
     InFailedSqlTransaction,
     /// 53300: a limit was reached (pool, tenant concurrency).
@@ -55,6 +59,8 @@ impl SqlState {
             SqlState::SyntaxError => "42601",
             SqlState::FeatureNotSupported => "0A000",
             SqlState::InvalidParameterValue => "22023",
+            SqlState::ActiveSqlTransaction => "25001",
+            SqlState::NoActiveSqlTransaction => "25P01",
             SqlState::InvalidTransactionState => "25000",
             SqlState::InFailedSqlTransaction => "25P02",
             SqlState::TooManyConnections => "53300",

@@ -40,6 +40,14 @@ pub(crate) fn v1() -> Router<ApiState> {
             "/services/{name}/auth",
             axum::routing::put(services::set_auth),
         )
+        .route(
+            "/services/{name}/credentials",
+            get(services::list_credentials).post(services::create_credential),
+        )
+        .route(
+            "/services/{name}/credentials/{username}",
+            axum::routing::delete(services::revoke_credential),
+        )
         .route("/tenants/{tenant}/keys", post(tenants::issue_key))
         .route("/keys/{id}", axum::routing::delete(tenants::revoke_key))
         .route("/tenants", get(tenants::list).post(tenants::create))

@@ -103,11 +103,71 @@ pub(crate) async fn set_auth(
 ) -> Result<StatusCode, ApiError> {
     let name: ServiceName = name.parse()?;
     let Json(auth) = body?;
-    if auth.hs256_secret.as_ref().is_some_and(|s| s.len() < 32) {
-        return Err(ApiError::Body(
-            "hs256_secret must have at least 32 characters".into(),
-        ));
-    }
+    bulkhead_gateway::auth::validate_service_auth(&auth).map_err(ApiError::Body)?;
     s.directory.set_service_auth(&name, &auth).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new service credential: shown once.
+#[derive(serde::Serialize)]
+pub(crate) struct NewCredential {
+    service: String,
+    username: String,
+    password: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The body of a credential request.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CredentialRequest {
+    /// The user name; `<service>_svc` when absent.
+    #[serde(default)]
+    username: Option<String>,
+}
+
+/// Creates a SCRAM-SHA-256 credential for service logins; the password is returned once.
+pub(crate) async fn create_credential(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    body: Option<Json<CredentialRequest>>,
+) -> Result<(StatusCode, Json<NewCredential>), ApiError> {
+    use rand::distr::{Alphanumeric, SampleString};
+    let name: ServiceName = name.parse()?;
+    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let username = request.username.unwrap_or_else(|| format!("{name}_svc"));
+    let password = Alphanumeric.sample_string(&mut rand::rng(), 32);
+    let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+    let created = s
+        .directory
+        .create_credential(&name, &username, &verifier)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewCredential {
+            service: name.to_string(),
+            username,
+            password,
+            created_at: created.created_at,
+        }),
+    ))
+}
+
+/// Lists a service's credentials (never their secrets).
+pub(crate) async fn list_credentials(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<bulkhead_directory::ServiceCredential>>, ApiError> {
+    let name: ServiceName = name.parse()?;
+    Ok(Json(s.directory.list_credentials(&name).await?))
+}
+
+/// Revokes a credential; sessions logged in with it end at their next transaction.
+pub(crate) async fn revoke_credential(
+    State(s): State<ApiState>,
+    Path((name, username)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let name: ServiceName = name.parse()?;
+    s.directory.revoke_credential(&name, &username).await?;
     Ok(StatusCode::NO_CONTENT)
 }

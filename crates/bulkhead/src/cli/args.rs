@@ -151,6 +151,41 @@ pub(crate) enum ServiceCmd {
         /// The claim naming the tenant (default tenant_id, also accepting tenantId).
         #[arg(long)]
         tenant_claim: Option<String>,
+        /// JSON file with a JWKS document: RS256/ES256 tokens whose `kid` names one of its
+        /// keys verify against it.
+        #[arg(long)]
+        jwks: Option<PathBuf>,
+        /// Service logins must choose tenants with signed tokens (SET LOCAL bulkhead.token),
+        /// not bare ids.
+        #[arg(long)]
+        require_tokens: bool,
+    },
+    /// Credentials for service logins (SCRAM-SHA-256; the tenant is chosen per transaction).
+    #[command(subcommand)]
+    Credential(CredentialCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CredentialCmd {
+    /// Create a credential; its password is shown once.
+    Create {
+        /// Service name.
+        service: ServiceName,
+        /// The login's user name (default `<service>_svc`).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List a service's credentials.
+    List {
+        /// Service name.
+        service: ServiceName,
+    },
+    /// Revoke a credential; its sessions end at their next transaction.
+    Revoke {
+        /// Service name.
+        service: ServiceName,
+        /// The login's user name.
+        user: String,
     },
 }
 

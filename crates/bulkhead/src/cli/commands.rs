@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::args::{ClusterCmd, Command, KeyCmd, ServiceCmd, TenantCmd};
+use super::args::{ClusterCmd, Command, CredentialCmd, KeyCmd, ServiceCmd, TenantCmd};
 use super::client::{exit, ApiClient, Failure};
 use super::output::{print_list, print_object, Column};
 use bulkhead_provisioner::migrate::read_migrations_dir;
@@ -22,6 +22,11 @@ const CLUSTER_COLUMNS: &[Column] = &[
     ("PLACEMENTS", "placements"),
     ("CAPACITY", "capacity"),
     ("DSN", "admin_dsn"),
+];
+const CREDENTIAL_COLUMNS: &[Column] = &[
+    ("USER", "username"),
+    ("CREATED", "created_at"),
+    ("REVOKED", "revoked_at"),
 ];
 const SERVICE_COLUMNS: &[Column] = &[
     ("NAME", "name"),
@@ -154,6 +159,8 @@ async fn service(api: &ApiClient, as_json: bool, cmd: &ServiceCmd) -> Result<(),
             issuer,
             audience,
             tenant_claim,
+            jwks,
+            require_tokens,
         } => {
             let read = |p: &Option<std::path::PathBuf>| -> Result<Option<String>, Failure> {
                 p.as_ref()
@@ -167,8 +174,15 @@ async fn service(api: &ApiClient, as_json: bool, cmd: &ServiceCmd) -> Result<(),
             let body = json!({
                 "hs256_secret": jwt_secret, "rs256_public_key": read(rs256_public_key)?,
                 "es256_public_key": read(es256_public_key)?, "issuer": issuer, "audience": audience,
-                "tenant_claim": tenant_claim,
+                "tenant_claim": tenant_claim, "require_tokens": require_tokens,
             });
+            let mut body = body;
+            if let Some(text) = read(jwks)? {
+                let doc: Value = serde_json::from_str(&text).map_err(|e| {
+                    Failure::new(exit::INVALID, format!("the JWKS file is not JSON: {e}"))
+                })?;
+                body["jwks"] = doc;
+            }
             api.call(
                 Method::PUT,
                 &format!("/v1/services/{name}/auth"),
@@ -176,6 +190,46 @@ async fn service(api: &ApiClient, as_json: bool, cmd: &ServiceCmd) -> Result<(),
             )
             .await?;
             done(as_json, format!("token settings of service {name} updated"));
+        }
+        ServiceCmd::Credential(CredentialCmd::Create { service, user }) => {
+            let body = user.as_ref().map(|u| json!({ "username": u }));
+            let c = api
+                .call(
+                    Method::POST,
+                    &format!("/v1/services/{service}/credentials"),
+                    body,
+                )
+                .await?;
+            if as_json {
+                show(true, &c);
+            } else {
+                let user = c["username"].as_str().unwrap_or_default();
+                println!("user:     {user}");
+                println!("password: {}", c["password"].as_str().unwrap_or_default());
+                eprintln!("shown only now. Connect with user={user} dbname={service}, then choose the tenant per transaction: SET LOCAL bulkhead.tenant = '<id or slug>'");
+            }
+        }
+        ServiceCmd::Credential(CredentialCmd::List { service }) => list(
+            as_json,
+            &api.call(
+                Method::GET,
+                &format!("/v1/services/{service}/credentials"),
+                None,
+            )
+            .await?,
+            CREDENTIAL_COLUMNS,
+        ),
+        ServiceCmd::Credential(CredentialCmd::Revoke { service, user }) => {
+            api.call(
+                Method::DELETE,
+                &format!("/v1/services/{service}/credentials/{user}"),
+                None,
+            )
+            .await?;
+            done(
+                as_json,
+                format!("credential {user} of service {service} revoked"),
+            );
         }
         ServiceCmd::List => list(
             as_json,

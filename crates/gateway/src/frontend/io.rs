@@ -103,6 +103,11 @@ impl ClientIo {
         written.map_err(|_| GatewayError::ClientGone)
     }
 
+    /// Queues a NoticeResponse (a warning or notice).
+    pub fn notice(&mut self, severity: &str, code: SqlState, message: &str) {
+        to_client::notice_response(&mut self.wbuf, severity, code, message);
+    }
+
     /// Queues an ErrorResponse.
     pub fn error(&mut self, severity: &str, code: SqlState, message: &str) {
         to_client::error_response(&mut self.wbuf, severity, code, message, None);

@@ -2,6 +2,7 @@
 //! connection to a session. Bad protocol input closes that client only.
 
 mod io;
+mod scram;
 mod startup;
 mod tls;
 
@@ -57,6 +58,8 @@ pub struct GatewayState {
     pub(crate) cancels: crate::cancel::CancelRegistry,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Routes, slugs and token settings read from the directory.
+    pub(crate) cache: crate::cache::DirectoryCache,
     gateway_role: tokio::sync::OnceCell<String>,
     /// Directory changes (started by [`GatewayState::new`]).
     pub(crate) watch: Arc<crate::watch::DirectoryWatch>,
@@ -75,6 +78,7 @@ impl GatewayState {
             settings,
             cancels: Default::default(),
             metrics: Default::default(),
+            cache: Default::default(),
             gateway_role: tokio::sync::OnceCell::new(),
             next_pid: AtomicI32::new(1),
         })
@@ -87,6 +91,18 @@ impl GatewayState {
             .await
             .map(String::as_str)
             .map_err(GatewayError::from)
+    }
+
+    /// The route of a tenant in a service (cached; see [`crate::cache`]).
+    pub(crate) async fn route(
+        &self,
+        service: &str,
+        tenant: &bulkhead_model::TenantId,
+    ) -> Result<Arc<crate::route::Route>, GatewayError> {
+        let role = self.gateway_role().await?;
+        self.cache
+            .route(&self.directory, &self.watch, service, tenant, role)
+            .await
     }
 
     /// The metrics as Prometheus text.
@@ -148,7 +164,7 @@ async fn serve_client(
     let mut io = ClientIo::new(stream, state.settings.max_message);
     let login =
         tokio::time::timeout(state.settings.login_timeout, startup::login(&mut io, state)).await;
-    let (identity, route, (pid, secret), seen) = match login {
+    let logged_in = match login {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             if !matches!(e, GatewayError::ClientGone) {
@@ -167,11 +183,18 @@ async fn serve_client(
             return Err(GatewayError::ClientGone);
         }
     };
-    tracing::debug!(tenant = %identity.tenant, "client logged in");
+    tracing::debug!(identity = ?logged_in.identity, "client logged in");
+    let (pid, secret) = (logged_in.pid, logged_in.secret);
     let slot = state.cancels.register(pid, secret);
-    let result = Session::new(io, state.clone(), route, slot, seen)
-        .run()
-        .await;
+    let result = Session::new(
+        io,
+        state.clone(),
+        logged_in.service,
+        logged_in.identity,
+        slot,
+    )
+    .run()
+    .await;
     state.cancels.remove(pid);
     result
 }

@@ -1,22 +1,30 @@
-//! Startup and login: answer SSL and GSS requests with `N` (TLS is not configured), read the
-//! startup parameters (only `database` and `user` matter; `options` and every other
-//! parameter are ignored, so no client can set a server setting that way), ask for a
-//! password, authenticate the tenant and resolve its route.
+//! Startup and login: answer SSL requests (TLS when configured, `N` otherwise) and GSS
+//! requests with `N`, read the startup parameters (only `database`, `user` and
+//! `application_name` matter; `options` and every other parameter are ignored, so no client
+//! can set a server setting that way), then authenticate: SCRAM-SHA-256 when the user name
+//! is one of the service's credentials, a cleartext tenant key or token otherwise.
 
 use bulkhead_model::ServiceName;
 use bulkhead_wire::{to_client, FrontendMessage, Startup, TransactionStatus};
 
-use super::{ClientIo, GatewayState};
+use super::{scram, ClientIo, GatewayState};
 use crate::auth::{authenticate, Identity};
-use crate::route::{resolve, Route};
 use crate::GatewayError;
 
-/// Logs a client in; returns its identity, route and the cancel key it was given. A cancel
-/// request (which comes on a connection of its own) is handled here and ends the connection.
+/// A logged-in client.
+pub(super) struct LoggedIn {
+    pub identity: Identity,
+    pub service: String,
+    pub pid: i32,
+    pub secret: [u8; 4],
+}
+
+/// Logs a client in. A cancel request (which comes on a connection of its own) is handled
+/// here and ends the connection.
 pub(super) async fn login(
     io: &mut ClientIo,
     state: &GatewayState,
-) -> Result<(Identity, Route, (i32, [u8; 4]), crate::watch::Seen), GatewayError> {
+) -> Result<LoggedIn, GatewayError> {
     let params = loop {
         let startup = loop {
             if let Some(s) = Startup::parse(&mut io.rbuf)? {
@@ -69,23 +77,46 @@ pub(super) async fn login(
         }
         Err(e) => return Err(e.into()),
     }
-    to_client::authentication_cleartext(&mut io.wbuf);
-    io.flush().await?;
-    let frame = io.read_frame().await?;
-    let FrontendMessage::Password(body) = FrontendMessage::decode(&frame)? else {
-        return Err(GatewayError::BadCredentials(
-            "expected a password message".into(),
-        ));
-    };
-    let password = FrontendMessage::password_text(&body)?;
-    let identity = authenticate(&state.directory, &service, &password).await?;
-    let role = state.gateway_role().await?;
-    // Taken before resolving, so a change during resolution is seen at the first query.
-    let seen = state.watch.seen(&identity.tenant);
-    let route = resolve(&state.directory, &service, &identity.tenant, role).await?;
+    let user = get("user").unwrap_or_default();
+    let (identity, server_version) =
+        match state.directory.credential_verifier(&service, user).await? {
+            Some(verifier) => {
+                scram_exchange(io, &verifier).await?;
+                let version = state
+                    .directory
+                    .service_server_version(&service)
+                    .await?
+                    .unwrap_or_else(|| "15".into());
+                (
+                    Identity::Service {
+                        user: user.to_string(),
+                    },
+                    version,
+                )
+            }
+            None => {
+                to_client::authentication_cleartext(&mut io.wbuf);
+                io.flush().await?;
+                let frame = io.read_frame().await?;
+                let FrontendMessage::Password(body) = FrontendMessage::decode(&frame)? else {
+                    return Err(GatewayError::BadCredentials(
+                        "expected a password message".into(),
+                    ));
+                };
+                let password = FrontendMessage::password_text(&body)?;
+                let tenant = authenticate(&state.directory, &service, &password).await?;
+                // Refuses an unknown or suspended tenant, or one without a place, now.
+                let route = state.route(service.as_str(), &tenant).await?;
+                (Identity::Tenant(tenant), route.server_version.clone())
+            }
+        };
     to_client::authentication_ok(&mut io.wbuf);
+    let mut version = server_version.split_whitespace().next().unwrap_or("15");
+    if version.is_empty() {
+        version = "15";
+    }
     for (k, v) in [
-        ("server_version", route.server_version.as_str()),
+        ("server_version", version),
         ("server_encoding", "UTF8"),
         ("client_encoding", "UTF8"),
         ("DateStyle", "ISO, MDY"),
@@ -100,5 +131,48 @@ pub(super) async fn login(
     to_client::backend_key_data(&mut io.wbuf, pid, &secret);
     to_client::ready_for_query(&mut io.wbuf, TransactionStatus::Idle);
     io.flush().await?;
-    Ok((identity, route, (pid, secret), seen))
+    Ok(LoggedIn {
+        identity,
+        service: service.to_string(),
+        pid,
+        secret,
+    })
+}
+
+/// Runs SCRAM-SHA-256 with the client against a stored verifier.
+async fn scram_exchange(io: &mut ClientIo, verifier: &str) -> Result<(), GatewayError> {
+    let failed = |e: scram::ScramError| match e {
+        scram::ScramError::WrongProof => GatewayError::BadCredentials(
+            "password authentication failed for the service credential".into(),
+        ),
+        scram::ScramError::BadVerifier => GatewayError::Directory(e.to_string()),
+        other => GatewayError::BadCredentials(other.to_string()),
+    };
+    let verifier: scram::Verifier = verifier.parse().map_err(failed)?;
+    to_client::authentication_sasl(&mut io.wbuf, &[scram::MECHANISM]);
+    io.flush().await?;
+    let frame = io.read_frame().await?;
+    let FrontendMessage::Password(body) = FrontendMessage::decode(&frame)? else {
+        return Err(GatewayError::BadCredentials(
+            "expected a SASL response".into(),
+        ));
+    };
+    let (mechanism, first) = FrontendMessage::sasl_initial(&body)?;
+    if mechanism != scram::MECHANISM {
+        return Err(GatewayError::BadCredentials(format!(
+            "SASL mechanism {mechanism} is not offered (SCRAM-SHA-256 is)"
+        )));
+    }
+    let (exchange, server_first) = scram::server_first(&verifier, &first).map_err(failed)?;
+    to_client::sasl_continue(&mut io.wbuf, server_first.as_bytes());
+    io.flush().await?;
+    let frame = io.read_frame().await?;
+    let FrontendMessage::Password(body) = FrontendMessage::decode(&frame)? else {
+        return Err(GatewayError::BadCredentials(
+            "expected a SASL response".into(),
+        ));
+    };
+    let server_final = scram::server_final(&verifier, &exchange, &body).map_err(failed)?;
+    to_client::sasl_final(&mut io.wbuf, server_final.as_bytes());
+    Ok(())
 }

@@ -1,0 +1,149 @@
+//! Service credentials: the SCRAM-SHA-256 logins application servers use to reach the
+//! gateway, naming the tenant per transaction. Only the verifier is stored; the password is
+//! shown once, when the credential is created.
+
+use bulkhead_model::ServiceName;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::is_unique_violation;
+use crate::{Directory, DirectoryError};
+
+/// A credential as listed (never its verifier).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceCredential {
+    /// The service it logs in to.
+    pub service: ServiceName,
+    /// The login's user name.
+    pub username: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Checks a credential's user name: lowercase letters, digits and `_`, starting with a
+/// letter, at most 63 characters (a PostgreSQL identifier a driver never needs to quote).
+pub fn check_username(name: &str) -> Result<(), DirectoryError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DirectoryError::InvalidInput(format!(
+            "`{name}` is not a valid credential user name (lowercase letters, digits and _, starting with a letter, at most 63)"
+        )))
+    }
+}
+
+impl Directory {
+    /// Stores a new credential for `service` with its SCRAM verifier.
+    pub async fn create_credential(
+        &self,
+        service: &ServiceName,
+        username: &str,
+        verifier: &str,
+    ) -> Result<ServiceCredential, DirectoryError> {
+        check_username(username)?;
+        if !verifier.starts_with("SCRAM-SHA-256$") {
+            return Err(DirectoryError::InvalidInput(
+                "a credential is stored as a SCRAM-SHA-256 verifier".into(),
+            ));
+        }
+        // A missing service is reported as such, not as a foreign-key error.
+        self.service(service).await?;
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO directory.service_credentials (service, username, verifier)
+                 VALUES ($1, $2, $3) RETURNING created_at",
+                &[&service.as_str(), &username, &verifier],
+            )
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    DirectoryError::AlreadyExists {
+                        kind: "credential",
+                        name: format!("{service}/{username}"),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(ServiceCredential {
+            service: service.clone(),
+            username: username.to_string(),
+            created_at: row.get(0),
+            revoked_at: None,
+        })
+    }
+
+    /// Revokes a credential; open sessions that logged in with it are ended by the gateway.
+    pub async fn revoke_credential(
+        &self,
+        service: &ServiceName,
+        username: &str,
+    ) -> Result<(), DirectoryError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE directory.service_credentials SET revoked_at = now()
+                  WHERE service = $1 AND username = $2 AND revoked_at IS NULL",
+                &[&service.as_str(), &username],
+            )
+            .await?;
+        if n == 0 {
+            return Err(DirectoryError::not_found(
+                "credential",
+                format!("{service}/{username}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The credentials of a service, revoked ones included.
+    pub async fn list_credentials(
+        &self,
+        service: &ServiceName,
+    ) -> Result<Vec<ServiceCredential>, DirectoryError> {
+        self.service(service).await?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT username, created_at, revoked_at FROM directory.service_credentials
+                  WHERE service = $1 ORDER BY username",
+                &[&service.as_str()],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ServiceCredential {
+                service: service.clone(),
+                username: r.get(0),
+                created_at: r.get(1),
+                revoked_at: r.get(2),
+            })
+            .collect())
+    }
+
+    /// The SCRAM verifier of a live credential, or None.
+    pub async fn credential_verifier(
+        &self,
+        service: &ServiceName,
+        username: &str,
+    ) -> Result<Option<String>, DirectoryError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT verifier FROM directory.service_credentials
+                  WHERE service = $1 AND username = $2 AND revoked_at IS NULL",
+                &[&service.as_str(), &username],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+}

@@ -1,0 +1,297 @@
+//! The session's side of its backend connection: checking one out for the transaction's
+//! tenant, opening the transaction with the tenant's context, relaying replies in the order
+//! the client is owed them, COPY, and giving the connection back only when it is idle.
+
+use bulkhead_wire::{to_server, BackendMessage, Frame, SqlState, TransactionStatus};
+use bytes::BytesMut;
+
+use super::Session;
+use crate::expect::{Expect, Expectations, Shape};
+use crate::GatewayError;
+
+impl Session {
+    /// Checks out a backend connection for the tenant of the transaction about to start and
+    /// points the client's cancel key at it; false when the client was answered with why
+    /// not.
+    pub(super) async fn lease(&mut self) -> Result<bool, GatewayError> {
+        let route = match self.transaction_route().await? {
+            Ok(r) => r,
+            Err(e) => {
+                let r = super::context::refusal_of(e);
+                self.answer_error(r.code, &r.message).await?;
+                return Ok(false);
+            }
+        };
+        match self
+            .state
+            .pools
+            .checkout(&route.cluster, &route.target)
+            .await
+        {
+            Ok(leased) => {
+                self.backend = Some(leased);
+                self.route = Some(route);
+                self.arm_cancel().await;
+                Ok(true)
+            }
+            Err(e) => {
+                if matches!(e, GatewayError::PoolTimeout) {
+                    self.state.metrics.checkout_timeout();
+                }
+                tracing::warn!(tenant = %route.tenant, error = %e, "no backend connection");
+                self.answer_error(e.sqlstate(), &e.to_string()).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Opens the transaction on the leased connection: the transaction's BEGIN (written by
+    /// the gateway) with the tenant's context, then `unit`, then COMMIT when asked, all in
+    /// one write; relays the opening's replies (only an error). If the context cannot be
+    /// set, the transaction is aborted, so the unit's statements fail instead of running
+    /// without it. False when the backend was lost (reported to the client).
+    pub(super) async fn open_with(
+        &mut self,
+        begin: &str,
+        unit: &[u8],
+        commit: bool,
+    ) -> Result<bool, GatewayError> {
+        let Some(route) = self.route.clone() else {
+            return Ok(false);
+        };
+        let mut out = BytesMut::with_capacity(unit.len() + 256);
+        to_server::query(&mut out, &route.prologue(begin));
+        out.extend_from_slice(unit);
+        if commit {
+            to_server::query(&mut out, "COMMIT");
+        }
+        if let Err(e) = self.send_backend(&out).await {
+            self.backend_lost(e).await?;
+            return Ok(false);
+        }
+        let mut opening = Expectations::default();
+        opening.push(Expect::Swallow(Shape::Ready));
+        let status = self.relay(&mut opening, false).await?;
+        if self.backend.is_none() {
+            return Ok(false);
+        }
+        if status != TransactionStatus::InTransaction {
+            tracing::error!(tenant = %route.tenant, "setting the tenant context failed");
+        }
+        Ok(true)
+    }
+
+    async fn backend_recv(&mut self) -> Result<Frame, GatewayError> {
+        let Some(b) = self.backend.as_mut() else {
+            return Err(GatewayError::Backend("no backend".into()));
+        };
+        b.conn().recv().await
+    }
+
+    /// Points this session's cancel key at the backend it now uses.
+    async fn arm_cancel(&mut self) {
+        let target = match (self.backend.as_mut(), self.route.as_ref()) {
+            (Some(b), Some(route)) => {
+                let key = b.conn().key.clone();
+                Some(crate::cancel::CancelTarget {
+                    host: route.target.host.clone(),
+                    port: route.target.port,
+                    pid: key.0,
+                    secret: key.1,
+                })
+            }
+            _ => None,
+        };
+        *self.cancel.lock().await = target;
+    }
+
+    /// Stops cancels from reaching the backend (before it goes back to the pool).
+    async fn disarm_cancel(&mut self) {
+        *self.cancel.lock().await = None;
+    }
+
+    fn write_frame(&mut self, frame: &Frame) {
+        let w = &mut self.io.wbuf;
+        w.extend_from_slice(&[frame.tag]);
+        w.extend_from_slice(&((frame.body.len() + 4) as i32).to_be_bytes());
+        w.extend_from_slice(&frame.body);
+    }
+
+    /// Sends `out` to the backend and relays its replies as `expect` says, until
+    /// ReadyForQuery, whose status is returned (not relayed). With `mute_begin_warning`, the
+    /// warning a client's BEGIN inside the gateway's transaction causes is dropped.
+    pub(super) async fn forward(
+        &mut self,
+        out: &[u8],
+        expect: &mut Expectations,
+        mute_begin_warning: bool,
+    ) -> Result<TransactionStatus, GatewayError> {
+        if let Err(e) = self.send_backend(out).await {
+            return self.backend_lost(e).await;
+        }
+        self.relay(expect, mute_begin_warning).await
+    }
+
+    pub(super) async fn send_backend(&mut self, out: &[u8]) -> Result<(), GatewayError> {
+        match self.backend.as_mut() {
+            Some(b) => b.conn().send(out).await,
+            None => Err(GatewayError::Backend("no backend".into())),
+        }
+    }
+
+    /// Relays the backend's replies as `expect` says until ReadyForQuery, whose status is
+    /// returned (not relayed).
+    pub(super) async fn relay(
+        &mut self,
+        expect: &mut Expectations,
+        mute_begin_warning: bool,
+    ) -> Result<TransactionStatus, GatewayError> {
+        self.relay_until(expect, mute_begin_warning, false).await
+    }
+
+    /// [`Self::relay`], or with `until_drained` (after a Flush, no Sync sent) until every
+    /// owed reply has arrived; the transaction is then still open.
+    pub(super) async fn relay_until(
+        &mut self,
+        expect: &mut Expectations,
+        mute_begin_warning: bool,
+        until_drained: bool,
+    ) -> Result<TransactionStatus, GatewayError> {
+        loop {
+            if until_drained && expect.drained() {
+                return Ok(TransactionStatus::InTransaction);
+            }
+            let frame = match self.backend_recv().await {
+                Ok(f) => f,
+                Err(e) => return self.backend_lost(e).await,
+            };
+            if frame.tag == b'E' && is_fatal(&frame) {
+                // The server is ending that backend session; the client's session goes on.
+                return self
+                    .backend_lost(GatewayError::Backend(
+                        "the server terminated the connection".into(),
+                    ))
+                    .await;
+            }
+            let d = expect.on_backend(frame.tag);
+            for s in d.before {
+                s.write(&mut self.io.wbuf);
+            }
+            if frame.tag == b'Z' {
+                return ready_status(&frame);
+            }
+            let muted = mute_begin_warning
+                && frame.tag == b'N'
+                && matches!(BackendMessage::decode(&frame), Ok(BackendMessage::Notice(f)) if f.code() == Some("25001"));
+            if d.relay && !muted {
+                self.write_frame(&frame);
+            }
+            for s in d.after {
+                s.write(&mut self.io.wbuf);
+            }
+            if frame.tag == b'G' {
+                let extended = expect.waits_for_sync();
+                self.copy_in(extended).await?;
+            }
+            if self.io.wbuf.len() > 64 * 1024 {
+                self.io.flush().await?;
+            }
+        }
+    }
+
+    /// COPY FROM STDIN: forwards the client's data until CopyDone or CopyFail. In the
+    /// extended protocol the server ignored the Sync that came before the data, so the
+    /// client's next Sync is forwarded too: it is what ends the unit.
+    async fn copy_in(&mut self, extended: bool) -> Result<(), GatewayError> {
+        self.io.flush().await?;
+        let mut copying = true;
+        loop {
+            let frame = self.io.read_frame().await?;
+            if !copying {
+                if frame.tag != b'S' {
+                    return Err(GatewayError::Protocol(
+                        bulkhead_wire::ProtocolError::Malformed {
+                            what: "COPY",
+                            detail: "expected Sync after CopyDone",
+                        },
+                    ));
+                }
+                let bytes = frame.to_bytes();
+                return self.send_backend(&bytes).await;
+            }
+            let done = matches!(frame.tag, b'c' | b'f');
+            if !matches!(frame.tag, b'd' | b'c' | b'f' | b'H' | b'S') {
+                return Err(GatewayError::Protocol(
+                    bulkhead_wire::ProtocolError::Malformed {
+                        what: "COPY",
+                        detail: "unexpected message during COPY FROM STDIN",
+                    },
+                ));
+            }
+            let bytes = frame.to_bytes();
+            self.send_backend(&bytes).await?;
+            if done {
+                if !extended {
+                    return Ok(());
+                }
+                copying = false;
+            }
+        }
+    }
+
+    /// The backend failed mid-unit: the transaction is gone. Tell the client and go on.
+    pub(super) async fn backend_lost(
+        &mut self,
+        e: GatewayError,
+    ) -> Result<TransactionStatus, GatewayError> {
+        tracing::warn!(tenant = ?self.ctx.tenant(), error = %e, "backend connection lost");
+        self.backend = None;
+        self.disarm_cancel().await;
+        self.transaction_ended();
+        self.io.error(
+            "ERROR",
+            SqlState::ConnectionFailure,
+            "the connection to the tenant's database was lost; the transaction was rolled back",
+        );
+        Ok(TransactionStatus::Idle)
+    }
+
+    /// Ends the backend transaction with `sql` (COMMIT or ROLLBACK), relaying only an error,
+    /// and gives the connection back when it is idle.
+    pub(super) async fn finish_backend(
+        &mut self,
+        sql: &str,
+    ) -> Result<TransactionStatus, GatewayError> {
+        if self.backend.is_none() {
+            return Ok(TransactionStatus::Idle);
+        }
+        let mut out = BytesMut::new();
+        to_server::query(&mut out, sql);
+        let mut expect = Expectations::default();
+        expect.push(Expect::Swallow(Shape::Ready));
+        let status = self.forward(&out, &mut expect, false).await?;
+        self.release(status).await;
+        Ok(status)
+    }
+
+    /// Gives the connection back if it is idle (closes it otherwise).
+    pub(super) async fn release(&mut self, status: TransactionStatus) {
+        self.disarm_cancel().await;
+        if let Some(b) = self.backend.take() {
+            if status == TransactionStatus::Idle {
+                b.give_back();
+            }
+        }
+    }
+}
+
+fn ready_status(frame: &Frame) -> Result<TransactionStatus, GatewayError> {
+    match BackendMessage::decode(frame)? {
+        BackendMessage::ReadyForQuery(s) => Ok(s),
+        _ => Err(GatewayError::Backend("expected ReadyForQuery".into())),
+    }
+}
+
+fn is_fatal(frame: &Frame) -> bool {
+    matches!(BackendMessage::decode(frame), Ok(BackendMessage::Error(f)) if matches!(f.severity(), Some("FATAL" | "PANIC")))
+}

@@ -1,0 +1,292 @@
+//! The tenant context of a session: which tenant each transaction acts for.
+//!
+//! A tenant login is pinned to its tenant for good: naming another is refused, naming the
+//! same one is accepted and changes nothing. A service login chooses per transaction
+//! (`SET LOCAL bulkhead.tenant = '<id or slug>'` or `SET LOCAL bulkhead.token = '<jwt>'`)
+//! or for the session (plain `SET`, until `RESET`); a service can require tokens. The
+//! tenant of a transaction is fixed once its first statement reached the backend.
+//!
+//! These statements never reach the backend: the gateway answers them, and writes the
+//! context into the transaction's opening itself.
+
+use std::sync::Arc;
+
+use bulkhead_directory::TenantRef;
+use bulkhead_model::TenantId;
+use bulkhead_wire::SqlState;
+
+use super::Session;
+use crate::auth::{tenant_from_token, Identity};
+use crate::guard::{ContextKey, ContextSet, Refusal};
+use crate::route::Route;
+use crate::GatewayError;
+
+/// A chosen tenant, and until when the token that chose it is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Chosen {
+    tenant: TenantId,
+    expires_at: Option<i64>,
+}
+
+/// What a session acts for.
+pub(super) struct TenantContext {
+    identity: Identity,
+    /// Service logins: the tenant chosen for the session (plain SET).
+    session: Option<Chosen>,
+    /// The tenant chosen for the current transaction (SET LOCAL).
+    local: Option<Chosen>,
+    /// The directory's global generation when the login was last checked.
+    checked_at: u64,
+}
+
+/// The CommandComplete tag of a context statement.
+pub(super) fn command_tag(c: &ContextSet) -> &'static str {
+    if c.value.is_none() {
+        "RESET"
+    } else {
+        "SET"
+    }
+}
+
+/// A context failure as a refusal (for units answered in part).
+pub(super) fn refusal_of(e: GatewayError) -> Refusal {
+    Refusal {
+        code: e.sqlstate(),
+        rule: "context",
+        message: e.to_string(),
+    }
+}
+
+fn denied(message: impl Into<String>) -> GatewayError {
+    GatewayError::Refused {
+        code: SqlState::InsufficientPrivilege,
+        message: message.into(),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl TenantContext {
+    pub(super) fn new(identity: Identity, global: u64) -> Self {
+        Self {
+            identity,
+            session: None,
+            local: None,
+            checked_at: global,
+        }
+    }
+
+    /// The tenant the current transaction acts for, if one is chosen.
+    pub(super) fn tenant(&self) -> Option<TenantId> {
+        match &self.identity {
+            Identity::Tenant(t) => Some(*t),
+            Identity::Service { .. } => self.local.or(self.session).map(|c| c.tenant),
+        }
+    }
+
+    fn chosen(&self) -> Option<Chosen> {
+        self.local.or(self.session)
+    }
+
+    /// The transaction ended: its SET LOCAL goes with it.
+    pub(super) fn end_transaction(&mut self) {
+        self.local = None;
+    }
+}
+
+impl Session {
+    /// Before a unit outside a transaction: a service credential revoked since the login
+    /// ends the session.
+    pub(super) async fn check_login(&mut self) -> Result<(), GatewayError> {
+        let global = self.state.watch.global();
+        if self.backend.is_some() || global == self.ctx.checked_at {
+            return Ok(());
+        }
+        if let Identity::Service { user } = &self.ctx.identity {
+            let service = self
+                .service
+                .parse()
+                .map_err(|_| GatewayError::UnknownService(self.service.clone()))?;
+            match self
+                .state
+                .directory
+                .credential_verifier(&service, user)
+                .await
+            {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    let e = GatewayError::NotAuthorized(
+                        "the service credential of this session was revoked".into(),
+                    );
+                    self.fatal(GatewayError::NotAuthorized(e.to_string()))
+                        .await?;
+                    return Err(e);
+                }
+                // Checked again at the next unit.
+                Err(_) => return Ok(()),
+            }
+        }
+        self.ctx.checked_at = global;
+        Ok(())
+    }
+
+    /// Applies a context statement, or says why not (the caller answers the client).
+    pub(super) async fn apply_context(&mut self, c: &ContextSet) -> Result<(), GatewayError> {
+        let chosen = match &c.value {
+            None => None,
+            Some(v) => Some(self.resolve_choice(c.key, v).await?),
+        };
+        if let Identity::Tenant(pinned) = &self.ctx.identity {
+            return match chosen {
+                Some(ch) if ch.tenant != *pinned => Err(denied(
+                    "this session's login pins it to its tenant; it cannot act for another",
+                )),
+                _ => Ok(()),
+            };
+        }
+        let after = if c.local {
+            chosen.or(self.ctx.session)
+        } else {
+            chosen
+        };
+        if let Some(route) = self.route.as_ref().filter(|_| self.backend.is_some()) {
+            if after.map(|a| a.tenant) != Some(route.tenant) {
+                return Err(denied(
+                    "the tenant of a transaction cannot change after its first statement; COMMIT or ROLLBACK first",
+                ));
+            }
+        }
+        if c.local {
+            self.ctx.local = chosen;
+        } else {
+            // Like PostgreSQL, a SET overrides a SET LOCAL of the same transaction.
+            self.ctx.session = chosen;
+            self.ctx.local = None;
+        }
+        Ok(())
+    }
+
+    /// The tenant a context value names: an id or slug (refused when the service requires
+    /// tokens), or a token verified against the service's keys. The tenant must be served
+    /// in this service now.
+    async fn resolve_choice(&self, key: ContextKey, value: &str) -> Result<Chosen, GatewayError> {
+        let chosen = match key {
+            ContextKey::Tenant => {
+                let pinned = matches!(self.ctx.identity, Identity::Tenant(_));
+                if !pinned {
+                    let auth = self
+                        .state
+                        .cache
+                        .service_auth(&self.state.directory, &self.state.watch, &self.service)
+                        .await?;
+                    if auth.require_tokens {
+                        return Err(denied(
+                            "this service requires signed tokens: use SET LOCAL bulkhead.token = '<token>'",
+                        ));
+                    }
+                }
+                let tenant = match value.parse::<TenantRef>() {
+                    Ok(TenantRef::Id(id)) => id,
+                    Ok(TenantRef::Slug(slug)) => {
+                        let id = self
+                            .state
+                            .cache
+                            .tenant_of_slug(&self.state.directory, &slug, false)
+                            .await?;
+                        // A deleted tenant's slug may have been reused: look again once.
+                        match self.state.route(&self.service, &id).await {
+                            Err(GatewayError::NotAuthorized(_)) => {
+                                self.state
+                                    .cache
+                                    .tenant_of_slug(&self.state.directory, &slug, true)
+                                    .await?
+                            }
+                            _ => id,
+                        }
+                    }
+                    Err(_) => {
+                        return Err(GatewayError::NotAuthorized(format!(
+                            "`{value}` is neither a tenant id nor a slug"
+                        )))
+                    }
+                };
+                Chosen {
+                    tenant,
+                    expires_at: None,
+                }
+            }
+            ContextKey::Token => {
+                let auth = self
+                    .state
+                    .cache
+                    .service_auth(&self.state.directory, &self.state.watch, &self.service)
+                    .await?;
+                let t = tenant_from_token(&auth, value)?;
+                Chosen {
+                    tenant: t.tenant,
+                    expires_at: Some(t.expires_at),
+                }
+            }
+        };
+        // An unknown, suspended or unplaced tenant is refused here, not at the next statement.
+        self.state.route(&self.service, &chosen.tenant).await?;
+        Ok(chosen)
+    }
+
+    /// Applies the context statements an extended-protocol unit executes, in order.
+    pub(super) async fn apply_contexts(
+        &mut self,
+        v: &super::virtuals::Virtuals,
+    ) -> Result<(), GatewayError> {
+        for c in &v.contexts {
+            self.apply_context(c).await?;
+        }
+        Ok(())
+    }
+
+    /// Answers a unit whose context statement failed: nothing of it ran.
+    pub(super) async fn answer_context_error(
+        &mut self,
+        e: GatewayError,
+    ) -> Result<(), GatewayError> {
+        let r = refusal_of(e);
+        self.count_refusal(&r);
+        self.answer_error(r.code, &r.message).await
+    }
+
+    /// The route of the transaction about to start, or the error to answer with. A pinned
+    /// tenant that may no longer be served ends the session (the caller gets Err).
+    pub(super) async fn transaction_route(
+        &mut self,
+    ) -> Result<Result<Arc<Route>, GatewayError>, GatewayError> {
+        let Some(tenant) = self.ctx.tenant() else {
+            return Ok(Err(denied(
+                "no tenant is chosen: SET LOCAL bulkhead.tenant = '<tenant id or slug>' (or bulkhead.token) inside the transaction first",
+            )));
+        };
+        if let Some(exp) = self.ctx.chosen().and_then(|c| c.expires_at) {
+            if exp + 30 < now() {
+                return Ok(Err(GatewayError::BadCredentials(
+                    "the token that chose this tenant has expired".into(),
+                )));
+            }
+        }
+        match self.state.route(&self.service, &tenant).await {
+            Ok(r) => Ok(Ok(r)),
+            Err(e @ GatewayError::NotAuthorized(_))
+                if matches!(self.ctx.identity, Identity::Tenant(_)) =>
+            {
+                tracing::info!(%tenant, error = %e, "session ended by a directory change");
+                let message = e.to_string();
+                self.fatal(e).await?;
+                Err(GatewayError::NotAuthorized(message))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Prepared statements under transaction pooling. A client's named statements are kept
+//! here (text, parameter types, what the guard found) and prepared on whichever backend
+//! connection runs the transaction, under a gateway-chosen name derived from the role,
+//! search_path, text and types, so a backend statement is never shared across tenants and
+//! is prepared once per connection, then reused.
+
+use std::collections::{HashMap, HashSet};
+
+use bulkhead_wire::{to_server, FrontendMessage, TransactionStatus};
+use bytes::BytesMut;
+use sha2::{Digest, Sha256};
+
+use super::virtuals::Virtuals;
+use super::Session;
+use crate::expect::{Expect, Expectations, Shape};
+use crate::guard::{self, Checked, Refusal};
+use crate::GatewayError;
+
+/// A client's named statement.
+pub(super) struct ClientStatement {
+    pub query: String,
+    pub types: Vec<u32>,
+    pub checked: Checked,
+    /// Its name on backends (empty for statements the gateway answers itself).
+    pub backend_name: String,
+}
+
+impl Session {
+    /// Checks the text of every Parse in `batch`; the first refusal refuses them all.
+    pub(super) fn check_parses(
+        batch: &[FrontendMessage],
+    ) -> Result<HashMap<String, Checked>, Refusal> {
+        let mut parsed = HashMap::new();
+        for m in batch {
+            if let FrontendMessage::Parse { name, query, .. } = m {
+                parsed.insert(name.clone(), guard::inspect(query)?);
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// What the statements this unit sends to the backend execute, in order: their
+    /// transaction effects and whether one of them is COPY FROM STDIN.
+    pub(super) fn executed(
+        &mut self,
+        batch: &[FrontendMessage],
+        parsed: &HashMap<String, Checked>,
+        virtuals: &Virtuals,
+    ) -> Checked {
+        let mut portals: HashMap<&str, &str> = HashMap::new();
+        let mut out = Checked::default();
+        for (i, m) in batch.iter().enumerate() {
+            match m {
+                FrontendMessage::Parse { name, .. } if name.is_empty() => {
+                    self.unnamed = parsed.get("").cloned().unwrap_or_default();
+                }
+                FrontendMessage::Bind {
+                    portal, statement, ..
+                } => {
+                    portals.insert(portal, statement);
+                }
+                FrontendMessage::Execute { portal, .. } if virtuals.answer(i).is_none() => {
+                    let stmt = portals.get(portal.as_str()).copied().unwrap_or("");
+                    let c = match parsed.get(stmt) {
+                        Some(c) => c,
+                        None if stmt.is_empty() => &self.unnamed,
+                        None => match self.statements.get(stmt) {
+                            Some(s) => &s.checked,
+                            None => continue,
+                        },
+                    };
+                    out.effects.extend(c.effects.iter().cloned());
+                    out.copy_in |= c.copy_in;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn backend_name(&self, query: &str, types: &[u32]) -> String {
+        let mut h = Sha256::new();
+        let (role, path) = self
+            .route
+            .as_ref()
+            .map(|r| (r.role.as_str(), r.search_path.as_str()))
+            .unwrap_or_default();
+        for part in [role.as_bytes(), path.as_bytes(), query.as_bytes()] {
+            h.update(part);
+            h.update([0]);
+        }
+        for t in types {
+            h.update(t.to_be_bytes());
+        }
+        format!("bh_{}", &hex::encode(h.finalize())[..24])
+    }
+
+    /// Rewrites a unit for the attached backend, ending with Sync.
+    pub(super) fn translate(
+        &mut self,
+        batch: Vec<FrontendMessage>,
+        parsed: &HashMap<String, Checked>,
+        virtuals: &Virtuals,
+    ) -> (BytesMut, Expectations, Vec<String>) {
+        let mut expect = Expectations::default();
+        let (out, attempted) = self.translate_into(batch, parsed, virtuals, &mut expect, true);
+        (out, expect, attempted)
+    }
+
+    /// Rewrites messages for the attached backend, queueing what the client is owed into
+    /// `expect`: named statements get backend names and are prepared on this connection
+    /// when missing, Close of a named statement and the messages the gateway answers itself
+    /// are answered in their place. With `sync`, ends with Sync. Returns the backend names
+    /// this unit prepares.
+    pub(super) fn translate_into(
+        &mut self,
+        batch: Vec<FrontendMessage>,
+        parsed: &HashMap<String, Checked>,
+        virtuals: &Virtuals,
+        expect: &mut Expectations,
+        sync: bool,
+    ) -> (BytesMut, Vec<String>) {
+        let mut out = BytesMut::new();
+        let mut attempted: Vec<String> = Vec::new();
+        // Taken for the unit and put back after: what the unit prepares is recorded, and
+        // forgotten again by `record_prepared` if the unit fails.
+        let mut known: HashSet<String> = self
+            .backend
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.conn().prepared))
+            .unwrap_or_default();
+        for (i, m) in batch.into_iter().enumerate() {
+            if matches!(m, FrontendMessage::Flush) {
+                to_server::flush(&mut out);
+                continue;
+            }
+            if let Some(replies) = virtuals.answer(i) {
+                for r in replies {
+                    expect.push(Expect::Synthetic(*r));
+                }
+                continue;
+            }
+            match m {
+                FrontendMessage::Parse {
+                    name,
+                    query,
+                    param_types,
+                } if !name.is_empty() => {
+                    let bname = self.backend_name(&query, &param_types);
+                    if known.contains(&bname) {
+                        expect.push(Expect::Synthetic(crate::expect::Synth::ParseComplete));
+                    } else {
+                        to_server::parse(&mut out, &bname, &query, &param_types);
+                        expect.push(Expect::Relay(Shape::Parse));
+                        known.insert(bname.clone());
+                        attempted.push(bname.clone());
+                    }
+                    let checked = parsed.get(&name).cloned().unwrap_or_default();
+                    self.statements.insert(
+                        name,
+                        ClientStatement {
+                            query,
+                            types: param_types,
+                            checked,
+                            backend_name: bname,
+                        },
+                    );
+                }
+                FrontendMessage::Parse {
+                    name,
+                    query,
+                    param_types,
+                } => {
+                    to_server::parse(&mut out, &name, &query, &param_types);
+                    expect.push(Expect::Relay(Shape::Parse));
+                }
+                FrontendMessage::Bind {
+                    portal,
+                    statement,
+                    param_formats,
+                    params,
+                    result_formats,
+                } => {
+                    let stmt = self.ensure_prepared(
+                        &statement,
+                        &mut out,
+                        expect,
+                        &mut known,
+                        &mut attempted,
+                    );
+                    let values: Vec<Option<&[u8]>> = params.iter().map(|p| p.as_deref()).collect();
+                    to_server::bind(
+                        &mut out,
+                        &portal,
+                        &stmt,
+                        &param_formats,
+                        &values,
+                        &result_formats,
+                    );
+                    expect.push(Expect::Relay(Shape::Bind));
+                }
+                FrontendMessage::Describe { kind: b'S', name } => {
+                    let stmt =
+                        self.ensure_prepared(&name, &mut out, expect, &mut known, &mut attempted);
+                    to_server::describe(&mut out, b'S', &stmt);
+                    expect.push(Expect::Relay(Shape::DescribeStatement));
+                }
+                FrontendMessage::Describe { kind, name } => {
+                    to_server::describe(&mut out, kind, &name);
+                    expect.push(Expect::Relay(Shape::DescribePortal));
+                }
+                FrontendMessage::Execute { portal, max_rows } => {
+                    to_server::execute(&mut out, &portal, max_rows);
+                    expect.push(Expect::Relay(Shape::Execute));
+                }
+                FrontendMessage::Close { kind: b'S', name } if !name.is_empty() => {
+                    // The backend statement may serve this client again; keep it prepared.
+                    self.statements.remove(&name);
+                    expect.push(Expect::Synthetic(crate::expect::Synth::CloseComplete));
+                }
+                FrontendMessage::Close { kind, name } => {
+                    to_server::close(&mut out, kind, &name);
+                    expect.push(Expect::Relay(Shape::Close));
+                }
+                _ => {}
+            }
+        }
+        if let Some(b) = self.backend.as_mut() {
+            b.conn().prepared = known;
+        }
+        if sync {
+            to_server::sync(&mut out);
+            expect.push(Expect::Relay(Shape::Ready));
+        }
+        (out, attempted)
+    }
+
+    /// The backend name of a client statement, preparing it on this connection first when
+    /// it is not there (the injected Parse's reply is swallowed).
+    fn ensure_prepared(
+        &self,
+        client_name: &str,
+        out: &mut BytesMut,
+        expect: &mut Expectations,
+        known: &mut HashSet<String>,
+        attempted: &mut Vec<String>,
+    ) -> String {
+        let Some(s) = self
+            .statements
+            .get(client_name)
+            .filter(|_| !client_name.is_empty())
+        else {
+            return client_name.to_string();
+        };
+        if !known.contains(&s.backend_name) {
+            to_server::parse(out, &s.backend_name, &s.query, &s.types);
+            expect.push(Expect::Swallow(Shape::Parse));
+            known.insert(s.backend_name.clone());
+            attempted.push(s.backend_name.clone());
+        }
+        s.backend_name.clone()
+    }
+
+    /// After a unit: if it failed, some Parse may have failed, so every name it tried is
+    /// closed and forgotten (closing a missing statement is not an error).
+    pub(super) async fn record_prepared(
+        &mut self,
+        attempted: Vec<String>,
+        status: TransactionStatus,
+    ) -> Result<(), GatewayError> {
+        if status != TransactionStatus::Failed || attempted.is_empty() {
+            return Ok(());
+        }
+        let Some(b) = self.backend.as_mut() else {
+            return Ok(());
+        };
+        let mut out = BytesMut::new();
+        let mut expect = Expectations::default();
+        for name in &attempted {
+            to_server::close(&mut out, b'S', name);
+            b.conn().prepared.remove(name);
+            expect.push(Expect::Swallow(Shape::Close));
+        }
+        to_server::sync(&mut out);
+        expect.push(Expect::Swallow(Shape::Ready));
+        self.forward(&out, &mut expect, false).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! Extended-protocol messages the gateway answers itself: those of context statements
+//! (`SET [LOCAL] bulkhead.tenant|token`), which drivers send like any other statement
+//! (Parse, Bind, Describe, Execute, Close). They never reach the backend; their replies
+//! take their place among the backend's (see [`crate::expect`]).
+
+use std::collections::HashMap;
+
+use bulkhead_wire::{FrontendMessage, SqlState};
+
+use super::prepared::ClientStatement;
+use super::Session;
+use crate::expect::Synth;
+use crate::guard::{Checked, ContextSet, Refusal, TxEffect};
+
+/// Which messages of a unit the gateway answers, and the context statements it executes.
+#[derive(Debug, Default)]
+pub(super) struct Virtuals {
+    /// Per message: the replies the gateway writes, when it answers the message itself.
+    pub replies: Vec<Option<Vec<Synth>>>,
+    /// The context statements executed, in order.
+    pub contexts: Vec<ContextSet>,
+}
+
+impl Virtuals {
+    /// True when no message needs the backend.
+    pub fn all(&self) -> bool {
+        self.replies.iter().all(Option::is_some)
+    }
+
+    /// The gateway's replies to message `i`, if it answers it.
+    pub fn answer(&self, i: usize) -> Option<&[Synth]> {
+        self.replies.get(i).and_then(|r| r.as_deref())
+    }
+}
+
+/// The context statement a checked text is, alone.
+fn context_of(c: &Checked) -> Option<&ContextSet> {
+    match c.effects.as_slice() {
+        [TxEffect::Context(set)] => Some(set),
+        _ => None,
+    }
+}
+
+impl Session {
+    /// Classifies a unit's messages. Named context statements are remembered (Parse) or
+    /// forgotten (Close) here. A context statement executed after a statement that needs
+    /// the backend is refused, like in a query string.
+    pub(super) fn classify(
+        &mut self,
+        batch: &[FrontendMessage],
+        parsed: &HashMap<String, Checked>,
+    ) -> Result<Virtuals, Refusal> {
+        let mut v = Virtuals::default();
+        let mut unnamed: Checked = self.unnamed.clone();
+        // Portal → (its context statement, whether it is a BEGIN).
+        let mut portals: HashMap<&str, (Option<ContextSet>, bool)> = HashMap::new();
+        let mut data_executed = false;
+        for m in batch {
+            let checked_of = |s: &Self, name: &str, unnamed: &Checked| -> Option<Checked> {
+                if name.is_empty() {
+                    Some(unnamed.clone())
+                } else {
+                    parsed
+                        .get(name)
+                        .or_else(|| s.statements.get(name).map(|st| &st.checked))
+                        .cloned()
+                }
+            };
+            let context_of_statement = |s: &Self, name: &str, unnamed: &Checked| {
+                checked_of(s, name, unnamed).and_then(|c| context_of(&c).cloned())
+            };
+            let reply = match m {
+                FrontendMessage::Parse {
+                    name,
+                    query,
+                    param_types,
+                } => {
+                    let checked = parsed.get(name).cloned().unwrap_or_default();
+                    let ctx = context_of(&checked).is_some();
+                    if name.is_empty() {
+                        unnamed = checked;
+                    } else if ctx {
+                        self.statements.insert(
+                            name.clone(),
+                            ClientStatement {
+                                query: query.clone(),
+                                types: param_types.clone(),
+                                checked,
+                                backend_name: String::new(),
+                            },
+                        );
+                    }
+                    ctx.then(|| vec![Synth::ParseComplete])
+                }
+                FrontendMessage::Bind {
+                    portal, statement, ..
+                } => {
+                    let checked = checked_of(self, statement, &unnamed);
+                    let ctx = checked.as_ref().and_then(|c| context_of(c).cloned());
+                    let begins = matches!(
+                        checked.as_ref().map(|c| c.effects.as_slice()),
+                        Some([TxEffect::Begin(_)])
+                    );
+                    let reply = ctx.as_ref().map(|_| vec![Synth::BindComplete]);
+                    portals.insert(portal, (ctx, begins));
+                    reply
+                }
+                FrontendMessage::Describe { kind: b'S', name } => {
+                    context_of_statement(self, name, &unnamed)
+                        .map(|_| vec![Synth::NoParameters, Synth::NoData])
+                }
+                FrontendMessage::Describe { name, .. } => portals
+                    .get(name.as_str())
+                    .and_then(|p| p.0.as_ref())
+                    .map(|_| vec![Synth::NoData]),
+                FrontendMessage::Execute { portal, .. } => match portals.get(portal.as_str()) {
+                    Some((Some(ctx), _)) => {
+                        if data_executed {
+                            return Err(Refusal {
+                                code: SqlState::FeatureNotSupported,
+                                rule: "context_order",
+                                message: "through the gateway, SET bulkhead.tenant/bulkhead.token must come before the transaction's first statement".into(),
+                            });
+                        }
+                        v.contexts.push(ctx.clone());
+                        Some(vec![Synth::Complete(super::context::command_tag(ctx))])
+                    }
+                    Some((None, true)) => None,
+                    _ => {
+                        data_executed = true;
+                        None
+                    }
+                },
+                FrontendMessage::Close { kind: b'S', name } => {
+                    let ctx = context_of_statement(self, name, &unnamed);
+                    if ctx.is_some() && !name.is_empty() {
+                        self.statements.remove(name);
+                    }
+                    ctx.map(|_| vec![Synth::CloseComplete])
+                }
+                FrontendMessage::Close { name, .. } => portals
+                    .get(name.as_str())
+                    .and_then(|p| p.0.as_ref())
+                    .map(|_| vec![Synth::CloseComplete]),
+                FrontendMessage::Flush => Some(Vec::new()),
+                _ => None,
+            };
+            v.replies.push(reply);
+        }
+        Ok(v)
+    }
+
+    /// Answers a unit the gateway handles entirely (its Sync's ReadyForQuery is the
+    /// caller's).
+    pub(super) fn answer_virtual(
+        &mut self,
+        batch: &[FrontendMessage],
+        parsed: &HashMap<String, Checked>,
+        v: &Virtuals,
+    ) {
+        for (i, m) in batch.iter().enumerate() {
+            if let FrontendMessage::Parse { name, .. } = m {
+                if name.is_empty() {
+                    self.unnamed = parsed.get("").cloned().unwrap_or_default();
+                }
+            }
+            for s in v.answer(i).unwrap_or_default() {
+                s.write(&mut self.io.wbuf);
+            }
+        }
+    }
+}
