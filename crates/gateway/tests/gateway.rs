@@ -5,128 +5,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bulkhead_directory::{Directory, NewCluster, NewService, NewTenant};
-use bulkhead_gateway::backend::PoolSettings;
-use bulkhead_gateway::{serve, GatewaySettings, GatewayState};
 use bulkhead_model::Mode;
 use bulkhead_pgkit::shared_cluster;
-use bulkhead_provisioner::migrate::read_migrations_dir;
-use bulkhead_provisioner::{add_cluster, create_service, create_tenant, CreateTenant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::NoTls;
 
-struct Env {
-    dir: Directory,
-    port: u16,
-    service: String,
-}
-
-async fn env(label: &str, pool_size: usize) -> Env {
-    env_with(label, pool_size, None, false).await
-}
-
-async fn env_with(
-    label: &str,
-    pool_size: usize,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    tls_required: bool,
-) -> Env {
-    let pg = shared_cluster().expect("cluster");
-    let control = pg.create_database(label).await.expect("control");
-    let dir = Directory::connect(&control.dsn).await.expect("dir");
-    dir.migrate().await.expect("migrate");
-    add_cluster(
-        &dir,
-        &NewCluster {
-            name: "main".parse().expect("n"),
-            region: "local".parse().expect("r"),
-            admin_dsn: pg.dsn("postgres"),
-            capacity: None,
-        },
-    )
-    .await
-    .expect("cluster");
-    let service = format!("gw_{label}");
-    let fixtures =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioner/tests/fixtures/billing");
-    create_service(
-        &dir,
-        &NewService {
-            name: service.parse().expect("s"),
-            default_mode: Mode::Shared,
-            tier_modes: Default::default(),
-            cluster: None,
-            reference_tables: vec!["countries".into()],
-            migrations: read_migrations_dir(&fixtures).expect("fixtures"),
-        },
-    )
-    .await
-    .expect("service");
-    let settings = GatewaySettings {
-        pool: PoolSettings {
-            size: pool_size,
-            checkout_timeout: Duration::from_secs(2),
-            ..Default::default()
-        },
-        tls,
-        tls_required,
-        ..Default::default()
-    };
-    let state = GatewayState::new(dir.clone(), settings);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(serve(listener, state, std::future::pending::<()>()));
-    Env { dir, port, service }
-}
-
-async fn tenant_key(env: &Env, slug: &str, mode: Mode) -> String {
-    let created = create_tenant(
-        &env.dir,
-        &CreateTenant {
-            tenant: NewTenant {
-                slug: slug.parse().expect("slug"),
-                id: None,
-                tier: None,
-                region: None,
-            },
-            service: Some(env.service.parse().expect("s")),
-            mode: Some(mode),
-            cluster: None,
-        },
-    )
-    .await
-    .expect("tenant");
-    let secret: String = (0..40)
-        .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
-        .collect();
-    env.dir
-        .issue_key(&created.tenant.id, &secret)
-        .await
-        .expect("key")
-        .key
-}
-
-async fn connect(env: &Env, password: &str) -> Result<Client, tokio_postgres::Error> {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host("127.0.0.1")
-        .port(env.port)
-        .dbname(&env.service)
-        .user("app")
-        .password(password)
-        .connect_timeout(Duration::from_secs(5));
-    let (client, conn) = config.connect(NoTls).await?;
-    tokio::spawn(conn);
-    Ok(client)
-}
-
-fn code(e: &tokio_postgres::Error) -> String {
-    e.code()
-        .map(|c| c.code().to_string())
-        .unwrap_or_else(|| format!("{e:?}"))
-}
+mod support;
+use support::*;
 
 #[tokio::test]
 async fn one_connection_string_reaches_each_mode_and_sees_only_its_rows() {

@@ -1,0 +1,447 @@
+//! Service logins: a SCRAM-SHA-256 credential of the service, and the tenant chosen per
+//! transaction (`SET LOCAL bulkhead.tenant|token`) or per session (`SET`), with real
+//! PostgreSQL, tokio-postgres and psycopg.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bulkhead_directory::{ServiceAuth, TenantRef};
+use bulkhead_model::{Mode, TenantId, TenantState};
+use tokio_postgres::{Client, NoTls};
+
+mod support;
+use support::*;
+
+const PASSWORD: &str = "a-service-password-for-the-tests-0123";
+const SECRET: &str = "an-hs256-secret-for-the-service-tests-0123";
+
+async fn credential(env: &Env, user: &str) {
+    let verifier = postgres_protocol::password::scram_sha_256(PASSWORD.as_bytes());
+    env.dir
+        .create_credential(&env.service.parse().expect("s"), user, &verifier)
+        .await
+        .expect("credential");
+}
+
+async fn service_client(
+    env: &Env,
+    user: &str,
+    password: &str,
+) -> Result<Client, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(env.port)
+        .dbname(&env.service)
+        .user(user)
+        .password(password)
+        .connect_timeout(Duration::from_secs(5));
+    let (client, conn) = config.connect(NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn token(tenant: &TenantId, secret: &str, exp: i64) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"tenant_id": tenant.to_string(), "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("token")
+}
+
+async fn names(c: &Client) -> Vec<String> {
+    c.query("SELECT name FROM customers ORDER BY id", &[])
+        .await
+        .expect("select")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_service_login_chooses_the_tenant_per_transaction_in_every_mode() {
+    let env = env("svc_modes", 4).await;
+    credential(&env, "app_svc").await;
+    let tenants = [
+        ("svc-shared", Mode::Shared),
+        ("svc-schema", Mode::Schema),
+        ("svc-db", Mode::Database),
+    ];
+    let mut ids = Vec::new();
+    for (slug, mode) in tenants {
+        ids.push(tenant(&env, slug, mode).await);
+    }
+    let mut client = service_client(&env, "app_svc", PASSWORD)
+        .await
+        .expect("login");
+    // Writes: BEGIN (simple), SET LOCAL by id (simple), INSERT (prepared, extended).
+    for (i, ((slug, _), id)) in tenants.iter().zip(&ids).enumerate() {
+        let tx = client.transaction().await.expect("begin");
+        tx.batch_execute(&format!("SET LOCAL bulkhead.tenant = '{id}'"))
+            .await
+            .expect("set local");
+        tx.execute(
+            "INSERT INTO customers (id, name) VALUES ($1, $2)",
+            &[&(i as i64), &slug.to_string()],
+        )
+        .await
+        .expect("insert");
+        tx.commit().await.expect("commit");
+    }
+    // Reads: the tenant named by slug, with SET LOCAL sent in the extended protocol.
+    for (slug, _) in tenants {
+        let tx = client.transaction().await.expect("begin");
+        tx.execute(&format!("SET LOCAL bulkhead.tenant = '{slug}'"), &[])
+            .await
+            .expect("set local (extended)");
+        let rows: Vec<String> = tx
+            .query("SELECT name FROM customers", &[])
+            .await
+            .expect("select")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![slug.to_string()],
+            "{slug} sees only its own rows"
+        );
+        tx.commit().await.expect("commit");
+    }
+    // No tenant chosen: refused, and nothing ran.
+    let e = client
+        .query("SELECT name FROM customers", &[])
+        .await
+        .expect_err("no tenant");
+    assert_eq!(code(&e), "42501", "{e:?}");
+    assert!(message(&e).contains("no tenant"), "{e}");
+    // The SET LOCAL of a finished transaction is gone.
+    let e = client
+        .simple_query("SELECT 1 FROM customers")
+        .await
+        .expect_err("still no tenant");
+    assert_eq!(code(&e), "42501");
+    // SET LOCAL and the statement in one query string (an implicit transaction).
+    let rows = client
+        .simple_query("SET LOCAL bulkhead.tenant = 'svc-schema'; SELECT name FROM customers")
+        .await
+        .expect("one string");
+    let names_seen: Vec<_> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names_seen, ["svc-schema"]);
+    // For the session: SET, until RESET.
+    client
+        .batch_execute("SET bulkhead.tenant = 'svc-db'")
+        .await
+        .expect("session set");
+    assert_eq!(names(&client).await, ["svc-db"]);
+    assert_eq!(names(&client).await, ["svc-db"], "for every transaction");
+    // SET LOCAL overrides the session's tenant for one transaction only.
+    let tx = client.transaction().await.expect("begin");
+    tx.batch_execute("SET LOCAL bulkhead.tenant = 'svc-shared'")
+        .await
+        .expect("override");
+    assert_eq!(names_tx(&tx).await, ["svc-shared"]);
+    tx.commit().await.expect("commit");
+    assert_eq!(names(&client).await, ["svc-db"]);
+    client
+        .batch_execute("RESET bulkhead.tenant")
+        .await
+        .expect("reset");
+    assert!(client.query("SELECT 1 FROM customers", &[]).await.is_err());
+    // The tenant of a transaction is fixed once its first statement ran.
+    let tx = client.transaction().await.expect("begin");
+    tx.batch_execute("SET LOCAL bulkhead.tenant = 'svc-shared'")
+        .await
+        .expect("set");
+    assert_eq!(names_tx(&tx).await, ["svc-shared"]);
+    tx.batch_execute("SET LOCAL bulkhead.tenant = 'svc-shared'")
+        .await
+        .expect("the same tenant again is accepted");
+    let e = tx
+        .batch_execute("SET LOCAL bulkhead.tenant = 'svc-schema'")
+        .await
+        .expect_err("switch mid-transaction");
+    assert_eq!(code(&e), "42501", "{e:?}");
+    tx.rollback().await.expect("rollback");
+    // Unknown, malformed and suspended tenants.
+    let tx = client.transaction().await.expect("begin");
+    let e = tx
+        .batch_execute(&format!(
+            "SET LOCAL bulkhead.tenant = '{}'",
+            uuid::Uuid::new_v4()
+        ))
+        .await
+        .expect_err("unknown");
+    assert_eq!(code(&e), "28000", "{e:?}");
+    tx.rollback().await.expect("rollback");
+    let e = client
+        .batch_execute("SET bulkhead.tenant = 'Not A Slug!'")
+        .await
+        .expect_err("malformed");
+    assert_eq!(code(&e), "28000", "{e:?}");
+    env.dir
+        .set_tenant_state(&TenantRef::Id(ids[0]), TenantState::Suspended)
+        .await
+        .expect("suspend");
+    let mut refused = None;
+    for _ in 0..50 {
+        match client
+            .simple_query("SET LOCAL bulkhead.tenant = 'svc-shared'; SELECT 1 FROM customers")
+            .await
+        {
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let e = refused.expect("a suspended tenant is refused");
+    assert_eq!(code(&e), "28000", "{e:?}");
+    assert!(message(&e).contains("suspended"), "{e}");
+    // Other tenants are still served on the same session.
+    let rows = client
+        .simple_query("SET LOCAL bulkhead.tenant = 'svc-db'; SELECT name FROM customers")
+        .await
+        .expect("another tenant");
+    assert!(rows
+        .iter()
+        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))));
+}
+
+async fn names_tx(tx: &tokio_postgres::Transaction<'_>) -> Vec<String> {
+    tx.query("SELECT name FROM customers ORDER BY id", &[])
+        .await
+        .expect("select")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_and_a_revoked_credential_ends_its_sessions() {
+    let env = env("svc_auth", 2).await;
+    credential(&env, "app_svc").await;
+    let e = service_client(&env, "app_svc", "not-the-password")
+        .await
+        .expect_err("wrong password");
+    assert_eq!(code(&e), "28P01", "{e:?}");
+    let t = tenant(&env, "revoked-app", Mode::Shared).await;
+    let client = service_client(&env, "app_svc", PASSWORD)
+        .await
+        .expect("login");
+    client
+        .batch_execute(&format!("SET bulkhead.tenant = '{t}'"))
+        .await
+        .expect("set");
+    client
+        .query("SELECT 1 FROM customers", &[])
+        .await
+        .expect("served");
+    env.dir
+        .revoke_credential(&env.service.parse().expect("s"), "app_svc")
+        .await
+        .expect("revoke");
+    let mut ended = false;
+    for _ in 0..50 {
+        if client.query("SELECT 1 FROM customers", &[]).await.is_err() {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ended, "the revoked credential's session ended");
+    assert!(client.is_closed());
+    let e = service_client(&env, "app_svc", PASSWORD)
+        .await
+        .expect_err("revoked");
+    assert_eq!(
+        code(&e),
+        "28P01",
+        "a revoked credential is an unknown user: {e:?}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_choose_tenants_and_a_service_can_require_them() {
+    let env = env("svc_tokens", 2).await;
+    credential(&env, "app_svc").await;
+    let a = tenant(&env, "tok-a", Mode::Shared).await;
+    let b = tenant(&env, "tok-b", Mode::Schema).await;
+    env.dir
+        .set_service_auth(
+            &env.service.parse().expect("s"),
+            &ServiceAuth {
+                hs256_secret: Some(SECRET.into()),
+                require_tokens: true,
+                ..ServiceAuth::default()
+            },
+        )
+        .await
+        .expect("auth");
+    let mut client = service_client(&env, "app_svc", PASSWORD)
+        .await
+        .expect("login");
+    for (t, name) in [(a, "a"), (b, "b")] {
+        let tx = client.transaction().await.expect("begin");
+        tx.batch_execute(&format!(
+            "SET LOCAL bulkhead.token = '{}'",
+            token(&t, SECRET, now() + 60)
+        ))
+        .await
+        .expect("token");
+        tx.execute("INSERT INTO customers (id, name) VALUES (1, $1)", &[&name])
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+    }
+    let tx = client.transaction().await.expect("begin");
+    let e = tx
+        .batch_execute(&format!("SET LOCAL bulkhead.tenant = '{a}'"))
+        .await
+        .expect_err("bare ids are refused when tokens are required");
+    assert_eq!(code(&e), "42501", "{e:?}");
+    assert!(message(&e).contains("requires signed tokens"), "{e}");
+    tx.rollback().await.expect("rollback");
+    for (bad, why) in [
+        (token(&a, SECRET, now() - 3600), "expired"),
+        (
+            token(&a, "another-secret-another-secret-another", now() + 60),
+            "signature",
+        ),
+        ("not.a.token".to_string(), "malformed"),
+    ] {
+        let tx = client.transaction().await.expect("begin");
+        let e = tx
+            .batch_execute(&format!("SET LOCAL bulkhead.token = '{bad}'"))
+            .await
+            .expect_err(why);
+        assert_eq!(code(&e), "28P01", "{why}: {e:?}");
+        assert!(message(&e).contains(why), "{why}: {e}");
+        tx.rollback().await.expect("rollback");
+    }
+    // For the session, with a token.
+    client
+        .batch_execute(&format!(
+            "SET bulkhead.token = '{}'",
+            token(&b, SECRET, now() + 60)
+        ))
+        .await
+        .expect("session token");
+    assert_eq!(names(&client).await, ["b"]);
+}
+
+#[tokio::test]
+async fn a_tenant_login_cannot_choose_another_tenant() {
+    let env = env("svc_pinned", 2).await;
+    let key = tenant_key(&env, "pinned-a", Mode::Shared).await;
+    let b = tenant(&env, "pinned-b", Mode::Shared).await;
+    let client = connect(&env, &key).await.expect("login");
+    let e = client
+        .batch_execute(&format!("SET bulkhead.tenant = '{b}'"))
+        .await
+        .expect_err("another tenant");
+    assert_eq!(code(&e), "42501", "{e:?}");
+    let e = client
+        .batch_execute("BEGIN; SET LOCAL bulkhead.tenant = 'pinned-b'")
+        .await
+        .expect_err("another tenant by slug");
+    assert_eq!(code(&e), "42501", "{e:?}");
+    client.batch_execute("ROLLBACK").await.expect("rollback");
+    client
+        .batch_execute("SET bulkhead.tenant = 'pinned-a'")
+        .await
+        .expect("its own tenant is accepted");
+    client
+        .query("SELECT 1 FROM customers", &[])
+        .await
+        .expect("served");
+}
+
+#[tokio::test]
+async fn service_sessions_switching_tenants_on_one_backend_never_leak() {
+    let env = env("svc_leak", 1).await;
+    credential(&env, "app_svc").await;
+    let tenants = [
+        tenant(&env, "leak-a", Mode::Shared).await,
+        tenant(&env, "leak-b", Mode::Shared).await,
+        tenant(&env, "leak-c", Mode::Schema).await,
+    ];
+    let one = service_client(&env, "app_svc", PASSWORD)
+        .await
+        .expect("one");
+    let two = service_client(&env, "app_svc", PASSWORD)
+        .await
+        .expect("two");
+    for round in 0..12i64 {
+        for (i, c) in [&one, &two].into_iter().enumerate() {
+            let t = tenants[(round as usize + i) % tenants.len()];
+            let rows = c
+                .simple_query(&format!(
+                    "SET LOCAL bulkhead.tenant = '{t}'; INSERT INTO customers (id, name) VALUES ({}, '{t}'); \
+                     SELECT current_setting('bulkhead.tenant_id'), count(*) FILTER (WHERE name <> '{t}') FROM customers",
+                    round * 2 + i as i64
+                ))
+                .await
+                .expect("round");
+            let row = rows
+                .iter()
+                .find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some((r.get(0).map(str::to_string), r.get(1).map(str::to_string)))
+                    }
+                    _ => None,
+                })
+                .expect("row");
+            assert_eq!(row.0.as_deref(), Some(t.to_string().as_str()));
+            assert_eq!(row.1.as_deref(), Some("0"), "no other tenant's rows");
+        }
+    }
+}
+
+#[tokio::test]
+async fn psycopg_service_login_chooses_tenants() {
+    let env = env("svc_psycopg", 2).await;
+    credential(&env, "app_svc").await;
+    tenant(&env, "py-a", Mode::Shared).await;
+    tenant(&env, "py-b", Mode::Schema).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers/psycopg_service.py");
+    let dsn = format!(
+        "host=127.0.0.1 port={} dbname={} user=app_svc password={PASSWORD}",
+        env.port, env.service
+    );
+    let out = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(&dsn)
+        .arg("py-a")
+        .arg("py-b")
+        .output()
+        .await
+        .expect("python3 runs (scripts/setup.sh installs psycopg)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("ok"),
+        "psycopg failed:\n{stdout}\n{stderr}"
+    );
+}
