@@ -12,13 +12,22 @@ async fn connect(
     service: &str,
     password: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    connect_as(gateway, service, "app", password).await
+}
+
+async fn connect_as(
+    gateway: &str,
+    service: &str,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (host, port) = gateway.rsplit_once(':').expect("host:port");
     let mut config = tokio_postgres::Config::new();
     config
         .host(host)
         .port(port.parse().expect("port"))
         .dbname(service)
-        .user("app")
+        .user(user)
         .password(password)
         .connect_timeout(Duration::from_secs(5));
     let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
@@ -127,6 +136,43 @@ async fn tenants_log_in_with_keys_and_tokens_and_reach_their_own_place() {
         metrics.contains("bulkhead_gateway_backend_connections{cluster=\"local\",state=\"idle\"}"),
         "{metrics}"
     );
+
+    // A service credential from the CLI logs in with SCRAM and chooses tenants per
+    // transaction; revoked, it is refused.
+    let out = up.cli(&[
+        "service",
+        "credential",
+        "create",
+        "shop",
+        "--user",
+        "shop_app",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let password = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password:"))
+        .expect("password line")
+        .trim()
+        .to_string();
+    let service = connect_as(&up.gateway, "shop", "shop_app", &password)
+        .await
+        .expect("service login");
+    let rows = service
+        .simple_query("SET LOCAL bulkhead.tenant = 'acme'; SELECT name FROM customers")
+        .await
+        .expect("per-transaction tenant");
+    assert!(rows.iter().any(
+        |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("acme"))
+    ));
+    let listed = up.cli(&["service", "credential", "list", "shop"]);
+    assert!(listed.stdout.contains("shop_app"), "{}", listed.stdout);
+    let out = up.cli(&["service", "credential", "revoke", "shop", "shop_app"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let err = connect_as(&up.gateway, "shop", "shop_app", &password)
+        .await
+        .expect_err("revoked credential");
+    assert_eq!(err.code().map(|c| c.code()), Some("28P01"));
 
     // A revoked key is refused.
     let id = key

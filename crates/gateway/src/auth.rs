@@ -430,4 +430,76 @@ mod tests {
             .contains("not accepted"));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn jwks_keys_verify_tokens_by_kid_and_nothing_else() {
+        use base64::Engine;
+        let dir = std::env::temp_dir().join(format!("bulkhead-jwks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key = dir.join("rsa.pem");
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            key.to_str().expect("p"),
+        ]);
+        let modulus = String::from_utf8(openssl(&[
+            "rsa",
+            "-in",
+            key.to_str().expect("p"),
+            "-modulus",
+            "-noout",
+        ]))
+        .expect("utf8");
+        let hex_n = modulus.trim().trim_start_matches("Modulus=");
+        let n = hex::decode(hex_n).expect("hex");
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwks = json!({"keys": [{
+            "kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
+            "n": b64.encode(&n), "e": b64.encode([1u8, 0, 1]),
+        }]});
+        let auth = ServiceAuth {
+            jwks: Some(jwks),
+            ..ServiceAuth::default()
+        };
+        validate_service_auth(&auth).expect("a valid JWKS");
+        let private = std::fs::read(&key).expect("read");
+        let sign = |kid: Option<&str>| {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = kid.map(str::to_string);
+            encode(
+                &header,
+                &json!({"tenant_id": TENANT, "exp": now() + 60}),
+                &EncodingKey::from_rsa_pem(&private).expect("rsa"),
+            )
+            .expect("sign")
+        };
+        assert_eq!(
+            tenant_from_token(&auth, &sign(Some("k1")))
+                .expect("by kid")
+                .tenant
+                .to_string(),
+            TENANT
+        );
+        assert!(tenant_from_token(&auth, &sign(Some("k2")))
+            .expect_err("unknown kid")
+            .to_string()
+            .contains("not in the service's JWKS"));
+        assert!(
+            tenant_from_token(&auth, &sign(None)).is_err(),
+            "no kid and no PEM key"
+        );
+        let bad = ServiceAuth {
+            jwks: Some(json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]})),
+            ..ServiceAuth::default()
+        };
+        assert!(
+            validate_service_auth(&bad).is_err(),
+            "symmetric keys are refused"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

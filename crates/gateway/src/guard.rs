@@ -449,4 +449,49 @@ mod tests {
         );
         assert_eq!(check("").ok(), Some(vec![]));
     }
+
+    #[test]
+    fn context_statements_are_recognised_in_every_form() {
+        let set = |local, key, value: Option<&str>| {
+            vec![TxEffect::Context(ContextSet {
+                local,
+                key,
+                value: value.map(str::to_string),
+            })]
+        };
+        for (sql, want) in [
+            (
+                "SET LOCAL bulkhead.tenant = 'acme'",
+                set(true, ContextKey::Tenant, Some("acme")),
+            ),
+            (
+                "set local \"Bulkhead\".\"Tenant\" to acme",
+                set(true, ContextKey::Tenant, Some("acme")),
+            ),
+            (
+                "SET bulkhead.token = 'a.b.c'",
+                set(false, ContextKey::Token, Some("a.b.c")),
+            ),
+            (
+                "RESET bulkhead.tenant",
+                set(false, ContextKey::Tenant, None),
+            ),
+            (
+                "SET bulkhead.tenant TO DEFAULT",
+                set(false, ContextKey::Tenant, None),
+            ),
+        ] {
+            assert_eq!(check(sql).as_ref(), Ok(&want), "{sql}");
+        }
+        for sql in [
+            "SET LOCAL bulkhead.tenant = 1",
+            "SET LOCAL bulkhead.tenant = 'a', 'b'",
+            "SET LOCAL bulkhead.tenant = $1",
+            "SET LOCAL bulkhead.tenant_id = 'x'",
+            "SELECT set_config('bulkhead.tenant', 'x', true)",
+            "COMMIT AND CHAIN",
+        ] {
+            assert!(check(sql).is_err(), "{sql}");
+        }
+    }
 }
