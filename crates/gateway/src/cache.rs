@@ -17,10 +17,13 @@ use crate::GatewayError;
 /// Entries kept per map at most; a full map is emptied (bounded, and rare).
 const MAX_ENTRIES: usize = 100_000;
 
+/// Routes by (service, tenant), with the generations they were read at.
+type RouteMap = HashMap<(String, TenantId), (Arc<Route>, Seen)>;
+
 /// The caches.
 #[derive(Default)]
 pub struct DirectoryCache {
-    routes: Mutex<HashMap<(String, TenantId), (Arc<Route>, Seen)>>,
+    routes: Mutex<RouteMap>,
     slugs: Mutex<HashMap<String, TenantId>>,
     auth: Mutex<HashMap<String, (Arc<ServiceAuth>, u64)>>,
 }

@@ -732,3 +732,30 @@ async fn a_refusal_after_flush_skips_everything_up_to_sync() {
         "neither the statement after the refusal nor the failed unit's insert remains"
     );
 }
+
+#[tokio::test]
+async fn rollback_of_a_failed_transaction_in_the_extended_protocol_gets_every_reply() {
+    let env = env("abortext", 2).await;
+    let key = tenant_key(&env, "abortext", Mode::Shared).await;
+    let (mut s, mut buf) = raw_login(&env, &key).await;
+    let mut out = bytes::BytesMut::new();
+    bulkhead_wire::to_server::query(&mut out, "BEGIN");
+    bulkhead_wire::to_server::query(&mut out, "SET ROLE postgres");
+    s.write_all(&out).await.expect("send");
+    read_until(&mut s, &mut buf, b'Z').await;
+    let tags = read_until(&mut s, &mut buf, b'Z').await;
+    assert_eq!(tags, [b'E', b'Z'], "refused, and the transaction failed");
+    // A bare Sync reports the failed state; ROLLBACK through Parse/Bind/Execute ends it.
+    let mut out = bytes::BytesMut::new();
+    bulkhead_wire::to_server::sync(&mut out);
+    bulkhead_wire::to_server::parse(&mut out, "", "ROLLBACK", &[]);
+    bulkhead_wire::to_server::bind(&mut out, "", "", &[], &[], &[]);
+    bulkhead_wire::to_server::describe(&mut out, b'P', "");
+    bulkhead_wire::to_server::execute(&mut out, "", 0);
+    bulkhead_wire::to_server::sync(&mut out);
+    s.write_all(&out).await.expect("send");
+    let tags = read_until(&mut s, &mut buf, b'Z').await;
+    assert_eq!(tags, [b'Z']);
+    let tags = read_until(&mut s, &mut buf, b'Z').await;
+    assert_eq!(tags, [b'1', b'2', b'n', b'C', b'Z']);
+}

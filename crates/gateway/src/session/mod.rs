@@ -264,14 +264,40 @@ impl Session {
     }
 
     /// Handles a unit in a transaction the gateway already knows is failed: COMMIT or
-    /// ROLLBACK end it, anything else is refused. Returns true when the unit was answered.
-    async fn end_aborted(&mut self, effects: &[TxEffect]) -> Result<bool, GatewayError> {
+    /// ROLLBACK end it, anything else is refused. `batch` is the unit's messages in the
+    /// extended protocol, each of which is owed its reply. Returns true when the unit was
+    /// answered.
+    async fn end_aborted(
+        &mut self,
+        effects: &[TxEffect],
+        batch: Option<&[FrontendMessage]>,
+    ) -> Result<bool, GatewayError> {
         if !self.aborted {
             return Ok(false);
         }
         if effects.len() == 1 && matches!(effects[0], TxEffect::Commit | TxEffect::Rollback) {
             self.finish_backend("ROLLBACK").await?;
-            to_client::command_complete(&mut self.io.wbuf, "ROLLBACK");
+            match batch {
+                None => to_client::command_complete(&mut self.io.wbuf, "ROLLBACK"),
+                Some(batch) => {
+                    for m in batch {
+                        let replies: &[Synth] = match m {
+                            FrontendMessage::Parse { .. } => &[Synth::ParseComplete],
+                            FrontendMessage::Bind { .. } => &[Synth::BindComplete],
+                            FrontendMessage::Describe { kind: b'S', .. } => {
+                                &[Synth::NoParameters, Synth::NoData]
+                            }
+                            FrontendMessage::Describe { .. } => &[Synth::NoData],
+                            FrontendMessage::Execute { .. } => &[Synth::Complete("ROLLBACK")],
+                            FrontendMessage::Close { .. } => &[Synth::CloseComplete],
+                            _ => &[],
+                        };
+                        for r in replies {
+                            r.write(&mut self.io.wbuf);
+                        }
+                    }
+                }
+            }
             self.transaction_ended();
             self.ready(TransactionStatus::Idle).await?;
         } else {
@@ -298,7 +324,7 @@ impl Session {
             to_client::empty_query_response(&mut self.io.wbuf);
             return self.ready(self.status()).await;
         }
-        if self.end_aborted(&checked.effects).await? {
+        if self.end_aborted(&checked.effects, None).await? {
             return Ok(());
         }
         let mut i = 0;
@@ -443,7 +469,9 @@ impl Session {
                 .await;
         }
         let executed = self.executed(&batch, &parsed, &virtuals);
-        if self.end_aborted(&executed.effects).await? {
+        // A bare Sync in a failed transaction is answered with its status, like PostgreSQL.
+        let bare = batch.iter().all(|m| matches!(m, FrontendMessage::Flush));
+        if !bare && self.end_aborted(&executed.effects, Some(&batch)).await? {
             return Ok(());
         }
         if let Err(e) = self.apply_contexts(&virtuals).await {

@@ -1,6 +1,6 @@
 """psycopg 3 with a service login: the tenant is chosen per transaction with SET LOCAL
-bulkhead.tenant (sent by psycopg in the extended protocol, inside the BEGIN psycopg sends
-itself), and for the session with SET. Statements past psycopg's prepare threshold are
+bulkhead.tenant (a literal: SET takes no parameters; inside the BEGIN psycopg sends itself),
+and for the session with SET. Statements past psycopg's prepare threshold are
 prepared once per tenant role, never shared across tenants.
 Usage: psycopg_service.py DSN TENANT_A TENANT_B. Prints "ok" and exits 0 when all holds."""
 import sys
