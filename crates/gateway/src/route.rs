@@ -30,6 +30,9 @@ pub struct Route {
     pub server_version: String,
 }
 
+/// How many statements [`Route::prologue`] holds (each answered by a CommandComplete).
+pub const PROLOGUE_STATEMENTS: usize = 4;
+
 impl Route {
     /// Statements that open a transaction in the tenant's context: `begin` (the client's own
     /// BEGIN, so its isolation level and access mode hold) then the context settings. Every

@@ -759,3 +759,36 @@ async fn rollback_of_a_failed_transaction_in_the_extended_protocol_gets_every_re
     let tags = read_until(&mut s, &mut buf, b'Z').await;
     assert_eq!(tags, [b'1', b'2', b'n', b'C', b'Z']);
 }
+
+#[tokio::test]
+async fn the_opening_and_the_clients_statements_share_one_string_safely() {
+    let env = env("onestring", 1).await;
+    let key = tenant_key(&env, "onestring", Mode::Schema).await;
+    let c = connect(&env, &key).await.expect("login");
+    let row = c
+        .query_one("SELECT current_user::text -- a trailing comment", &[])
+        .await
+        .expect("comment");
+    let role: String = row.get(0);
+    assert!(role.starts_with("bh_t_"), "{role}");
+    let rows = c
+        .simple_query("SELECT 1 -- one\n; SELECT current_setting('search_path') /* two */")
+        .await
+        .expect("two statements");
+    let n = rows
+        .iter()
+        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+        .count();
+    assert_eq!(n, 2);
+    // A failing statement in an implicit transaction: rolled back, the one connection clean.
+    let e = c
+        .simple_query("INSERT INTO customers (id, name) VALUES (1, 'x'); SELECT 1 / 0")
+        .await
+        .expect_err("division by zero");
+    assert_eq!(code(&e), "22012");
+    let rows = c
+        .query("SELECT count(*) FROM customers", &[])
+        .await
+        .expect("clean connection");
+    assert_eq!(rows[0].get::<_, i64>(0), 0, "the insert was rolled back");
+}

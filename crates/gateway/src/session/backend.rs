@@ -81,6 +81,47 @@ impl Session {
         Ok(true)
     }
 
+    /// Opens the transaction and runs a simple-protocol unit in one query string: the
+    /// transaction's opening, the client's statements (`count` of them, text checked by the
+    /// guard), and COMMIT when asked. PostgreSQL answers it with one flush, and a failure in
+    /// the opening skips the rest of the string, so the client's statements never run without
+    /// their context. Returns the status at the end, or None when the backend was lost
+    /// (reported to the client).
+    pub(super) async fn open_simple(
+        &mut self,
+        begin: &str,
+        sql: &str,
+        count: usize,
+        commit: bool,
+    ) -> Result<Option<TransactionStatus>, GatewayError> {
+        let Some(route) = self.route.clone() else {
+            return Ok(None);
+        };
+        let mut text = route.prologue(begin);
+        // A newline first: a client's trailing line comment ends there.
+        text.push_str(";\n");
+        text.push_str(sql);
+        let mut expect = Expectations::default();
+        for _ in 0..crate::route::PROLOGUE_STATEMENTS {
+            expect.push(Expect::Swallow(Shape::Execute));
+        }
+        if commit {
+            text.push_str("\n;COMMIT");
+            for _ in 0..count {
+                expect.push(Expect::Relay(Shape::Execute));
+            }
+            expect.push(Expect::Swallow(Shape::Execute));
+        }
+        expect.push(Expect::Relay(Shape::Ready));
+        let mut out = BytesMut::with_capacity(text.len() + 8);
+        to_server::query(&mut out, &text);
+        let status = self.forward(&out, &mut expect, false).await?;
+        if self.backend.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(status))
+    }
+
     async fn backend_recv(&mut self) -> Result<Frame, GatewayError> {
         let Some(b) = self.backend.as_mut() else {
             return Err(GatewayError::Backend("no backend".into()));

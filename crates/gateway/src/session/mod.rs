@@ -385,16 +385,40 @@ impl Session {
             Ok(e) => e,
             Err(r) => return self.refuse(r).await,
         };
-        let fresh = self.backend.is_none();
-        if fresh && !self.lease().await? {
+        let rest = &sql[checked.starts[i]..];
+        if self.backend.is_some() {
+            let mut out = BytesMut::new();
+            bulkhead_wire::to_server::query(&mut out, rest);
+            let mut expect = Expectations::default();
+            expect.push(Expect::Relay(Shape::Ready));
+            let status = self.forward(&out, &mut expect, false).await?;
+            return self.finish_unit(status, ends).await;
+        }
+        if !self.lease().await? {
             return Ok(());
         }
-        let mut out = BytesMut::new();
-        bulkhead_wire::to_server::query(&mut out, &sql[checked.starts[i]..]);
-        let mut expect = Expectations::default();
-        expect.push(Expect::Relay(Shape::Ready));
-        self.run_unit(out, expect, ends, checked.copy_in, Vec::new(), fresh)
-            .await
+        // COPY FROM STDIN reads the client's data before the rest of the string runs; a unit
+        // that ends the transaction itself needs no COMMIT.
+        let commit = !self.explicit && !ends && !checked.copy_in;
+        let begin = self
+            .pending_begin
+            .take()
+            .unwrap_or_else(|| "BEGIN".to_string());
+        let Some(status) = self.open_simple(&begin, rest, n - i, commit).await? else {
+            self.transaction_ended();
+            return self.ready(TransactionStatus::Idle).await;
+        };
+        if commit {
+            // Idle after COMMIT; anything else means a statement failed and COMMIT was skipped.
+            if status == TransactionStatus::Idle {
+                self.release(status).await;
+            } else {
+                self.finish_backend("ROLLBACK").await?;
+            }
+            self.transaction_ended();
+            return self.ready(TransactionStatus::Idle).await;
+        }
+        self.finish_unit(status, ends).await
     }
 
     /// Runs a unit on the attached backend; when it was `fresh`ly checked out for this unit,
