@@ -401,23 +401,7 @@ async fn a_backend_restart_gives_clients_an_error_not_a_hang_and_the_gateway_rec
 async fn psycopg_works_through_the_gateway() {
     let env = env("psycopg", 2).await;
     let key = tenant_key(&env, "pythonista", Mode::Schema).await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers/psycopg_check.py");
-    let dsn = format!(
-        "host=127.0.0.1 port={} dbname={} user=app password={key}",
-        env.port, env.service
-    );
-    let out = tokio::process::Command::new("python3")
-        .arg(&script)
-        .arg(&dsn)
-        .output()
-        .await
-        .expect("python3 runs (scripts/setup.sh installs psycopg)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("ok"),
-        "psycopg failed:\n{stdout}\n{stderr}"
-    );
+    run_driver(&env, "psycopg_check.py", "app", &key, &[]).await;
 }
 
 fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {

@@ -2,7 +2,6 @@
 //! transaction (`SET LOCAL bulkhead.tenant|token`) or per session (`SET`), with real
 //! PostgreSQL, tokio-postgres and psycopg.
 
-use std::path::Path;
 use std::time::Duration;
 
 use bulkhead_directory::{ServiceAuth, TenantRef};
@@ -425,23 +424,12 @@ async fn psycopg_service_login_chooses_tenants() {
     credential(&env, "app_svc").await;
     tenant(&env, "py-a", Mode::Shared).await;
     tenant(&env, "py-b", Mode::Schema).await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers/psycopg_service.py");
-    let dsn = format!(
-        "host=127.0.0.1 port={} dbname={} user=app_svc password={PASSWORD}",
-        env.port, env.service
-    );
-    let out = tokio::process::Command::new("python3")
-        .arg(&script)
-        .arg(&dsn)
-        .arg("py-a")
-        .arg("py-b")
-        .output()
-        .await
-        .expect("python3 runs (scripts/setup.sh installs psycopg)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("ok"),
-        "psycopg failed:\n{stdout}\n{stderr}"
-    );
+    run_driver(
+        &env,
+        "psycopg_service.py",
+        "app_svc",
+        PASSWORD,
+        &["py-a", "py-b"],
+    )
+    .await;
 }

@@ -128,3 +128,29 @@ pub fn code(e: &tokio_postgres::Error) -> String {
         .map(|c| c.code().to_string())
         .unwrap_or_else(|| format!("{e:?}"))
 }
+
+/// Runs a driver script from `tests/drivers` with a DSN for `user` and `password` and more
+/// arguments; it must exit 0 and print "ok".
+pub async fn run_driver(env: &Env, script: &str, user: &str, password: &str, args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/drivers")
+        .join(script);
+    let dsn = format!(
+        "host=127.0.0.1 port={} dbname={} user={user} password={password}",
+        env.port, env.service
+    );
+    let out = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(&dsn)
+        .args(args)
+        .output()
+        .await
+        .expect("python3 runs (scripts/setup.sh installs psycopg)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("ok"),
+        "{} failed:\n{stdout}\n{stderr}",
+        script.display()
+    );
+}
