@@ -6,31 +6,9 @@
 #   bench/routed.sh [seconds per run, default 8]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-"$root/scripts/setup.sh"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p bulkhead
-B="$root/target/release/bulkhead"
+. "$root/bench/lib.sh"
 T="${1:-8}"
 TOTAL=1000 SHARED=900 SCHEMA=90 ROWS=100
-BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-PGBENCH="$BIN/pgbench"
-work=$(mktemp -d /tmp/bulkhead-routed-XXXXXX)
-chmod 755 "$work"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-GW_PORT=$(free_port); API_PORT=$(free_port)
-cleanup() {
-  [ -n "${up_pid:-}" ] && kill -TERM "$up_pid" 2>/dev/null && wait "$up_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-export BULKHEAD_DATA_DIR="$work/.bulkhead"
-BULKHEAD_LOG=warn "$B" up --api-listen 127.0.0.1:$API_PORT --gateway-listen 127.0.0.1:$GW_PORT > "$work/up.out" 2>&1 &
-up_pid=$!
-for _ in $(seq 1 120); do grep -q "Stop with" "$work/up.out" 2>/dev/null && break; sleep 0.5; done
-grep -q "Stop with" "$work/up.out" || { cat "$work/up.out"; exit 1; }
-PG_PORT=$(python3 -c "import json;print(json.load(open('$BULKHEAD_DATA_DIR/embedded.json'))['port'])")
-PG_PW=$(cat "$BULKHEAD_DATA_DIR/secrets/postgres-password")
-API_TOKEN=$(python3 -c "import json;print(json.load(open('$BULKHEAD_DATA_DIR/instance.json'))['token'])")
 
 "$B" service create routed --mode shared --migrations "$root/bench/fixtures/routed" >/dev/null
 SVC_PW=$("$B" --json service credential create routed --user routed_svc | python3 -c "import json,sys;print(json.load(sys.stdin)['password'])")
