@@ -25,13 +25,7 @@ pub struct ServiceCredential {
 /// Checks a credential's user name: lowercase letters, digits and `_`, starting with a
 /// letter, at most 63 characters (a PostgreSQL identifier a driver never needs to quote).
 pub fn check_username(name: &str) -> Result<(), DirectoryError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
+    if crate::store::is_plain_identifier(name) && !name.starts_with('_') {
         Ok(())
     } else {
         Err(DirectoryError::InvalidInput(format!(
@@ -145,5 +139,28 @@ impl Directory {
             )
             .await?;
         Ok(row.map(|r| r.get(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_username;
+
+    #[test]
+    fn user_names_are_plain_identifiers_starting_with_a_letter() {
+        for ok in ["billing_svc", "a", "app2"] {
+            assert!(check_username(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "_app",
+            "2app",
+            "App",
+            "app-svc",
+            "app svc",
+            &"a".repeat(64),
+        ] {
+            assert!(check_username(bad).is_err(), "{bad}");
+        }
     }
 }

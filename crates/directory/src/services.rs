@@ -67,13 +67,7 @@ pub struct NewService {
 
 /// Checks a reference table name: an unquoted lowercase SQL identifier.
 fn check_table_name(name: &str) -> Result<(), DirectoryError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
+    if crate::store::is_plain_identifier(name) {
         Ok(())
     } else {
         Err(DirectoryError::InvalidInput(format!(

@@ -97,6 +97,17 @@ pub async fn ensure_database(admin_dsn: &str, name: &str) -> Result<(), Director
     Ok(())
 }
 
+/// True for an identifier PostgreSQL never needs quoted: lowercase letters, digits and `_`,
+/// not starting with a digit, at most 63 bytes.
+pub(crate) fn is_plain_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 /// Quotes an SQL identifier (doubling embedded quotes).
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

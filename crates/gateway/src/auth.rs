@@ -349,30 +349,28 @@ mod tests {
         out.stdout
     }
 
+    /// A new private key (PEM) of `algorithm` in `dir`, made with openssl.
+    fn private_key(dir: &std::path::Path, algorithm: &str, option: &str) -> std::path::PathBuf {
+        let path = dir.join(format!("{}.pem", algorithm.to_lowercase()));
+        let out = path.to_str().expect("path");
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            algorithm,
+            "-pkeyopt",
+            option,
+            "-out",
+            out,
+        ]);
+        path
+    }
+
     #[test]
     fn rs256_and_es256_tokens_verify_against_their_own_keys_only() {
         let dir = std::env::temp_dir().join(format!("bulkhead-jwt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let rsa = dir.join("rsa.pem");
-        let ec = dir.join("ec.pem");
-        openssl(&[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            rsa.to_str().expect("p"),
-        ]);
-        openssl(&[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            ec.to_str().expect("p"),
-        ]);
+        let rsa = private_key(&dir, "RSA", "rsa_keygen_bits:2048");
+        let ec = private_key(&dir, "EC", "ec_paramgen_curve:P-256");
         let rsa_pub = openssl(&["pkey", "-in", rsa.to_str().expect("p"), "-pubout"]);
         let ec_pub = openssl(&["pkey", "-in", ec.to_str().expect("p"), "-pubout"]);
         let rsa_priv = std::fs::read(&rsa).expect("read");
@@ -436,16 +434,7 @@ mod tests {
         use base64::Engine;
         let dir = std::env::temp_dir().join(format!("bulkhead-jwks-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let key = dir.join("rsa.pem");
-        openssl(&[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            key.to_str().expect("p"),
-        ]);
+        let key = private_key(&dir, "RSA", "rsa_keygen_bits:2048");
         let modulus = String::from_utf8(openssl(&[
             "rsa",
             "-in",

@@ -17,8 +17,9 @@ use crate::GatewayError;
 /// Entries kept per map at most; a full map is emptied (bounded, and rare).
 const MAX_ENTRIES: usize = 100_000;
 
-/// Routes by (service, tenant), with the generations they were read at.
-type RouteMap = HashMap<(String, TenantId), (Arc<Route>, Seen)>;
+/// Routes by tenant then service (looked up without allocating), with the generations they
+/// were read at.
+type RouteMap = HashMap<TenantId, HashMap<String, (Arc<Route>, Seen)>>;
 
 /// The caches.
 #[derive(Default)]
@@ -49,9 +50,8 @@ impl DirectoryCache {
         gateway_role: &str,
     ) -> Result<Arc<Route>, GatewayError> {
         let now = watch.seen(tenant);
-        let key = (service.to_string(), *tenant);
         if let Ok(m) = self.routes.lock() {
-            if let Some((r, seen)) = m.get(&key) {
+            if let Some((r, seen)) = m.get(tenant).and_then(|s| s.get(service)) {
                 if *seen == now {
                     return Ok(r.clone());
                 }
@@ -61,7 +61,14 @@ impl DirectoryCache {
             .parse()
             .map_err(|_| GatewayError::UnknownService(service.to_string()))?;
         let route = Arc::new(resolve(dir, &name, tenant, gateway_role).await?);
-        insert(&self.routes, key, (route.clone(), now));
+        if let Ok(mut m) = self.routes.lock() {
+            if m.len() >= MAX_ENTRIES {
+                m.clear();
+            }
+            m.entry(*tenant)
+                .or_default()
+                .insert(service.to_string(), (route.clone(), now));
+        }
         Ok(route)
     }
 

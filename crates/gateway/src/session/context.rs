@@ -120,12 +120,11 @@ impl Session {
             {
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    let e = GatewayError::NotAuthorized(
-                        "the service credential of this session was revoked".into(),
-                    );
-                    self.fatal(GatewayError::NotAuthorized(e.to_string()))
-                        .await?;
-                    return Err(e);
+                    return self
+                        .fatal(GatewayError::NotAuthorized(
+                            "the service credential of this session was revoked".into(),
+                        ))
+                        .await;
                 }
                 // Checked again at the next unit.
                 Err(_) => return Ok(()),
@@ -175,7 +174,8 @@ impl Session {
     /// tokens), or a token verified against the service's keys. The tenant must be served
     /// in this service now.
     async fn resolve_choice(&self, key: ContextKey, value: &str) -> Result<Chosen, GatewayError> {
-        let chosen = match key {
+        let mut slug_named = None;
+        let mut chosen = match key {
             ContextKey::Tenant => {
                 let pinned = matches!(self.ctx.identity, Identity::Tenant(_));
                 if !pinned {
@@ -198,16 +198,8 @@ impl Session {
                             .cache
                             .tenant_of_slug(&self.state.directory, &slug, false)
                             .await?;
-                        // A deleted tenant's slug may have been reused: look again once.
-                        match self.state.route(&self.service, &id).await {
-                            Err(GatewayError::NotAuthorized(_)) => {
-                                self.state
-                                    .cache
-                                    .tenant_of_slug(&self.state.directory, &slug, true)
-                                    .await?
-                            }
-                            _ => id,
-                        }
+                        slug_named = Some(slug);
+                        id
                     }
                     Err(_) => {
                         return Err(GatewayError::NotAuthorized(format!(
@@ -234,7 +226,23 @@ impl Session {
             }
         };
         // An unknown, suspended or unplaced tenant is refused here, not at the next statement.
-        self.state.route(&self.service, &chosen.tenant).await?;
+        match (
+            self.state.route(&self.service, &chosen.tenant).await,
+            slug_named,
+        ) {
+            (Err(GatewayError::NotAuthorized(_)), Some(slug)) => {
+                // A deleted tenant's slug may have been reused: look it up again once.
+                chosen.tenant = self
+                    .state
+                    .cache
+                    .tenant_of_slug(&self.state.directory, &slug, true)
+                    .await?;
+                self.state.route(&self.service, &chosen.tenant).await?;
+            }
+            (r, _) => {
+                r?;
+            }
+        }
         Ok(chosen)
     }
 
@@ -282,9 +290,8 @@ impl Session {
                 if matches!(self.ctx.identity, Identity::Tenant(_)) =>
             {
                 tracing::info!(%tenant, error = %e, "session ended by a directory change");
-                let message = e.to_string();
-                self.fatal(e).await?;
-                Err(GatewayError::NotAuthorized(message))
+                // `fatal` tells the client and returns the error that ends the session.
+                self.fatal(e).await.map(|()| Err(GatewayError::ClientGone))
             }
             Err(e) => Ok(Err(e)),
         }

@@ -184,6 +184,32 @@ impl Session {
         self.ctx.end_transaction();
     }
 
+    /// The client's transaction is over (or was lost, already reported): it is told so.
+    async fn ended(&mut self) -> Result<(), GatewayError> {
+        self.transaction_ended();
+        self.ready(TransactionStatus::Idle).await
+    }
+
+    /// The transaction ended on the backend with `status`: an idle connection goes back to
+    /// the pool; otherwise a statement failed and its COMMIT was skipped, so it is rolled back
+    /// first.
+    async fn ended_on_backend(&mut self, status: TransactionStatus) -> Result<(), GatewayError> {
+        if status == TransactionStatus::Idle {
+            self.release(status).await;
+        } else {
+            self.finish_backend("ROLLBACK").await?;
+        }
+        self.ended().await
+    }
+
+    /// The BEGIN that opens the transaction on the backend: the client's, answered earlier,
+    /// or a plain one.
+    fn take_begin(&mut self) -> String {
+        self.pending_begin
+            .take()
+            .unwrap_or_else(|| "BEGIN".to_string())
+    }
+
     /// Answers a unit with an error without touching the backend; inside a client
     /// transaction the transaction is marked failed, as PostgreSQL would.
     async fn answer_error(&mut self, code: SqlState, message: &str) -> Result<(), GatewayError> {
@@ -298,8 +324,7 @@ impl Session {
                     }
                 }
             }
-            self.transaction_ended();
-            self.ready(TransactionStatus::Idle).await?;
+            self.ended().await?;
         } else {
             self.io.error(
                 "ERROR",
@@ -400,23 +425,12 @@ impl Session {
         // COPY FROM STDIN reads the client's data before the rest of the string runs; a unit
         // that ends the transaction itself needs no COMMIT.
         let commit = !self.explicit && !ends && !checked.copy_in;
-        let begin = self
-            .pending_begin
-            .take()
-            .unwrap_or_else(|| "BEGIN".to_string());
+        let begin = self.take_begin();
         let Some(status) = self.open_simple(&begin, rest, n - i, commit).await? else {
-            self.transaction_ended();
-            return self.ready(TransactionStatus::Idle).await;
+            return self.ended().await;
         };
         if commit {
-            // Idle after COMMIT; anything else means a statement failed and COMMIT was skipped.
-            if status == TransactionStatus::Idle {
-                self.release(status).await;
-            } else {
-                self.finish_backend("ROLLBACK").await?;
-            }
-            self.transaction_ended();
-            return self.ready(TransactionStatus::Idle).await;
+            return self.ended_on_backend(status).await;
         }
         self.finish_unit(status, ends).await
     }
@@ -442,18 +456,13 @@ impl Session {
         // COPY FROM STDIN cannot be followed in the same write (the server would read the
         // COMMIT as COPY data), and a unit that ends the transaction itself needs none.
         let commit = !self.explicit && !ends && !copy_in;
-        let begin = self
-            .pending_begin
-            .take()
-            .unwrap_or_else(|| "BEGIN".to_string());
+        let begin = self.take_begin();
         if !self.open_with(&begin, &out, commit).await? {
-            self.transaction_ended();
-            return self.ready(TransactionStatus::Idle).await;
+            return self.ended().await;
         }
         let status = self.relay(&mut expect, false).await?;
         if self.backend.is_none() {
-            self.transaction_ended();
-            return self.ready(TransactionStatus::Idle).await;
+            return self.ended().await;
         }
         if commit {
             let mut end = Expectations::default();
@@ -462,9 +471,7 @@ impl Session {
             if self.backend.is_some() {
                 self.record_prepared(attempted, status).await?;
             }
-            self.release(end).await;
-            self.transaction_ended();
-            return self.ready(TransactionStatus::Idle).await;
+            return self.ended_on_backend(end).await;
         }
         self.record_prepared(attempted, status).await?;
         self.finish_unit(status, ends).await
@@ -526,8 +533,7 @@ impl Session {
             }
             let (out, mut expect, attempted) = self.translate(batch, &parsed, &virtuals);
             if !self.open_with(&begin, &out, false).await? {
-                self.transaction_ended();
-                return self.ready(TransactionStatus::Idle).await;
+                return self.ended().await;
             }
             let status = self.relay(&mut expect, true).await?;
             self.record_prepared(attempted, status).await?;
@@ -595,9 +601,7 @@ impl Session {
         partial.attempted.extend(attempted);
         let mute = client_begin.is_some();
         if opening {
-            let begin = client_begin
-                .or_else(|| self.pending_begin.take())
-                .unwrap_or_else(|| "BEGIN".to_string());
+            let begin = client_begin.unwrap_or_else(|| self.take_begin());
             if !self.open_with(&begin, &out, false).await? {
                 self.partial = Some(partial);
                 return self.io.flush().await;
@@ -639,8 +643,7 @@ impl Session {
     ) -> Result<(), GatewayError> {
         if self.backend.is_none() {
             // The backend was lost meanwhile: already reported.
-            self.transaction_ended();
-            return self.ready(TransactionStatus::Idle).await;
+            return self.ended().await;
         }
         partial.effects.extend(effects);
         // Misplaced transaction control was already sent: judge only what it did.
@@ -669,17 +672,10 @@ impl Session {
     ) -> Result<(), GatewayError> {
         if self.backend.is_none() {
             // Lost mid-unit: already reported.
-            self.transaction_ended();
-            return self.ready(TransactionStatus::Idle).await;
+            return self.ended().await;
         }
         if ends || status == TransactionStatus::Idle {
-            if status == TransactionStatus::Idle {
-                self.release(status).await;
-            } else {
-                self.finish_backend("ROLLBACK").await?;
-            }
-            self.transaction_ended();
-            return self.ready(TransactionStatus::Idle).await;
+            return self.ended_on_backend(status).await;
         }
         if !self.explicit {
             let end = if status == TransactionStatus::Failed {
@@ -688,8 +684,7 @@ impl Session {
                 "COMMIT"
             };
             self.finish_backend(end).await?;
-            self.transaction_ended();
-            return self.ready(TransactionStatus::Idle).await;
+            return self.ended().await;
         }
         self.aborted = status == TransactionStatus::Failed;
         self.ready(status).await

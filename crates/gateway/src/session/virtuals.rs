@@ -41,6 +41,22 @@ fn context_of(c: &Checked) -> Option<&ContextSet> {
     }
 }
 
+/// The statement a name refers to at this point of a unit: this unit's Parse, an earlier
+/// one, or the current unnamed statement.
+fn statement<'a>(
+    name: &str,
+    unnamed: &'a Checked,
+    parsed: &'a HashMap<String, Checked>,
+    statements: &'a HashMap<String, ClientStatement>,
+) -> Option<&'a Checked> {
+    if name.is_empty() {
+        return Some(unnamed);
+    }
+    parsed
+        .get(name)
+        .or_else(|| statements.get(name).map(|st| &st.checked))
+}
+
 impl Session {
     /// Classifies a unit's messages. Named context statements are remembered (Parse) or
     /// forgotten (Close) here. A context statement executed after a statement that needs
@@ -51,23 +67,18 @@ impl Session {
         parsed: &HashMap<String, Checked>,
     ) -> Result<Virtuals, Refusal> {
         let mut v = Virtuals::default();
-        let mut unnamed: Checked = self.unnamed.clone();
+        // Named context statements to remember (Some) or forget (None) once the unit is read.
+        let mut named: Vec<(&str, Option<ClientStatement>)> = Vec::new();
+        let statements = &self.statements;
+        let mut unnamed: &Checked = &self.unnamed;
         // Portal → (its context statement, whether it is a BEGIN).
-        let mut portals: HashMap<&str, (Option<ContextSet>, bool)> = HashMap::new();
+        let mut portals: HashMap<&str, (Option<&ContextSet>, bool)> = HashMap::new();
         let mut data_executed = false;
         for m in batch {
-            let checked_of = |s: &Self, name: &str, unnamed: &Checked| -> Option<Checked> {
-                if name.is_empty() {
-                    Some(unnamed.clone())
-                } else {
-                    parsed
-                        .get(name)
-                        .or_else(|| s.statements.get(name).map(|st| &st.checked))
-                        .cloned()
-                }
-            };
-            let context_of_statement = |s: &Self, name: &str, unnamed: &Checked| {
-                checked_of(s, name, unnamed).and_then(|c| context_of(&c).cloned())
+            let context_of_statement = |name: &str, unnamed: &Checked| -> bool {
+                statement(name, unnamed, parsed, statements)
+                    .and_then(context_of)
+                    .is_some()
             };
             let reply = match m {
                 FrontendMessage::Parse {
@@ -75,43 +86,44 @@ impl Session {
                     query,
                     param_types,
                 } => {
-                    let checked = parsed.get(name).cloned().unwrap_or_default();
-                    let ctx = context_of(&checked).is_some();
-                    if name.is_empty() {
-                        unnamed = checked;
-                    } else if ctx {
-                        self.statements.insert(
-                            name.clone(),
-                            ClientStatement {
+                    let checked = parsed.get(name);
+                    let ctx = checked.and_then(context_of).is_some();
+                    match checked {
+                        Some(c) if name.is_empty() => unnamed = c,
+                        Some(c) if ctx => named.push((
+                            name,
+                            Some(ClientStatement {
                                 query: query.clone(),
                                 types: param_types.clone(),
-                                checked,
+                                checked: c.clone(),
                                 backend_name: String::new(),
-                            },
-                        );
+                            }),
+                        )),
+                        _ => {}
                     }
                     ctx.then(|| vec![Synth::ParseComplete])
                 }
                 FrontendMessage::Bind {
-                    portal, statement, ..
+                    portal,
+                    statement: name,
+                    ..
                 } => {
-                    let checked = checked_of(self, statement, &unnamed);
-                    let ctx = checked.as_ref().and_then(|c| context_of(c).cloned());
+                    let checked = statement(name, unnamed, parsed, statements);
+                    let ctx = checked.and_then(context_of);
                     let begins = matches!(
-                        checked.as_ref().map(|c| c.effects.as_slice()),
+                        checked.map(|c| c.effects.as_slice()),
                         Some([TxEffect::Begin(_)])
                     );
-                    let reply = ctx.as_ref().map(|_| vec![Synth::BindComplete]);
                     portals.insert(portal, (ctx, begins));
-                    reply
+                    ctx.map(|_| vec![Synth::BindComplete])
                 }
                 FrontendMessage::Describe { kind: b'S', name } => {
-                    context_of_statement(self, name, &unnamed)
-                        .map(|_| vec![Synth::NoParameters, Synth::NoData])
+                    context_of_statement(name, unnamed)
+                        .then(|| vec![Synth::NoParameters, Synth::NoData])
                 }
                 FrontendMessage::Describe { name, .. } => portals
                     .get(name.as_str())
-                    .and_then(|p| p.0.as_ref())
+                    .and_then(|p| p.0)
                     .map(|_| vec![Synth::NoData]),
                 FrontendMessage::Execute { portal, .. } => match portals.get(portal.as_str()) {
                     Some((Some(ctx), _)) => {
@@ -122,7 +134,7 @@ impl Session {
                                 message: "through the gateway, SET bulkhead.tenant/bulkhead.token must come before the transaction's first statement".into(),
                             });
                         }
-                        v.contexts.push(ctx.clone());
+                        v.contexts.push((*ctx).clone());
                         Some(vec![Synth::Complete(super::context::command_tag(ctx))])
                     }
                     Some((None, true)) => None,
@@ -132,20 +144,30 @@ impl Session {
                     }
                 },
                 FrontendMessage::Close { kind: b'S', name } => {
-                    let ctx = context_of_statement(self, name, &unnamed);
-                    if ctx.is_some() && !name.is_empty() {
-                        self.statements.remove(name);
+                    let ctx = context_of_statement(name, unnamed);
+                    if ctx && !name.is_empty() {
+                        named.push((name, None));
                     }
-                    ctx.map(|_| vec![Synth::CloseComplete])
+                    ctx.then(|| vec![Synth::CloseComplete])
                 }
                 FrontendMessage::Close { name, .. } => portals
                     .get(name.as_str())
-                    .and_then(|p| p.0.as_ref())
+                    .and_then(|p| p.0)
                     .map(|_| vec![Synth::CloseComplete]),
                 FrontendMessage::Flush => Some(Vec::new()),
                 _ => None,
             };
             v.replies.push(reply);
+        }
+        for (name, st) in named {
+            match st {
+                Some(st) => {
+                    self.statements.insert(name.to_string(), st);
+                }
+                None => {
+                    self.statements.remove(name);
+                }
+            }
         }
         Ok(v)
     }
