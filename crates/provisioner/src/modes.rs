@@ -103,6 +103,12 @@ impl TenantPlace {
     }
 }
 
+/// Taken first in the query string (one transaction) that grants or revokes a schema
+/// tenant's CONNECT on its pool database: that rewrites the database's pg_database row, and
+/// two such changes at once fail with "tuple concurrently updated", so they take turns.
+const DATABASE_ACL_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtext('bulkhead.database_acl'), hashtext(current_database()));";
+
 /// Creates the tenant's place. Pool database or template must already be current.
 pub async fn create_place(
     service: &Service,
@@ -136,7 +142,8 @@ pub async fn create_place(
             let pool = admin_connect(cluster, &place.database).await?;
             let s = ident(place.schema.as_deref().unwrap_or_default());
             pool.batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {s} AUTHORIZATION {o};
+                "{DATABASE_ACL_LOCK}
+                 CREATE SCHEMA IF NOT EXISTS {s} AUTHORIZATION {o};
                  REVOKE ALL ON SCHEMA {s} FROM PUBLIC;
                  GRANT USAGE ON SCHEMA {s} TO {r};
                  GRANT CONNECT ON DATABASE {d} TO {r};",
@@ -245,7 +252,7 @@ pub async fn drop_place(
         Mode::Schema => {
             if let Ok(pool) = admin_connect(cluster, &place.database).await {
                 let s = ident(place.schema.as_deref().unwrap_or_default());
-                let mut sql = format!("DROP SCHEMA IF EXISTS {s} CASCADE;");
+                let mut sql = format!("{DATABASE_ACL_LOCK} DROP SCHEMA IF EXISTS {s} CASCADE;");
                 for role in [Some(&place.role), place.owner.as_ref()]
                     .into_iter()
                     .flatten()

@@ -264,3 +264,37 @@ async fn deleting_a_tenant_removes_its_data_and_roles_in_every_mode() {
         "the other tenant is untouched"
     );
 }
+
+#[tokio::test]
+async fn tenants_created_concurrently_in_every_mode_all_succeed() {
+    let dir = directory("modes_concurrent").await;
+    service(&dir, "shop_conc", Mode::Shared, vec![]).await;
+    let requests: Vec<_> = (0..24)
+        .map(|i| {
+            let mode = [
+                Mode::Schema,
+                Mode::Schema,
+                Mode::Schema,
+                Mode::Shared,
+                Mode::Schema,
+                Mode::Database,
+            ][i % 6];
+            request(&format!("conc-{i}"), "shop_conc", mode)
+        })
+        .collect();
+    // Six at a time, like a few API clients signing up customers at once.
+    use futures_util::StreamExt;
+    let results: Vec<_> = futures_util::stream::iter(
+        requests
+            .iter()
+            .map(|r| bulkhead_provisioner::create_tenant(&dir, r)),
+    )
+    .buffer_unordered(6)
+    .collect()
+    .await;
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
