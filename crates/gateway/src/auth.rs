@@ -4,7 +4,7 @@
 //! credential (see `frontend/scram.rs`) and names tenants per transaction, by id, slug or
 //! token. Every failure says which check failed and nothing else.
 
-use bulkhead_directory::{Directory, ServiceAuth};
+use bulkhead_directory::ServiceAuth;
 use bulkhead_model::{ServiceName, TenantId};
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
@@ -35,17 +35,23 @@ pub struct TokenTenant {
 
 /// Checks the password presented for `service` by a tenant login and returns the tenant it
 /// names. Whether that tenant may be served is decided when its route is resolved.
-pub async fn authenticate(
-    dir: &Directory,
+pub(crate) async fn authenticate(
+    state: &crate::GatewayState,
     service: &ServiceName,
     password: &str,
 ) -> Result<TenantId, GatewayError> {
+    let (dir, watch) = (&state.directory, &state.watch);
     if password.starts_with("bhk_") {
-        dir.tenant_of_key(password)
+        state
+            .cache
+            .tenant_of_key(dir, watch, password)
             .await?
             .ok_or_else(|| GatewayError::BadCredentials("API key not recognised or revoked".into()))
     } else if password.split('.').count() == 3 {
-        let auth = dir.service_auth(service).await?;
+        let auth = state
+            .cache
+            .service_auth(dir, watch, service.as_str())
+            .await?;
         tenant_from_token(&auth, password).map(|t| t.tenant)
     } else {
         Err(GatewayError::BadCredentials(

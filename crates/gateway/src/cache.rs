@@ -1,6 +1,7 @@
 //! What the gateway remembers of the directory, so that choosing a tenant per transaction
-//! costs no directory query: routes per (service, tenant), tenant ids per slug, and each
-//! service's token settings. Every entry records the directory generations it was read at
+//! and logging in cost no directory query: routes per (service, tenant), tenant ids per
+//! slug, each service's token settings, services and credentials as logins need them, and
+//! the tenants of API keys (by the key's hash, never the key). Every entry records the directory generations it was read at
 //! (see [`crate::watch`]) and is read again once they moved, so a suspension, a move or a
 //! new key setting takes effect at the next transaction.
 
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bulkhead_directory::{Directory, DirectoryError, ServiceAuth, TenantRef};
-use bulkhead_model::{Slug, TenantId};
+use bulkhead_model::{ServiceName, Slug, TenantId};
 
 use crate::route::{resolve, Route};
 use crate::watch::{DirectoryWatch, Seen};
@@ -21,12 +22,21 @@ const MAX_ENTRIES: usize = 100_000;
 /// were read at.
 type RouteMap = HashMap<TenantId, HashMap<String, (Arc<Route>, Seen)>>;
 
+/// A credential's SCRAM verifier (None: no such credential), at a global generation.
+type Verifier = (Option<Arc<str>>, u64);
+
 /// The caches.
 #[derive(Default)]
 pub struct DirectoryCache {
     routes: Mutex<RouteMap>,
     slugs: Mutex<HashMap<String, TenantId>>,
     auth: Mutex<HashMap<String, (Arc<ServiceAuth>, u64)>>,
+    /// Service → the server version its service logins are told, at a global generation.
+    services: Mutex<HashMap<String, (Arc<str>, u64)>>,
+    /// (service, user) → the credential's SCRAM verifier, if there is one.
+    credentials: Mutex<HashMap<(String, String), Verifier>>,
+    /// SHA-256 of an API key → its tenant, with that tenant's generations then.
+    keys: Mutex<HashMap<[u8; 32], (TenantId, Seen)>>,
 }
 
 fn insert<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, k: K, v: V) {
@@ -100,6 +110,93 @@ impl DirectoryCache {
             ))),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The server version reported to a service's logins; `UnknownService` when there is no
+    /// such service. Read again after any change of services or clusters.
+    pub async fn service_version(
+        &self,
+        dir: &Directory,
+        watch: &DirectoryWatch,
+        service: &ServiceName,
+    ) -> Result<Arc<str>, GatewayError> {
+        let now = watch.global();
+        if let Some(v) = self.services.lock().ok().and_then(|m| {
+            m.get(service.as_str())
+                .filter(|(_, seen)| *seen == now)
+                .map(|(v, _)| v.clone())
+        }) {
+            return Ok(v);
+        }
+        match dir.service(service).await {
+            Ok(_) => {}
+            Err(DirectoryError::NotFound { .. }) => {
+                return Err(GatewayError::UnknownService(service.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let version: Arc<str> = dir
+            .service_server_version(service)
+            .await?
+            .unwrap_or_else(|| "15".into())
+            .into();
+        insert(&self.services, service.to_string(), (version.clone(), now));
+        Ok(version)
+    }
+
+    /// The SCRAM verifier of a service credential, None when `user` is not one. Read again
+    /// after any change of services or credentials.
+    pub async fn credential(
+        &self,
+        dir: &Directory,
+        watch: &DirectoryWatch,
+        service: &ServiceName,
+        user: &str,
+    ) -> Result<Option<Arc<str>>, GatewayError> {
+        let now = watch.global();
+        let key = (service.to_string(), user.to_string());
+        if let Some(v) = self.credentials.lock().ok().and_then(|m| {
+            m.get(&key)
+                .filter(|(_, seen)| *seen == now)
+                .map(|(v, _)| v.clone())
+        }) {
+            return Ok(v);
+        }
+        let verifier: Option<Arc<str>> = dir
+            .credential_verifier(service, user)
+            .await?
+            .map(Into::into);
+        insert(&self.credentials, key, (verifier.clone(), now));
+        Ok(verifier)
+    }
+
+    /// The tenant of an API key, None when it is unknown or revoked. A hit is trusted only
+    /// while the tenant's generations have not moved (a revocation moves them); misses are
+    /// not kept, so a new key works at once.
+    pub async fn tenant_of_key(
+        &self,
+        dir: &Directory,
+        watch: &DirectoryWatch,
+        key: &str,
+    ) -> Result<Option<TenantId>, GatewayError> {
+        use sha2::{Digest, Sha256};
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        if let Some((tenant, seen)) = self.keys.lock().ok().and_then(|m| m.get(&digest).copied()) {
+            if watch.seen(&tenant) == seen {
+                return Ok(Some(tenant));
+            }
+        }
+        // Kept only if no change at all was heard while the key was looked up: a revocation
+        // committed meanwhile is then seen by the next login.
+        let changes = watch.changes();
+        let Some(tenant) = dir.tenant_of_key(key).await? else {
+            return Ok(None);
+        };
+        let seen = watch.seen(&tenant);
+        if watch.changes() == changes {
+            insert(&self.keys, digest, (tenant, seen));
+        }
+        Ok(Some(tenant))
     }
 
     /// A service's token settings, read again after any change of services.

@@ -16,10 +16,8 @@ use tokio::io::AsyncWriteExt;
 /// Where a cancel for one session goes right now.
 #[derive(Debug, Clone)]
 pub struct CancelTarget {
-    /// Backend host.
-    pub host: String,
-    /// Backend port.
-    pub port: u16,
+    /// The backend's server.
+    pub server: Arc<crate::backend::BackendTarget>,
     /// Backend pid.
     pub pid: i32,
     /// Backend secret.
@@ -75,7 +73,9 @@ impl CancelRegistry {
         let Some(target) = held.as_ref() else { return };
         let mut out = BytesMut::new();
         to_server::cancel_request(&mut out, target.pid, &target.secret);
-        match tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await {
+        match tokio::net::TcpStream::connect((target.server.host.as_str(), target.server.port))
+            .await
+        {
             Ok(mut s) => {
                 let _ = s.write_all(&out).await;
                 // PostgreSQL closes the socket when done; wait for that before letting the

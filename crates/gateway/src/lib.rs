@@ -21,4 +21,4 @@ mod session;
 pub mod watch;
 
 pub use error::GatewayError;
-pub use frontend::{serve, GatewaySettings, GatewayState};
+pub use frontend::{serve, start, GatewaySettings, GatewayState, Running};

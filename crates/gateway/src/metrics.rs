@@ -14,11 +14,28 @@ const BUCKETS: [f64; 10] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 5.0,
 ];
 
+/// One service's queries: a count and a latency histogram, kept in atomics so that a session
+/// records a query without a lock.
 #[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+pub struct ServiceStats {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl ServiceStats {
+    /// Records one query that took `took`.
+    pub fn query(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.counts[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
 }
 
 /// The gateway's counters.
@@ -29,7 +46,7 @@ pub struct Metrics {
     checkout_timeouts: AtomicU64,
     /// name → label value → count. Looked up by borrowed keys: no allocation per query.
     counters: Mutex<BTreeMap<&'static str, BTreeMap<String, u64>>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    services: Mutex<BTreeMap<String, std::sync::Arc<ServiceStats>>>,
 }
 
 impl Metrics {
@@ -59,22 +76,13 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn query(&self, service: &str, took: Duration) {
-        self.count("bulkhead_gateway_queries_total", service);
-        let secs = took.as_secs_f64();
-        if let Ok(mut l) = self.latency.lock() {
-            if !l.contains_key(service) {
-                l.insert(service.to_string(), Histogram::default());
-            }
-            let Some(h) = l.get_mut(service) else { return };
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                if secs <= *bound {
-                    h.counts[i] += 1;
-                }
-            }
-            h.count += 1;
-            h.sum += secs;
-        }
+    /// The query statistics of `service` (a session takes them once, at login).
+    pub(crate) fn service(&self, service: &str) -> std::sync::Arc<ServiceStats> {
+        let mut services = match self.services.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        services.entry(service.to_string()).or_default().clone()
     }
 
     /// Renders everything, with the pool figures given by the caller.
@@ -121,30 +129,37 @@ impl Metrics {
                 }
             }
         }
-        if let Ok(l) = self.latency.lock() {
+        if let Ok(l) = self.services.lock() {
+            let _ = writeln!(out, "# TYPE bulkhead_gateway_queries_total counter");
+            for (service, h) in l.iter() {
+                let _ = writeln!(
+                    out,
+                    "bulkhead_gateway_queries_total{{service=\"{service}\"}} {}",
+                    h.count.load(Ordering::Relaxed)
+                );
+            }
             let _ = writeln!(out, "# TYPE bulkhead_gateway_query_seconds histogram");
             for (service, h) in l.iter() {
+                let count = h.count.load(Ordering::Relaxed);
+                let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
                 for (i, bound) in BUCKETS.iter().enumerate() {
                     let _ = writeln!(
                         out,
                         "bulkhead_gateway_query_seconds_bucket{{service=\"{service}\",le=\"{bound}\"}} {}",
-                        h.counts[i]
+                        h.counts[i].load(Ordering::Relaxed)
                     );
                 }
                 let _ = writeln!(
                     out,
-                    "bulkhead_gateway_query_seconds_bucket{{service=\"{service}\",le=\"+Inf\"}} {}",
-                    h.count
+                    "bulkhead_gateway_query_seconds_bucket{{service=\"{service}\",le=\"+Inf\"}} {count}"
                 );
                 let _ = writeln!(
                     out,
-                    "bulkhead_gateway_query_seconds_sum{{service=\"{service}\"}} {}",
-                    h.sum
+                    "bulkhead_gateway_query_seconds_sum{{service=\"{service}\"}} {sum}"
                 );
                 let _ = writeln!(
                     out,
-                    "bulkhead_gateway_query_seconds_count{{service=\"{service}\"}} {}",
-                    h.count
+                    "bulkhead_gateway_query_seconds_count{{service=\"{service}\"}} {count}"
                 );
             }
         }
@@ -160,7 +175,7 @@ mod tests {
     fn renders_prometheus_text() {
         let m = Metrics::default();
         m.client_connected();
-        m.query("billing", Duration::from_millis(2));
+        m.service("billing").query(Duration::from_millis(2));
         m.count("bulkhead_gateway_refusals_total", "context_setting");
         let text = m.render(&[("local".into(), 3, 1)]);
         assert!(text.contains("bulkhead_gateway_clients 1"));

@@ -2,6 +2,7 @@
 //! every transaction starts with (role, search_path, tenant setting).
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use bulkhead_directory::Directory;
 use bulkhead_model::{Mode, PlacementState, ServiceName, TenantId, TenantState};
@@ -17,7 +18,7 @@ pub struct Route {
     /// The cluster's name (the pool key).
     pub cluster: String,
     /// Where to connect.
-    pub target: BackendTarget,
+    pub target: Arc<BackendTarget>,
     /// The runtime role.
     pub role: String,
     /// The search_path.
@@ -30,21 +31,72 @@ pub struct Route {
     pub server_version: String,
 }
 
-/// How many statements [`Route::prologue`] holds (each answered by a CommandComplete).
-pub const PROLOGUE_STATEMENTS: usize = 4;
+/// The transaction's opening on a backend connection: what is sent before the client's
+/// first statement, in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opening {
+    /// The statements, as one query string.
+    pub sql: String,
+    /// How many statements it holds (each answered by a CommandComplete).
+    pub statements: usize,
+}
 
 impl Route {
-    /// Statements that open a transaction in the tenant's context: `begin` (the client's own
-    /// BEGIN, so its isolation level and access mode hold) then the context settings. Every
-    /// value is an identifier Bulkhead generated or a UUID; both are quoted.
-    pub fn prologue(&self, begin: &str) -> String {
+    /// The statement that sets this route's context for the connection's session (see
+    /// [`crate::backend::HeldContext`]): role, search_path, tenant setting and the switch's
+    /// `token` as `application_name`, in one statement. Every value is an identifier Bulkhead
+    /// generated, a UUID or a token it made; all are quoted.
+    pub fn switch_sql(&self, token: &str) -> String {
+        // `role` takes the name itself, `search_path` a list of (quoted) identifiers.
         format!(
-            "{begin}; SET LOCAL ROLE {}; SET LOCAL search_path = {}; SET LOCAL bulkhead.tenant_id = '{}'",
-            bulkhead_provisioner::naming::ident(&self.role),
-            self.search_path,
-            self.tenant
+            "SELECT pg_catalog.set_config('role', {}, false), pg_catalog.set_config('search_path', {}, false), pg_catalog.set_config('bulkhead.tenant_id', '{}', false), pg_catalog.set_config('application_name', {}, false)",
+            literal(&self.role),
+            literal(&self.search_path),
+            self.tenant,
+            literal(token)
         )
     }
+
+    /// A transaction's opening: `begin` (the client's own BEGIN, so its isolation level and
+    /// access mode hold) and, when `switch` names a token, the context switch.
+    pub fn opening(&self, begin: &str, switch: Option<&str>) -> Opening {
+        match switch {
+            None => Opening {
+                sql: begin.to_string(),
+                statements: 1,
+            },
+            Some(token) => Opening {
+                sql: format!("{begin}; {}", self.switch_sql(token)),
+                statements: 2,
+            },
+        }
+    }
+
+    /// A route for unit tests of what depends on the context alone.
+    #[cfg(test)]
+    pub fn for_tests(tenant: TenantId) -> Self {
+        Route {
+            service: "svc".into(),
+            cluster: "local".into(),
+            target: Arc::new(BackendTarget {
+                host: "127.0.0.1".into(),
+                port: 5432,
+                user: "gw".into(),
+                password: String::new(),
+                database: "db".into(),
+            }),
+            role: format!("bh_t_{}", tenant.simple()),
+            search_path: "public, ref".into(),
+            tenant,
+            epoch: 1,
+            server_version: "15".into(),
+        }
+    }
+}
+
+/// A SQL string literal of text Bulkhead generated (quotes doubled).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Resolves the route of a tenant in a service (one directory query), refusing a tenant
@@ -102,13 +154,13 @@ pub async fn resolve(
     Ok(Route {
         service: service.to_string(),
         cluster: placement.cluster.clone(),
-        target: BackendTarget {
+        target: Arc::new(BackendTarget {
             host,
             port,
             user: gateway_role.to_string(),
             password,
             database: placement.database.clone(),
-        },
+        }),
         role: placement.role.clone(),
         search_path,
         tenant: *tenant,

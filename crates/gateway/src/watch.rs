@@ -19,6 +19,8 @@ use tokio_postgres::{AsyncMessage, NoTls};
 #[derive(Default)]
 pub struct DirectoryWatch {
     global: AtomicU64,
+    /// Bumped with every change of any generation: one load tells that nothing moved.
+    changes: AtomicU64,
     tenants: Mutex<HashMap<TenantId, u64>>,
 }
 
@@ -49,14 +51,21 @@ impl DirectoryWatch {
         self.global.load(Ordering::Acquire)
     }
 
+    /// A number that moves whenever any generation moves.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
     fn bump_tenant(&self, tenant: TenantId) {
         if let Ok(mut t) = self.tenants.lock() {
             *t.entry(tenant).or_default() += 1;
         }
+        self.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     fn bump_all(&self) {
         self.global.fetch_add(1, Ordering::AcqRel);
+        self.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     fn on_payload(&self, payload: &str) {

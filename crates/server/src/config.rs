@@ -76,6 +76,10 @@ pub struct GatewayConfig {
     /// Refuse logins that did not negotiate TLS (needs tls_cert and tls_key).
     #[serde(default)]
     pub tls_required: bool,
+    /// Threads the gateway runs on; default 1 (one event loop, like PgBouncer's). More
+    /// threads share the clients through work stealing.
+    #[serde(default = "default_gateway_threads")]
+    pub threads: usize,
 }
 
 impl Default for GatewayConfig {
@@ -87,12 +91,17 @@ impl Default for GatewayConfig {
             tls_cert: None,
             tls_key: None,
             tls_required: false,
+            threads: default_gateway_threads(),
         }
     }
 }
 
 fn default_gateway_listen() -> String {
     "127.0.0.1:6432".into()
+}
+
+fn default_gateway_threads() -> usize {
+    1
 }
 
 fn default_pool_size() -> usize {
@@ -200,6 +209,9 @@ impl Config {
                 ))
             }
             _ => {}
+        }
+        if self.gateway.threads == 0 {
+            return Err(err("gateway.threads must be at least 1".into()));
         }
         if self.gateway.pool_size == 0 {
             return Err(err("gateway.pool_size must be at least 1".into()));

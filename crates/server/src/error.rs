@@ -32,6 +32,9 @@ pub enum ServerError {
     /// A cluster could not be prepared.
     #[error(transparent)]
     Provision(#[from] bulkhead_provisioner::ProvisionError),
+    /// The gateway could not start.
+    #[error("cannot start the gateway: {0}")]
+    Gateway(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

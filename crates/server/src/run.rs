@@ -172,10 +172,21 @@ async fn serve(
         },
         ..Default::default()
     };
-    let gateway_state = bulkhead_gateway::GatewayState::new(directory.clone(), settings);
-    let app =
-        bulkhead_api::router(ApiState::new(directory, &token).with_gateway(gateway_state.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let std_listener = gateway_listener
+        .into_std()
+        .map_err(ServerError::io("handing over the gateway listener"))?;
+    let gateway = bulkhead_gateway::start(
+        directory.dsn().to_string(),
+        settings,
+        std_listener,
+        config.gateway.threads,
+        stop_rx.clone(),
+    )
+    .await
+    .map_err(|e| ServerError::Gateway(e.to_string()))?;
+    let app =
+        bulkhead_api::router(ApiState::new(directory, &token).with_gateway(gateway.state.clone()));
     let shutdown = async move {
         tokio::select! {
             _ = terminate.recv() => tracing::info!("SIGTERM received, stopping"),
@@ -183,19 +194,11 @@ async fn serve(
         }
         let _ = stop_tx.send(true);
     };
-    let mut gateway_stop = stop_rx.clone();
-    let gateway = tokio::spawn(bulkhead_gateway::serve(
-        gateway_listener,
-        gateway_state,
-        async move {
-            let _ = gateway_stop.wait_for(|stop| *stop).await;
-        },
-    ));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::io("serving the HTTP API"))?;
-    let _ = gateway.await;
+    gateway.stopped().await;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::HeldContext;
 use crate::GatewayError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,6 +41,8 @@ pub struct ServerConn {
     pub key: (i32, Bytes),
     /// Names of the statements prepared on this connection.
     pub prepared: HashSet<String>,
+    /// The tenant context its session holds.
+    pub held: HeldContext,
 }
 
 fn backend_err(what: &str, e: impl std::fmt::Display) -> GatewayError {
@@ -67,6 +70,7 @@ impl ServerConn {
             version_num: 0,
             key: (0, Bytes::new()),
             prepared: HashSet::new(),
+            held: HeldContext::default(),
         };
         let mut out = BytesMut::new();
         to_server::startup(
@@ -145,8 +149,11 @@ impl ServerConn {
                 BackendMessage::Authentication(code, _) => {
                     return Err(backend_err("auth", format!("unsupported method {code}")))
                 }
-                BackendMessage::ParameterStatus(name, value) if name == "server_version" => {
-                    self.version_num = version_num(&value);
+                BackendMessage::ParameterStatus(name, value) => {
+                    if name == "server_version" {
+                        self.version_num = version_num(&value);
+                    }
+                    self.held.on_parameter(&name, &value);
                 }
                 BackendMessage::BackendKeyData(pid, secret) => self.key = (pid, secret),
                 BackendMessage::Error(fields) => {

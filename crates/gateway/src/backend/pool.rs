@@ -38,10 +38,11 @@ impl Default for PoolSettings {
 }
 
 type Idle = Vec<(ServerConn, OwnedSemaphorePermit)>;
+type Target = Arc<BackendTarget>;
 
 struct ClusterPool {
     permits: Arc<Semaphore>,
-    idle: Mutex<HashMap<BackendTarget, Idle>>,
+    idle: Mutex<HashMap<Target, Idle>>,
     /// Signalled whenever a connection is given back or closed, so waiting checkouts look
     /// again: a returned connection keeps its permit, so a wait on the semaphore alone would
     /// miss it.
@@ -68,7 +69,7 @@ pub struct Leased {
     conn: Option<ServerConn>,
     permit: Option<OwnedSemaphorePermit>,
     pool: Arc<ClusterPool>,
-    target: BackendTarget,
+    target: Target,
 }
 
 impl Leased {
@@ -109,6 +110,9 @@ impl Pools {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if let Some(pool) = clusters.get(name) {
+            return pool.clone();
+        }
         clusters
             .entry(name.to_string())
             .or_insert_with(|| {
@@ -121,13 +125,15 @@ impl Pools {
             .clone()
     }
 
-    /// A connection to `target` on `cluster`: an idle one, a new one within the budget, or
-    /// one freed by closing an idle connection of another database, waiting at most the
+    /// A connection to `target` on `cluster`: an idle one (one for which `prefer` holds if
+    /// there is one: the one that last served the same tenant), a new one within the budget,
+    /// or one freed by closing an idle connection of another database, waiting at most the
     /// checkout timeout.
     pub async fn checkout(
         &self,
         cluster: &str,
-        target: &BackendTarget,
+        target: &Target,
+        prefer: impl Fn(&ServerConn) -> bool,
     ) -> Result<Leased, GatewayError> {
         let pool = self.cluster(cluster);
         let deadline = tokio::time::Instant::now() + self.settings.checkout_timeout;
@@ -137,11 +143,15 @@ impl Pools {
             let changed = watch.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let reused = pool
-                .idle
-                .lock()
-                .ok()
-                .and_then(|mut idle| idle.get_mut(target).and_then(Vec::pop));
+            let reused = pool.idle.lock().ok().and_then(|mut idle| {
+                let list = idle.get_mut(&**target)?;
+                // Else the one idle longest: the others' tenants are likelier to come back.
+                match list.iter().rposition(|(c, _)| prefer(c)) {
+                    Some(i) => Some(list.remove(i)),
+                    None if list.is_empty() => None,
+                    None => Some(list.remove(0)),
+                }
+            });
             if let Some((conn, permit)) = reused {
                 return Ok(Leased {
                     conn: Some(conn),

@@ -142,6 +142,81 @@ pub async fn serve(
     }
 }
 
+/// A gateway running on a runtime of its own: see [`start`].
+pub struct Running {
+    /// Its shared state (for `/metrics`).
+    pub state: Arc<GatewayState>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits until the gateway has stopped (after its stop signal).
+    pub async fn stopped(self) {
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+/// Starts the gateway on a runtime of its own, with its own connections to the directory
+/// at `directory_dsn`, serving `listener` until `stop` turns true. With `threads` = 1 the
+/// runtime is single-threaded — one event loop, like PgBouncer's: no work stealing and no
+/// wake-ups across threads on the hot path, which on a small machine costs more than a
+/// second thread gains; more threads make it a work-stealing runtime of that many.
+pub async fn start(
+    directory_dsn: String,
+    settings: GatewaySettings,
+    listener: std::net::TcpListener,
+    threads: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Running, GatewayError> {
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("bulkhead-gateway")
+            .enable_all()
+            .build()
+    }
+    .map_err(|e| GatewayError::Backend(format!("starting the gateway's runtime: {e}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| GatewayError::Backend(format!("gateway listener: {e}")))?;
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("bulkhead-gateway".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let started = async {
+                    let directory = Directory::connect(&directory_dsn).await?;
+                    let listener = TcpListener::from_std(listener)
+                        .map_err(|e| GatewayError::Backend(format!("gateway listener: {e}")))?;
+                    Ok::<_, GatewayError>((GatewayState::new(directory, settings), listener))
+                };
+                match started.await {
+                    Ok((state, listener)) => {
+                        let _ = ready_tx.send(Ok(state.clone()));
+                        serve(listener, state, async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        })
+                        .await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        })
+        .map_err(|e| GatewayError::Backend(format!("starting the gateway's thread: {e}")))?;
+    match ready_rx.await {
+        Ok(Ok(state)) => Ok(Running { state, thread }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(GatewayError::Backend("the gateway's thread ended".into())),
+    }
+}
+
 async fn handle(
     stream: tokio::net::TcpStream,
     state: Arc<GatewayState>,

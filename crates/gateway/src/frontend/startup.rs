@@ -70,28 +70,18 @@ pub(super) async fn login(
     let service: ServiceName = database
         .parse()
         .map_err(|_| GatewayError::UnknownService(database.to_string()))?;
-    match state.directory.service(&service).await {
-        Ok(_) => {}
-        Err(bulkhead_directory::DirectoryError::NotFound { .. }) => {
-            return Err(GatewayError::UnknownService(database.to_string()))
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let (dir, watch) = (&state.directory, &state.watch);
+    let service_version = state.cache.service_version(dir, watch, &service).await?;
     let user = get("user").unwrap_or_default();
     let (identity, server_version) =
-        match state.directory.credential_verifier(&service, user).await? {
+        match state.cache.credential(dir, watch, &service, user).await? {
             Some(verifier) => {
                 scram_exchange(io, &verifier).await?;
-                let version = state
-                    .directory
-                    .service_server_version(&service)
-                    .await?
-                    .unwrap_or_else(|| "15".into());
                 (
                     Identity::Service {
                         user: user.to_string(),
                     },
-                    version,
+                    service_version.to_string(),
                 )
             }
             None => {
@@ -104,7 +94,7 @@ pub(super) async fn login(
                     ));
                 };
                 let password = FrontendMessage::password_text(&body)?;
-                let tenant = authenticate(&state.directory, &service, &password).await?;
+                let tenant = authenticate(state, &service, &password).await?;
                 // Refuses an unknown or suspended tenant, or one without a place, now.
                 let route = state.route(service.as_str(), &tenant).await?;
                 (Identity::Tenant(tenant), route.server_version.clone())

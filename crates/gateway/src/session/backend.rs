@@ -7,6 +7,7 @@ use bytes::BytesMut;
 
 use super::Session;
 use crate::expect::{Expect, Expectations, Shape};
+use crate::route::Opening;
 use crate::GatewayError;
 
 impl Session {
@@ -22,10 +23,11 @@ impl Session {
                 return Ok(false);
             }
         };
+        let holds = |c: &crate::backend::ServerConn| c.held.holds(&route);
         match self
             .state
             .pools
-            .checkout(&route.cluster, &route.target)
+            .checkout(&route.cluster, &route.target, holds)
             .await
         {
             Ok(leased) => {
@@ -45,22 +47,35 @@ impl Session {
         }
     }
 
-    /// Opens the transaction on the leased connection: the transaction's BEGIN (written by
-    /// the gateway) with the tenant's context, then `unit`, then COMMIT when asked, all in
-    /// one write; relays the opening's replies (only an error). If the context cannot be
-    /// set, the transaction is aborted, so the unit's statements fail instead of running
-    /// without it. False when the backend was lost (reported to the client).
+    /// What opens the transaction on the leased connection before the client's first
+    /// statement: `begin` (None for a transaction the client did not open) and, when the
+    /// connection does not hold the tenant's context, the switch to it (see
+    /// [`crate::backend::HeldContext`]). None when nothing needs to be sent: an implicit
+    /// transaction on a connection that holds the context runs the client's statements as
+    /// they are.
+    pub(super) fn opening(&mut self, begin: Option<String>) -> Option<Opening> {
+        let route = self.route.clone()?;
+        let conn = self.backend.as_mut()?.conn();
+        if conn.held.holds(&route) {
+            return begin.map(|b| route.opening(&b, None));
+        }
+        let token = conn.held.switch_to(&route);
+        Some(route.opening(begin.as_deref().unwrap_or("BEGIN"), Some(&token)))
+    }
+
+    /// Opens the transaction on the leased connection: `opening`, then `unit`, then COMMIT
+    /// when asked, all in one write; relays the opening's replies (only an error). If the
+    /// context cannot be set, the transaction is aborted, so the unit's statements fail
+    /// instead of running without it. False when the backend was lost (reported to the
+    /// client).
     pub(super) async fn open_with(
         &mut self,
-        begin: &str,
+        opening: &Opening,
         unit: &[u8],
         commit: bool,
     ) -> Result<bool, GatewayError> {
-        let Some(route) = self.route.clone() else {
-            return Ok(false);
-        };
-        let mut out = BytesMut::with_capacity(unit.len() + 256);
-        to_server::query(&mut out, &route.prologue(begin));
+        let mut out = BytesMut::with_capacity(unit.len() + opening.sql.len() + 32);
+        to_server::query(&mut out, &opening.sql);
         out.extend_from_slice(unit);
         if commit {
             to_server::query(&mut out, "COMMIT");
@@ -69,14 +84,14 @@ impl Session {
             self.backend_lost(e).await?;
             return Ok(false);
         }
-        let mut opening = Expectations::default();
-        opening.push(Expect::Swallow(Shape::Ready));
-        let status = self.relay(&mut opening, false).await?;
+        let mut replies = Expectations::default();
+        replies.push(Expect::Swallow(Shape::Ready));
+        let status = self.relay(&mut replies, false).await?;
         if self.backend.is_none() {
             return Ok(false);
         }
         if status != TransactionStatus::InTransaction {
-            tracing::error!(tenant = %route.tenant, "setting the tenant context failed");
+            tracing::error!(tenant = ?self.ctx.tenant(), "setting the tenant context failed");
         }
         Ok(true)
     }
@@ -89,20 +104,18 @@ impl Session {
     /// (reported to the client).
     pub(super) async fn open_simple(
         &mut self,
-        begin: &str,
+        opening: &Opening,
         sql: &str,
         count: usize,
         commit: bool,
     ) -> Result<Option<TransactionStatus>, GatewayError> {
-        let Some(route) = self.route.clone() else {
-            return Ok(None);
-        };
-        let mut text = route.prologue(begin);
+        let mut text = String::with_capacity(opening.sql.len() + sql.len() + 16);
+        text.push_str(&opening.sql);
         // A newline first: a client's trailing line comment ends there.
         text.push_str(";\n");
         text.push_str(sql);
         let mut expect = Expectations::default();
-        for _ in 0..crate::route::PROLOGUE_STATEMENTS {
+        for _ in 0..opening.statements {
             expect.push(Expect::Swallow(Shape::Execute));
         }
         if commit {
@@ -135,8 +148,7 @@ impl Session {
             (Some(b), Some(route)) => {
                 let key = b.conn().key.clone();
                 Some(crate::cancel::CancelTarget {
-                    host: route.target.host.clone(),
-                    port: route.target.port,
+                    server: route.target.clone(),
                     pid: key.0,
                     secret: key.1,
                 })
@@ -149,6 +161,21 @@ impl Session {
     /// Stops cancels from reaching the backend (before it goes back to the pool).
     async fn disarm_cancel(&mut self) {
         *self.cancel.lock().await = None;
+    }
+
+    /// A ParameterStatus that tells what context the connection holds (never relayed: the
+    /// client's `application_name` is its own, answered at login). True when taken.
+    fn held_parameter(&mut self, frame: &Frame) -> bool {
+        let Ok(BackendMessage::ParameterStatus(name, value)) = BackendMessage::decode(frame) else {
+            return false;
+        };
+        if name != "application_name" {
+            return false;
+        }
+        if let Some(b) = self.backend.as_mut() {
+            b.conn().held.on_parameter(&name, &value);
+        }
+        true
     }
 
     fn write_frame(&mut self, frame: &Frame) {
@@ -206,6 +233,9 @@ impl Session {
                 Ok(f) => f,
                 Err(e) => return self.backend_lost(e).await,
             };
+            if frame.tag == b'S' && self.held_parameter(&frame) {
+                continue;
+            }
             if frame.tag == b'E' && is_fatal(&frame) {
                 // The server is ending that backend session; the client's session goes on.
                 return self
@@ -219,7 +249,13 @@ impl Session {
                 s.write(&mut self.io.wbuf);
             }
             if frame.tag == b'Z' {
-                return ready_status(&frame);
+                let status = ready_status(&frame)?;
+                if status == TransactionStatus::Idle {
+                    if let Some(b) = self.backend.as_mut() {
+                        b.conn().held.settle();
+                    }
+                }
+                return Ok(status);
             }
             let muted = mute_begin_warning
                 && frame.tag == b'N'

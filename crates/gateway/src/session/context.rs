@@ -284,8 +284,18 @@ impl Session {
                 )));
             }
         }
+        // The last transaction's route, while nothing in the directory moved since.
+        let changes = self.state.watch.changes();
+        if let Some((route, seen)) = &self.route_memo {
+            if route.tenant == tenant && *seen == changes {
+                return Ok(Ok(route.clone()));
+            }
+        }
         match self.state.route(&self.service, &tenant).await {
-            Ok(r) => Ok(Ok(r)),
+            Ok(r) => {
+                self.route_memo = Some((r.clone(), changes));
+                Ok(Ok(r))
+            }
             Err(e @ GatewayError::NotAuthorized(_))
                 if matches!(self.ctx.identity, Identity::Tenant(_)) =>
             {

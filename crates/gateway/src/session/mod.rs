@@ -41,9 +41,13 @@ pub struct Session {
     state: Arc<GatewayState>,
     /// The service (a metrics label).
     service: String,
+    /// Its query statistics.
+    stats: Arc<crate::metrics::ServiceStats>,
     ctx: TenantContext,
     /// The route of the transaction that holds `backend`.
     route: Option<Arc<Route>>,
+    /// The last route resolved, and the directory's change count then.
+    route_memo: Option<(Arc<Route>, u64)>,
     backend: Option<Leased>,
     /// In a transaction the client opened (BEGIN), whether or not a backend holds it yet.
     explicit: bool,
@@ -78,12 +82,15 @@ impl Session {
         cancel: crate::cancel::Slot,
     ) -> Self {
         let ctx = TenantContext::new(identity, state.watch.global());
+        let stats = state.metrics.service(&service);
         Self {
+            stats,
             io,
             state,
             service,
             ctx,
             route: None,
+            route_memo: None,
             backend: None,
             explicit: false,
             aborted: false,
@@ -116,14 +123,14 @@ impl Session {
                     self.check_login().await?;
                     let started = std::time::Instant::now();
                     self.simple(&sql).await?;
-                    self.state.metrics.query(&self.service, started.elapsed());
+                    self.stats.query(started.elapsed());
                 }
                 FrontendMessage::Sync => {
                     let unit = std::mem::take(&mut batch);
                     self.check_login().await?;
                     let started = std::time::Instant::now();
                     self.extended(unit).await?;
-                    self.state.metrics.query(&self.service, started.elapsed());
+                    self.stats.query(started.elapsed());
                 }
                 FrontendMessage::FunctionCall => {
                     self.io.error(
@@ -422,11 +429,21 @@ impl Session {
         if !self.lease().await? {
             return Ok(());
         }
+        let begin = self.explicit.then(|| self.take_begin());
+        let Some(opening) = self.opening(begin) else {
+            // The connection holds the tenant's context: the statements go as they are, an
+            // implicit transaction of their own.
+            let mut out = BytesMut::with_capacity(rest.len() + 6);
+            bulkhead_wire::to_server::query(&mut out, rest);
+            let mut expect = Expectations::default();
+            expect.push(Expect::Relay(Shape::Ready));
+            let status = self.forward(&out, &mut expect, false).await?;
+            return self.finish_unit(status, ends).await;
+        };
         // COPY FROM STDIN reads the client's data before the rest of the string runs; a unit
         // that ends the transaction itself needs no COMMIT.
         let commit = !self.explicit && !ends && !checked.copy_in;
-        let begin = self.take_begin();
-        let Some(status) = self.open_simple(&begin, rest, n - i, commit).await? else {
+        let Some(status) = self.open_simple(&opening, rest, n - i, commit).await? else {
             return self.ended().await;
         };
         if commit {
@@ -448,16 +465,23 @@ impl Session {
         attempted: Vec<String>,
         fresh: bool,
     ) -> Result<(), GatewayError> {
-        if !fresh {
+        let opening = if fresh {
+            let begin = self.explicit.then(|| self.take_begin());
+            self.opening(begin)
+        } else {
+            None
+        };
+        let Some(opening) = opening else {
+            // A transaction under way, or an implicit one on a connection that holds the
+            // tenant's context: the unit goes as it is (its Sync ends an implicit one).
             let status = self.forward(&out, &mut expect, false).await?;
             self.record_prepared(attempted, status).await?;
             return self.finish_unit(status, ends).await;
-        }
+        };
         // COPY FROM STDIN cannot be followed in the same write (the server would read the
         // COMMIT as COPY data), and a unit that ends the transaction itself needs none.
         let commit = !self.explicit && !ends && !copy_in;
-        let begin = self.take_begin();
-        if !self.open_with(&begin, &out, commit).await? {
+        if !self.open_with(&opening, &out, commit).await? {
             return self.ended().await;
         }
         let status = self.relay(&mut expect, false).await?;
@@ -532,7 +556,10 @@ impl Session {
                 return Ok(());
             }
             let (out, mut expect, attempted) = self.translate(batch, &parsed, &virtuals);
-            if !self.open_with(&begin, &out, false).await? {
+            let Some(opening) = self.opening(Some(begin)) else {
+                return self.ended().await;
+            };
+            if !self.open_with(&opening, &out, false).await? {
                 return self.ended().await;
             }
             let status = self.relay(&mut expect, true).await?;
@@ -602,7 +629,11 @@ impl Session {
         let mute = client_begin.is_some();
         if opening {
             let begin = client_begin.unwrap_or_else(|| self.take_begin());
-            if !self.open_with(&begin, &out, false).await? {
+            let sent = match self.opening(Some(begin)) {
+                Some(o) => self.open_with(&o, &out, false).await?,
+                None => false,
+            };
+            if !sent {
                 self.partial = Some(partial);
                 return self.io.flush().await;
             }

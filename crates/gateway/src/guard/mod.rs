@@ -7,6 +7,11 @@
 //! the tenant setting; `set_config`; DO blocks) plus the session state that would outlive a
 //! transaction on a shared backend (session SET, LISTEN, WITH HOLD cursors, SQL PREPARE).
 //! The database refuses too (see `bulkhead.current_tenant()`); both must be defeated.
+//!
+//! Invariant (the shape cache relies on it): apart from context statements, no verdict
+//! depends on a constant's value, only on the statement's tokens.
+
+mod cache;
 
 use bulkhead_wire::SqlState;
 use pg_query::protobuf::TransactionStmtKind;
@@ -152,38 +157,13 @@ pub fn check(sql: &str) -> Result<Vec<TxEffect>, Refusal> {
     inspect(sql).map(|c| c.effects)
 }
 
-/// Results of [`inspect`] by exact text. Drivers send the same texts again and again
-/// (prepared statements, ORMs); parsing is the gateway's largest cost per statement.
-static CACHE: std::sync::Mutex<
-    Option<std::collections::HashMap<String, Result<Checked, Refusal>>>,
-> = std::sync::Mutex::new(None);
-/// Entries kept at most; the cache is emptied when full (simple, and bounded).
-const CACHE_ENTRIES: usize = 10_000;
-/// Longer texts are not cached (they are rarely repeated and would hold memory).
-const CACHE_MAX_TEXT: usize = 4096;
-
-/// Like [`check`], with everything the session needs to know; cached by exact text.
+/// Like [`check`], with everything the session needs to know; cached (see [`cache`]).
 pub fn inspect(sql: &str) -> Result<Checked, Refusal> {
-    if sql.len() > CACHE_MAX_TEXT {
-        return inspect_uncached(sql);
-    }
-    if let Ok(cache) = CACHE.lock() {
-        if let Some(hit) = cache.as_ref().and_then(|c| c.get(sql)) {
-            return hit.clone();
-        }
-    }
-    let result = inspect_uncached(sql);
-    if let Ok(mut cache) = CACHE.lock() {
-        let cache = cache.get_or_insert_with(std::collections::HashMap::new);
-        if cache.len() >= CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(sql.to_string(), result.clone());
-    }
-    result
+    cache::inspect(sql)
 }
 
-fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
+/// Parses and judges `sql` (no cache).
+pub(crate) fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
     let parsed = pg_query::parse(sql, 0).map_err(|e| {
         refuse(
             SqlState::SyntaxError,

@@ -1,0 +1,167 @@
+//! The tenant context a backend connection holds between transactions.
+//!
+//! Setting the context (role, search_path, tenant setting) in every transaction costs
+//! PostgreSQL several statements per transaction. Instead the gateway sets it for the
+//! connection's session when the connection changes tenant, in the same transaction as the
+//! first statement it serves, and reuses it while the connection serves that tenant.
+//!
+//! What the connection holds is learnt from the server, never assumed: the switch also sets
+//! `application_name` to a token unique to that switch, and PostgreSQL reports the session's
+//! `application_name` (a ParameterStatus) before every ReadyForQuery where it changed. When
+//! the switch's transaction commits, the report carries the token; when it rolls back — an
+//! error, a client ROLLBACK, a procedure's own ROLLBACK, a lost connection — the value
+//! reverts and so does what the gateway believes.
+//!
+//! Invariant: a client statement runs without the context set in its own transaction only on
+//! a connection whose server last reported, at idle, the token of exactly that context.
+//! Clients cannot set `application_name` for the session (the guard refuses session-level
+//! SET and `set_config`), and tokens are never reused.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use crate::route::Route;
+
+/// The context settings of one tenant placement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Settings {
+    role: String,
+    search_path: String,
+    tenant: bulkhead_model::TenantId,
+}
+
+impl Settings {
+    fn of(route: &Route) -> Self {
+        Self {
+            role: route.role.clone(),
+            search_path: route.search_path.clone(),
+            tenant: route.tenant,
+        }
+    }
+
+    fn is(&self, route: &Route) -> bool {
+        self.tenant == route.tenant
+            && self.role == route.role
+            && self.search_path == route.search_path
+    }
+}
+
+/// What one backend connection's session holds.
+#[derive(Debug, Default)]
+pub struct HeldContext {
+    /// The context the server confirmed at the last idle ReadyForQuery, with its token.
+    confirmed: Option<(String, Settings)>,
+    /// A switch sent in the transaction under way, with its token.
+    pending: Option<(String, Settings)>,
+    /// The session's `application_name` as last reported by the server.
+    reported: String,
+}
+
+/// A token no other switch of this process used (and a random prefix, so none of another
+/// gateway process either).
+fn next_token() -> String {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(1);
+    let prefix = *PREFIX.get_or_init(rand::random::<u64>);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("bulkhead {prefix:016x}.{n:x}")
+}
+
+impl HeldContext {
+    /// True when the connection holds `route`'s context (confirmed by the server).
+    pub fn holds(&self, route: &Route) -> bool {
+        self.pending.is_none() && matches!(&self.confirmed, Some((_, s)) if s.is(route))
+    }
+
+    /// Starts a switch to `route`'s context: returns the token the switch must set as
+    /// `application_name`.
+    pub fn switch_to(&mut self, route: &Route) -> String {
+        let token = next_token();
+        self.pending = Some((token.clone(), Settings::of(route)));
+        token
+    }
+
+    /// A ParameterStatus from the server.
+    pub fn on_parameter(&mut self, name: &str, value: &str) {
+        if name == "application_name" {
+            value.clone_into(&mut self.reported);
+        }
+    }
+
+    /// The server is idle (ReadyForQuery `I`): what it reported decides what it holds.
+    pub fn settle(&mut self) {
+        if let Some((token, settings)) = self.pending.take() {
+            if token == self.reported {
+                self.confirmed = Some((token, settings));
+                return;
+            }
+        }
+        if !matches!(&self.confirmed, Some((token, _)) if *token == self.reported) {
+            self.confirmed = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(tenant: u128) -> Route {
+        Route::for_tests(bulkhead_model::TenantId::from(uuid::Uuid::from_u128(
+            tenant,
+        )))
+    }
+
+    #[test]
+    fn a_switch_holds_only_once_the_server_reports_its_token() {
+        let (a, b) = (route(1), route(2));
+        let mut held = HeldContext::default();
+        assert!(!held.holds(&a));
+        let token = held.switch_to(&a);
+        assert!(!held.holds(&a), "not before the server confirms");
+        held.on_parameter("application_name", &token);
+        assert!(!held.holds(&a), "not before the transaction is over");
+        held.settle();
+        assert!(held.holds(&a));
+        assert!(!held.holds(&b));
+    }
+
+    #[test]
+    fn a_switch_rolled_back_leaves_the_previous_context() {
+        let (a, b) = (route(1), route(2));
+        let mut held = HeldContext::default();
+        let ta = held.switch_to(&a);
+        held.on_parameter("application_name", &ta);
+        held.settle();
+        let tb = held.switch_to(&b);
+        // Reported mid-transaction, then reverted by a rollback.
+        held.on_parameter("application_name", &tb);
+        held.on_parameter("application_name", &ta);
+        held.settle();
+        assert!(held.holds(&a));
+        assert!(!held.holds(&b));
+    }
+
+    #[test]
+    fn anything_else_reported_means_nothing_is_held() {
+        let a = route(1);
+        let mut held = HeldContext::default();
+        let ta = held.switch_to(&a);
+        held.on_parameter("application_name", &ta);
+        held.settle();
+        held.on_parameter("application_name", "psql");
+        held.settle();
+        assert!(!held.holds(&a));
+        // A switch whose report never came (no commit) holds nothing either.
+        held.switch_to(&a);
+        held.settle();
+        assert!(!held.holds(&a));
+    }
+
+    #[test]
+    fn tokens_are_never_reused() {
+        let a = next_token();
+        let b = next_token();
+        assert_ne!(a, b);
+    }
+}
