@@ -22,7 +22,7 @@ bench = host=127.0.0.1 port=$PG_PORT dbname=$DB user=bulkhead password=$PG_PW
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $BOUNCER_PORT
-auth_type = trust
+auth_type = plain
 auth_file = $work/bouncer/users.txt
 pool_mode = transaction
 default_pool_size = 20
@@ -30,7 +30,8 @@ max_client_conn = 2000
 unix_socket_dir =
 logfile = $work/bouncer/pgbouncer.log
 INI
-echo '"bulkhead" ""' > "$work/bouncer/users.txt"
+# Plain passwords, like the gateway's tenant keys: both ask every client for its password.
+echo "\"bulkhead\" \"$PG_PW\"" > "$work/bouncer/users.txt"
 chown -R postgres "$work/bouncer" 2>/dev/null || true
 if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- pgbouncer -q "$work/bouncer/pgbouncer.ini" >/dev/null 2>&1 & else pgbouncer -q "$work/bouncer/pgbouncer.ini" >/dev/null 2>&1 & fi
 bouncer_pid=$!
@@ -42,7 +43,7 @@ run() { # target clients extra-args...
   case $target in
     direct) PGPASSWORD="$PG_PW" "$PGBENCH" -n -T "$T" -c "$clients" -j "$jobs" "$@" -h 127.0.0.1 -p "$PG_PORT" -U bulkhead "$DB" ;;
     gateway) PGPASSWORD="$KEY" "$PGBENCH" -n -T "$T" -c "$clients" -j "$jobs" "$@" -h 127.0.0.1 -p "$GW_PORT" -U app bench ;;
-    pgbouncer) "$PGBENCH" -n -T "$T" -c "$clients" -j "$jobs" "$@" -h 127.0.0.1 -p "$BOUNCER_PORT" -U bulkhead bench ;;
+    pgbouncer) PGPASSWORD="$PG_PW" "$PGBENCH" -n -T "$T" -c "$clients" -j "$jobs" "$@" -h 127.0.0.1 -p "$BOUNCER_PORT" -U bulkhead bench ;;
   esac 2>&1 | awk '/^tps/ { print int($3) }' | tail -1
 }
 

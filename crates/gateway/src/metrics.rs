@@ -82,6 +82,9 @@ impl Metrics {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if let Some(stats) = services.get(service) {
+            return stats.clone();
+        }
         services.entry(service.to_string()).or_default().clone()
     }
 

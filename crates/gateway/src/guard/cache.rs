@@ -56,13 +56,26 @@ pub(super) fn inspect(sql: &str) -> Result<Checked, Refusal> {
     if let Some(Some(hit)) = with(|c| c.exact.get(sql).cloned()) {
         return hit;
     }
+    // Most statements are in the quick lexer's subset: their shape without the scanner.
+    if let Some(quick) = super::quick::quick_shape(sql) {
+        if let Some(Some(entry)) = with(|c| c.shapes.get(&quick.key).cloned()) {
+            if let Some(checked) = rebase(entry, &quick.ends) {
+                return Ok(checked);
+            }
+        }
+    }
     let Ok(tokens) = pg_query::scan_tokens(sql) else {
         // The parser will say what is wrong.
         return remember_exact(sql, inspect_uncached(sql));
     };
     let key = shape_key(sql, &tokens);
     if let Some(Some(entry)) = with(|c| c.shapes.get(&key).cloned()) {
-        if let Some(checked) = rebase(entry, &tokens) {
+        let ends: Vec<usize> = tokens
+            .iter()
+            .filter(|t| !is_comment(t.token))
+            .filter_map(|t| usize::try_from(t.end).ok())
+            .collect();
+        if let Some(checked) = rebase(entry, &ends) {
             return Ok(checked);
         }
     }
@@ -101,7 +114,7 @@ fn is_comment(token: i32) -> bool {
 
 /// The shape of a text: its tokens separated by NUL (which no SQL text holds), constants as
 /// their kind only, comments left out.
-fn shape_key(sql: &str, tokens: &[ScanToken]) -> String {
+pub(super) fn shape_key(sql: &str, tokens: &[ScanToken]) -> String {
     let mut key = String::with_capacity(sql.len() + tokens.len());
     for t in tokens {
         if is_comment(t.token) {
@@ -141,7 +154,11 @@ fn shape_entry(checked: &Checked, tokens: &[ScanToken]) -> Option<ShapeEntry> {
             continue;
         }
         let end = i32::try_from(s).ok()?;
-        starts.push(Some(tokens.iter().position(|t| t.end == end)?));
+        let k = tokens
+            .iter()
+            .filter(|t| !is_comment(t.token))
+            .position(|t| t.end == end)?;
+        starts.push(Some(k));
     }
     Some(ShapeEntry {
         checked: checked.clone(),
@@ -149,13 +166,14 @@ fn shape_entry(checked: &Checked, tokens: &[ScanToken]) -> Option<ShapeEntry> {
     })
 }
 
-/// A shape's verdict with the statement starts of this text.
-fn rebase(entry: ShapeEntry, tokens: &[ScanToken]) -> Option<Checked> {
+/// A shape's verdict with the statement starts of this text, whose tokens (comments left
+/// out) end at `ends`.
+fn rebase(entry: ShapeEntry, ends: &[usize]) -> Option<Checked> {
     let mut checked = entry.checked;
     for (slot, start) in checked.starts.iter_mut().zip(entry.starts) {
         *slot = match start {
             None => 0,
-            Some(k) => usize::try_from(tokens.get(k)?.end).ok()?,
+            Some(k) => *ends.get(k)?,
         };
     }
     Some(checked)

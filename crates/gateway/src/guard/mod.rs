@@ -12,6 +12,7 @@
 //! depends on a constant's value, only on the statement's tokens.
 
 mod cache;
+mod quick;
 
 use bulkhead_wire::SqlState;
 use pg_query::protobuf::TransactionStmtKind;

@@ -6,27 +6,30 @@ GRANT USAGE ON SCHEMA bulkhead TO PUBLIC;
 -- The tenant of the current transaction. Raises unless the gateway set one; when the session
 -- runs as a tenant's runtime role, the setting must name that role's tenant, so an attacker
 -- would have to defeat two independent controls (the setting and the role).
+-- Every name in it is qualified instead of pinning search_path with a SET clause: a SET
+-- clause makes each call save and restore settings, on every statement of every tenant.
 CREATE OR REPLACE FUNCTION bulkhead.current_tenant() RETURNS uuid
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog
 AS $fn$
 DECLARE
-    setting text := current_setting('bulkhead.tenant_id', true);
+    setting pg_catalog.text := pg_catalog.current_setting('bulkhead.tenant_id', true);
+    who pg_catalog.text := CURRENT_USER;
 BEGIN
-    IF setting IS NULL OR setting = '' THEN
+    IF setting IS NULL OR setting OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'no tenant context: this statement reads or writes tenant data and no tenant is set'
             USING ERRCODE = '42501',
                   HINT = 'Connect through the Bulkhead gateway with a tenant token, or SET LOCAL bulkhead.tenant in the transaction.';
     END IF;
-    IF current_user LIKE 'bh\_t\_%' THEN
-        IF substr(current_user, 6, 32) <> replace(lower(setting), '-', '') THEN
+    IF who OPERATOR(pg_catalog.~~) 'bh\_t\_%' THEN
+        IF pg_catalog.substr(who, 6, 32) OPERATOR(pg_catalog.<>)
+           pg_catalog.replace(pg_catalog.lower(setting), '-', '') THEN
             RAISE EXCEPTION 'tenant context does not match the session''s tenant role' USING ERRCODE = '42501';
         END IF;
-    ELSIF current_user LIKE 'bh\_%' THEN
-        RAISE EXCEPTION 'tenant data is reachable only through a tenant''s own role, not %', current_user
+    ELSIF who OPERATOR(pg_catalog.~~) 'bh\_%' THEN
+        RAISE EXCEPTION 'tenant data is reachable only through a tenant''s own role, not %', who
             USING ERRCODE = '42501';
     END IF;
-    RETURN setting::uuid;
+    RETURN setting::pg_catalog.uuid;
 END
 $fn$;
 REVOKE ALL ON FUNCTION bulkhead.current_tenant() FROM PUBLIC;
