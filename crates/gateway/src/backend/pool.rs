@@ -43,9 +43,10 @@ type Target = Arc<BackendTarget>;
 struct ClusterPool {
     permits: Arc<Semaphore>,
     idle: Mutex<HashMap<Target, Idle>>,
-    /// Signalled whenever a connection is given back or closed, so waiting checkouts look
+    /// Signalled whenever a connection is given back or closed, so a waiting checkout looks
     /// again: a returned connection keeps its permit, so a wait on the semaphore alone would
-    /// miss it.
+    /// miss it. One waiter is woken per connection (a woken waiter that gives up passes the
+    /// wake-up on), not all of them to race for it.
     changed: Notify,
 }
 
@@ -53,7 +54,7 @@ impl Drop for Leased {
     fn drop(&mut self) {
         // Closed (not given back): its permit is released with it; wake a waiter.
         if self.conn.is_some() {
-            self.pool.changed.notify_waiters();
+            self.pool.changed.notify_one();
         }
     }
 }
@@ -91,9 +92,32 @@ impl Leased {
                     .or_default()
                     .push((conn, permit));
             }
-            self.pool.changed.notify_waiters();
+            self.pool.changed.notify_one();
         }
     }
+}
+
+/// An idle connection to `target`: one for which `prefer` holds if there is one, else the
+/// one idle longest (the others' tenants are likelier to come back).
+fn take_idle(
+    pool: &Arc<ClusterPool>,
+    target: &Target,
+    prefer: &impl Fn(&ServerConn) -> bool,
+) -> Option<Leased> {
+    let (conn, permit) = pool.idle.lock().ok().and_then(|mut idle| {
+        let list = idle.get_mut(&**target)?;
+        match list.iter().rposition(|(c, _)| prefer(c)) {
+            Some(i) => Some(list.remove(i)),
+            None if list.is_empty() => None,
+            None => Some(list.remove(0)),
+        }
+    })?;
+    Some(Leased {
+        conn: Some(conn),
+        permit: Some(permit),
+        pool: pool.clone(),
+        target: target.clone(),
+    })
 }
 
 impl Pools {
@@ -136,6 +160,10 @@ impl Pools {
         prefer: impl Fn(&ServerConn) -> bool,
     ) -> Result<Leased, GatewayError> {
         let pool = self.cluster(cluster);
+        // Most checkouts find an idle connection: no need to queue as a waiter for that.
+        if let Some(leased) = take_idle(&pool, target, &prefer) {
+            return Ok(leased);
+        }
         let deadline = tokio::time::Instant::now() + self.settings.checkout_timeout;
         let permit = loop {
             // Register interest before looking, so a give-back between look and wait is seen.
@@ -143,22 +171,8 @@ impl Pools {
             let changed = watch.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let reused = pool.idle.lock().ok().and_then(|mut idle| {
-                let list = idle.get_mut(&**target)?;
-                // Else the one idle longest: the others' tenants are likelier to come back.
-                match list.iter().rposition(|(c, _)| prefer(c)) {
-                    Some(i) => Some(list.remove(i)),
-                    None if list.is_empty() => None,
-                    None => Some(list.remove(0)),
-                }
-            });
-            if let Some((conn, permit)) = reused {
-                return Ok(Leased {
-                    conn: Some(conn),
-                    permit: Some(permit),
-                    pool,
-                    target: target.clone(),
-                });
+            if let Some(leased) = take_idle(&pool, target, &prefer) {
+                return Ok(leased);
             }
             if let Ok(p) = pool.permits.clone().try_acquire_owned() {
                 break p;
@@ -181,7 +195,7 @@ impl Pools {
             Ok(c) => c,
             Err(e) => {
                 drop(permit);
-                pool.changed.notify_waiters();
+                pool.changed.notify_one();
                 return Err(e);
             }
         };

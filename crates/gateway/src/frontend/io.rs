@@ -16,6 +16,21 @@ enum Stream {
     Gone,
 }
 
+/// Write buffer capacity kept between messages.
+const KEPT_CAPACITY: usize = 64 * 1024;
+
+async fn write_all(stream: &mut Stream, bytes: &[u8]) -> Result<(), GatewayError> {
+    let written = match stream {
+        Stream::Plain(s) => s.write_all(bytes).await,
+        Stream::Tls(s) => match s.write_all(bytes).await {
+            Ok(()) => s.flush().await,
+            Err(e) => Err(e),
+        },
+        Stream::Gone => Ok(()),
+    };
+    written.map_err(|_| GatewayError::ClientGone)
+}
+
 /// A client connection.
 pub struct ClientIo {
     stream: Stream,
@@ -81,26 +96,23 @@ impl ClientIo {
         }
     }
 
-    /// Sends what is buffered.
+    /// Sends what is buffered (the buffer is kept for the next messages).
     pub async fn flush(&mut self) -> Result<(), GatewayError> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let out = self.wbuf.split();
-        self.write_now(&out).await
+        let written = write_all(&mut self.stream, &self.wbuf).await;
+        self.wbuf.clear();
+        if self.wbuf.capacity() > KEPT_CAPACITY {
+            // A large result once must not make an idle client cost that much for good.
+            self.wbuf = BytesMut::with_capacity(8192);
+        }
+        written
     }
 
     /// Writes raw bytes straight away (e.g. the one-byte SSL answer).
     pub async fn write_now(&mut self, bytes: &[u8]) -> Result<(), GatewayError> {
-        let written = match &mut self.stream {
-            Stream::Plain(s) => s.write_all(bytes).await,
-            Stream::Tls(s) => match s.write_all(bytes).await {
-                Ok(()) => s.flush().await,
-                Err(e) => Err(e),
-            },
-            Stream::Gone => Ok(()),
-        };
-        written.map_err(|_| GatewayError::ClientGone)
+        write_all(&mut self.stream, bytes).await
     }
 
     /// Queues a NoticeResponse (a warning or notice).

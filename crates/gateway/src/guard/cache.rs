@@ -10,7 +10,7 @@
 //! positions and they are mapped back onto each text's tokens.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use pg_query::protobuf::{ScanToken, Token};
 
@@ -22,7 +22,6 @@ const ENTRIES: usize = 10_000;
 const MAX_TEXT: usize = 4096;
 
 /// A verdict kept by shape: statement starts as "just after token k" (None: the text's start).
-#[derive(Clone)]
 struct ShapeEntry {
     checked: Checked,
     starts: Vec<Option<usize>>,
@@ -31,7 +30,7 @@ struct ShapeEntry {
 #[derive(Default)]
 struct Caches {
     exact: HashMap<String, Result<Checked, Refusal>>,
-    shapes: HashMap<String, ShapeEntry>,
+    shapes: HashMap<String, Arc<ShapeEntry>>,
 }
 
 static CACHES: Mutex<Option<Caches>> = Mutex::new(None);
@@ -53,16 +52,16 @@ pub(super) fn inspect(sql: &str) -> Result<Checked, Refusal> {
     if sql.len() > MAX_TEXT {
         return inspect_uncached(sql);
     }
-    if let Some(Some(hit)) = with(|c| c.exact.get(sql).cloned()) {
-        return hit;
-    }
     // Most statements are in the quick lexer's subset: their shape without the scanner.
     if let Some(quick) = super::quick::quick_shape(sql) {
         if let Some(Some(entry)) = with(|c| c.shapes.get(&quick.key).cloned()) {
-            if let Some(checked) = rebase(entry, &quick.ends) {
+            if let Some(checked) = rebase(&entry, &quick.ends) {
                 return Ok(checked);
             }
         }
+    }
+    if let Some(Some(hit)) = with(|c| c.exact.get(sql).cloned()) {
+        return hit;
     }
     let Ok(tokens) = pg_query::scan_tokens(sql) else {
         // The parser will say what is wrong.
@@ -75,14 +74,14 @@ pub(super) fn inspect(sql: &str) -> Result<Checked, Refusal> {
             .filter(|t| !is_comment(t.token))
             .filter_map(|t| usize::try_from(t.end).ok())
             .collect();
-        if let Some(checked) = rebase(entry, &ends) {
+        if let Some(checked) = rebase(&entry, &ends) {
             return Ok(checked);
         }
     }
     let verdict = inspect_uncached(sql);
     if let Ok(checked) = &verdict {
         if let Some(entry) = shape_entry(checked, &tokens) {
-            with(|c| insert(&mut c.shapes, key, entry));
+            with(|c| insert(&mut c.shapes, key, Arc::new(entry)));
             return verdict;
         }
     }
@@ -168,10 +167,10 @@ fn shape_entry(checked: &Checked, tokens: &[ScanToken]) -> Option<ShapeEntry> {
 
 /// A shape's verdict with the statement starts of this text, whose tokens (comments left
 /// out) end at `ends`.
-fn rebase(entry: ShapeEntry, ends: &[usize]) -> Option<Checked> {
-    let mut checked = entry.checked;
-    for (slot, start) in checked.starts.iter_mut().zip(entry.starts) {
-        *slot = match start {
+fn rebase(entry: &ShapeEntry, ends: &[usize]) -> Option<Checked> {
+    let mut checked = entry.checked.clone();
+    for (slot, start) in checked.starts.iter_mut().zip(&entry.starts) {
+        *slot = match *start {
             None => 0,
             Some(k) => *ends.get(k)?,
         };
