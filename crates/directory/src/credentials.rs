@@ -20,6 +20,17 @@ pub struct ServiceCredential {
     pub created_at: DateTime<Utc>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// May send DDL through the gateway (the migration capability).
+    pub may_ddl: bool,
+}
+
+/// What the gateway needs of a live credential at login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialLogin {
+    /// Its SCRAM-SHA-256 verifier.
+    pub verifier: String,
+    /// May send DDL through the gateway.
+    pub may_ddl: bool,
 }
 
 /// Checks a credential's user name: lowercase letters, digits and `_`, starting with a
@@ -35,12 +46,14 @@ pub fn check_username(name: &str) -> Result<(), DirectoryError> {
 }
 
 impl Directory {
-    /// Stores a new credential for `service` with its SCRAM verifier.
+    /// Stores a new credential for `service` with its SCRAM verifier; `may_ddl` gives it the
+    /// migration capability.
     pub async fn create_credential(
         &self,
         service: &ServiceName,
         username: &str,
         verifier: &str,
+        may_ddl: bool,
     ) -> Result<ServiceCredential, DirectoryError> {
         check_username(username)?;
         if !verifier.starts_with("SCRAM-SHA-256$") {
@@ -53,9 +66,9 @@ impl Directory {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "INSERT INTO directory.service_credentials (service, username, verifier)
-                 VALUES ($1, $2, $3) RETURNING created_at",
-                &[&service.as_str(), &username, &verifier],
+                "INSERT INTO directory.service_credentials (service, username, verifier, may_ddl)
+                 VALUES ($1, $2, $3, $4) RETURNING created_at",
+                &[&service.as_str(), &username, &verifier, &may_ddl],
             )
             .await
             .map_err(|e| {
@@ -73,6 +86,7 @@ impl Directory {
             username: username.to_string(),
             created_at: row.get(0),
             revoked_at: None,
+            may_ddl,
         })
     }
 
@@ -108,7 +122,7 @@ impl Directory {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT username, created_at, revoked_at FROM directory.service_credentials
+                "SELECT username, created_at, revoked_at, may_ddl FROM directory.service_credentials
                   WHERE service = $1 ORDER BY username",
                 &[&service.as_str()],
             )
@@ -120,25 +134,29 @@ impl Directory {
                 username: r.get(0),
                 created_at: r.get(1),
                 revoked_at: r.get(2),
+                may_ddl: r.get(3),
             })
             .collect())
     }
 
-    /// The SCRAM verifier of a live credential, or None.
+    /// A live credential as a login needs it, or None.
     pub async fn credential_verifier(
         &self,
         service: &ServiceName,
         username: &str,
-    ) -> Result<Option<String>, DirectoryError> {
+    ) -> Result<Option<CredentialLogin>, DirectoryError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT verifier FROM directory.service_credentials
+                "SELECT verifier, may_ddl FROM directory.service_credentials
                   WHERE service = $1 AND username = $2 AND revoked_at IS NULL",
                 &[&service.as_str(), &username],
             )
             .await?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(row.map(|r| CredentialLogin {
+            verifier: r.get(0),
+            may_ddl: r.get(1),
+        }))
     }
 }
 

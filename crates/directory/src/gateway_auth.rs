@@ -40,6 +40,13 @@ pub struct ServiceAuth {
     /// never with bare ids (`bulkhead.tenant`).
     #[serde(default)]
     pub require_tokens: bool,
+    /// Just-in-time provisioning: the first valid token for a tenant the directory does not
+    /// know yet creates it (mode from the service's policy and the token's tier claim).
+    #[serde(default)]
+    pub jit_provisioning: bool,
+    /// The claim holding the tier for just-in-time provisioning (default `tier`).
+    #[serde(default)]
+    pub tier_claim: Option<String>,
 }
 
 /// Everything the gateway needs to route a tenant of a service, read in one query.
@@ -47,6 +54,8 @@ pub struct ServiceAuth {
 pub struct RouteFacts {
     /// The tenant's state.
     pub tenant_state: TenantState,
+    /// The tenant's tier.
+    pub tier: String,
     /// The placement in the service, if any.
     pub placement: Option<RoutePlacement>,
 }
@@ -218,7 +227,7 @@ impl Directory {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT t.state AS tenant_state, p.state, p.mode, p.database_name, p.schema_name, p.role_name, p.epoch,
+                "SELECT t.state AS tenant_state, t.tier, p.state, p.mode, p.database_name, p.schema_name, p.role_name, p.epoch,
                         c.name AS cluster, c.admin_dsn, c.gateway_password, c.server_version
                    FROM directory.tenants t
                    LEFT JOIN directory.placements p ON p.tenant_id = t.id AND p.service = $2
@@ -251,6 +260,7 @@ impl Directory {
         };
         Ok(Some(RouteFacts {
             tenant_state,
+            tier: r.get("tier"),
             placement,
         }))
     }

@@ -19,7 +19,7 @@ mod store;
 mod tenants;
 
 pub use clusters::{Cluster, ClusterFacts, NewCluster};
-pub use credentials::{check_username, ServiceCredential};
+pub use credentials::{check_username, CredentialLogin, ServiceCredential};
 pub use error::{DirectoryError, ErrorKind};
 pub use gateway_auth::{IssuedKey, RouteFacts, RoutePlacement, ServiceAuth};
 pub use migrations::{MigrationFile, RegisterReport, StoredMigration};

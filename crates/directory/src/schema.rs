@@ -33,10 +33,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "service_credentials",
         sql: include_str!("../migrations/V4__service_credentials.sql"),
     },
+    Migration {
+        version: 5,
+        name: "guard_and_limits",
+        sql: include_str!("../migrations/V5__guard_and_limits.sql"),
+    },
 ];
 
 /// The newest directory schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// What [`Directory::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,42 +17,64 @@ use crate::GatewayError;
 pub enum Identity {
     /// Pinned to one tenant by its API key or token.
     Tenant(TenantId),
+    /// A token naming several tenants: each transaction chooses one of exactly those.
+    Tenants(std::sync::Arc<[TenantId]>),
     /// A service credential: the tenant is chosen per transaction or per session.
     Service {
         /// The credential's user name.
         user: String,
+        /// It may send DDL (the migration capability).
+        may_ddl: bool,
     },
 }
 
-/// A verified token: the tenant it names and until when.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Tenants one token may name at most (a consultant's token names its customers).
+pub const MAX_TOKEN_TENANTS: usize = 64;
+
+/// A verified token: the tenants it names and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenTenant {
-    /// The tenant.
+    /// The tenant, or the first of several.
     pub tenant: TenantId,
+    /// Every tenant it names (the tenant claim may be a list).
+    pub tenants: Vec<TenantId>,
     /// Its `exp`, in seconds since the Unix epoch.
     pub expires_at: i64,
+    /// Its `tier` claim, if any (used when it provisions its tenant).
+    pub tier: Option<String>,
+    /// Its `tenant_slug` claim, if any (used when it provisions its tenant).
+    pub slug: Option<String>,
 }
 
-/// Checks the password presented for `service` by a tenant login and returns the tenant it
-/// names. Whether that tenant may be served is decided when its route is resolved.
+/// What a tenant login's password proved.
+pub(crate) enum Login {
+    /// A tenant API key.
+    Key(TenantId),
+    /// A token signed for the service.
+    Token(TokenTenant),
+}
+
+/// Checks the password presented for `service` by a tenant login. Whether its tenants may be
+/// served is decided when their routes are resolved.
 pub(crate) async fn authenticate(
     state: &crate::GatewayState,
     service: &ServiceName,
     password: &str,
-) -> Result<TenantId, GatewayError> {
+) -> Result<Login, GatewayError> {
     let (dir, watch) = (&state.directory, &state.watch);
     if password.starts_with("bhk_") {
         state
             .cache
             .tenant_of_key(dir, watch, password)
             .await?
+            .map(Login::Key)
             .ok_or_else(|| GatewayError::BadCredentials("API key not recognised or revoked".into()))
     } else if password.split('.').count() == 3 {
         let auth = state
             .cache
             .service_auth(dir, watch, service.as_str())
             .await?;
-        tenant_from_token(&auth, password).map(|t| t.tenant)
+        tenant_from_token(&auth, password).map(Login::Token)
     } else {
         Err(GatewayError::BadCredentials(
             "the password must be a tenant API key or a token signed for this service".into(),
@@ -222,25 +244,52 @@ pub fn tenant_from_token(auth: &ServiceAuth, token: &str) -> Result<TokenTenant,
         Some(c) => vec![c.as_str()],
         None => vec!["tenant_id", "tenantId"],
     };
-    let value = names
+    let claim = names
         .iter()
         .find_map(|n| data.claims.get(*n))
-        .and_then(Value::as_str)
         .ok_or_else(|| {
             GatewayError::NotAuthorized(format!("the token has no `{}` claim", names[0]))
         })?;
-    let tenant = value.parse::<TenantId>().map_err(|_| {
+    let not_ids = || {
         GatewayError::NotAuthorized(format!(
-            "the token's `{}` claim is not a tenant id",
+            "the token's `{}` claim is neither a tenant id nor a list of at most {MAX_TOKEN_TENANTS} tenant ids",
             names[0]
         ))
-    })?;
+    };
+    let texts: Vec<&str> = match claim {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) if !items.is_empty() && items.len() <= MAX_TOKEN_TENANTS => items
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(not_ids)?,
+        _ => return Err(not_ids()),
+    };
+    let mut tenants = Vec::with_capacity(texts.len());
+    for t in texts {
+        let id = t.parse::<TenantId>().map_err(|_| not_ids())?;
+        if !tenants.contains(&id) {
+            tenants.push(id);
+        }
+    }
+    let text_claim = |name: &str| {
+        data.claims
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let expires_at = data
         .claims
         .get("exp")
         .and_then(Value::as_i64)
         .unwrap_or_default();
-    Ok(TokenTenant { tenant, expires_at })
+    Ok(TokenTenant {
+        tenant: tenants[0],
+        tenants,
+        expires_at,
+        tier: text_claim(auth.tier_claim.as_deref().unwrap_or("tier")),
+        slug: text_claim("tenant_slug"),
+    })
 }
 
 #[cfg(test)]
@@ -295,6 +344,30 @@ mod tests {
     }
 
     #[test]
+    fn a_token_may_name_several_tenants_and_carry_a_tier() {
+        let other = "0b7d7a52-5c1e-4f8e-9d2a-1f3e5d7c9b11";
+        let claims = json!({"tenant_id": [TENANT, other, TENANT], "exp": now() + 60,
+            "iss": "https://issuer.example", "aud": "billing", "tier": "business", "tenant_slug": "acme"});
+        let t = tenant_from_token(&auth(), &token(claims, SECRET)).expect("valid");
+        let want: Vec<TenantId> = [TENANT, other]
+            .iter()
+            .map(|s| s.parse().expect("id"))
+            .collect();
+        assert_eq!(t.tenants, want, "in order, without repeats");
+        assert_eq!(t.tenant, want[0]);
+        assert_eq!(t.tier.as_deref(), Some("business"));
+        assert_eq!(t.slug.as_deref(), Some("acme"));
+        let many: Vec<String> = (0..=MAX_TOKEN_TENANTS)
+            .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+            .collect();
+        let claims = json!({"tenant_id": many, "exp": now() + 60, "iss": "https://issuer.example", "aud": "billing"});
+        assert!(
+            tenant_from_token(&auth(), &token(claims, SECRET)).is_err(),
+            "too many tenants"
+        );
+    }
+
+    #[test]
     fn every_bad_token_says_why() {
         let base = |extra: Value| {
             let mut c = json!({"tenant_id": TENANT, "exp": now() + 60, "iss": "https://issuer.example", "aud": "billing"});
@@ -322,7 +395,15 @@ mod tests {
             (token(base(json!({"aud": "other"})), SECRET), "audience"),
             (
                 token(base(json!({"tenant_id": "acme"})), SECRET),
-                "not a tenant id",
+                "neither a tenant id",
+            ),
+            (
+                token(base(json!({"tenant_id": []})), SECRET),
+                "neither a tenant id",
+            ),
+            (
+                token(base(json!({"tenant_id": [TENANT, 7]})), SECRET),
+                "neither a tenant id",
             ),
             ("not.a.token".to_string(), "malformed"),
         ];

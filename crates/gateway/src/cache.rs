@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bulkhead_directory::{Directory, DirectoryError, ServiceAuth, TenantRef};
+use bulkhead_directory::{CredentialLogin, Directory, DirectoryError, ServiceAuth, TenantRef};
 use bulkhead_model::{ServiceName, Slug, TenantId};
 
 use crate::route::{resolve, Route};
@@ -22,8 +22,8 @@ const MAX_ENTRIES: usize = 100_000;
 /// were read at.
 type RouteMap = HashMap<TenantId, HashMap<String, (Arc<Route>, Seen)>>;
 
-/// A credential's SCRAM verifier (None: no such credential), at a global generation.
-type Verifier = (Option<Arc<str>>, u64);
+/// A credential as logins need it (None: no such credential), at a global generation.
+type Verifier = (Option<Arc<CredentialLogin>>, u64);
 
 /// The caches.
 #[derive(Default)]
@@ -144,7 +144,7 @@ impl DirectoryCache {
         Ok(version)
     }
 
-    /// The SCRAM verifier of a service credential, None when `user` is not one. Read again
+    /// A service credential as logins need it, None when `user` is not one. Read again
     /// after any change of services or credentials.
     pub async fn credential(
         &self,
@@ -152,7 +152,7 @@ impl DirectoryCache {
         watch: &DirectoryWatch,
         service: &ServiceName,
         user: &str,
-    ) -> Result<Option<Arc<str>>, GatewayError> {
+    ) -> Result<Option<Arc<CredentialLogin>>, GatewayError> {
         let now = watch.global();
         let key = (service.to_string(), user.to_string());
         if let Some(v) = self.credentials.lock().ok().and_then(|m| {
@@ -162,10 +162,7 @@ impl DirectoryCache {
         }) {
             return Ok(v);
         }
-        let verifier: Option<Arc<str>> = dir
-            .credential_verifier(service, user)
-            .await?
-            .map(Into::into);
+        let verifier = dir.credential_verifier(service, user).await?.map(Arc::new);
         insert(&self.credentials, key, (verifier.clone(), now));
         Ok(verifier)
     }

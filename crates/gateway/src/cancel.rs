@@ -71,23 +71,26 @@ impl CancelRegistry {
         };
         let held = slot.lock().await;
         let Some(target) = held.as_ref() else { return };
-        let mut out = BytesMut::new();
-        to_server::cancel_request(&mut out, target.pid, &target.secret);
-        match tokio::net::TcpStream::connect((target.server.host.as_str(), target.server.port))
-            .await
-        {
-            Ok(mut s) => {
-                let _ = s.write_all(&out).await;
-                // PostgreSQL closes the socket when done; wait for that before letting the
-                // session reuse the backend.
-                let mut sink = [0u8; 1];
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_secs(2),
-                    tokio::io::AsyncReadExt::read(&mut s, &mut sink),
-                )
-                .await;
-            }
-            Err(e) => tracing::warn!(error = %e, "forwarding a cancel request failed"),
+        send(target).await;
+    }
+}
+
+/// Sends a CancelRequest for `target`'s backend and waits until PostgreSQL has taken it.
+pub async fn send(target: &CancelTarget) {
+    let mut out = BytesMut::new();
+    to_server::cancel_request(&mut out, target.pid, &target.secret);
+    match tokio::net::TcpStream::connect((target.server.host.as_str(), target.server.port)).await {
+        Ok(mut s) => {
+            let _ = s.write_all(&out).await;
+            // PostgreSQL closes the socket when done; wait for that before letting the
+            // session reuse the backend.
+            let mut sink = [0u8; 1];
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                tokio::io::AsyncReadExt::read(&mut s, &mut sink),
+            )
+            .await;
         }
+        Err(e) => tracing::warn!(error = %e, "sending a cancel request failed"),
     }
 }

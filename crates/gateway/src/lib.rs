@@ -15,6 +15,8 @@ mod error;
 mod expect;
 pub mod frontend;
 pub mod guard;
+mod jit;
+pub mod limits;
 pub mod metrics;
 pub mod route;
 mod session;

@@ -27,6 +27,8 @@ pub struct Route {
     pub tenant: TenantId,
     /// The placement's epoch when resolved.
     pub epoch: i64,
+    /// The tenant's tier (its limits).
+    pub tier: String,
     /// The server version to report to the client.
     pub server_version: String,
 }
@@ -89,6 +91,7 @@ impl Route {
             search_path: "public, ref".into(),
             tenant,
             epoch: 1,
+            tier: "free".into(),
             server_version: "15".into(),
         }
     }
@@ -165,6 +168,7 @@ pub async fn resolve(
         search_path,
         tenant: *tenant,
         epoch: placement.epoch,
+        tier: facts.tier.clone(),
         server_version: placement
             .server_version
             .split_whitespace()

@@ -17,7 +17,7 @@ const SECRET: &str = "an-hs256-secret-for-the-service-tests-0123";
 async fn credential(env: &Env, user: &str) {
     let verifier = postgres_protocol::password::scram_sha_256(PASSWORD.as_bytes());
     env.dir
-        .create_credential(&env.service.parse().expect("s"), user, &verifier)
+        .create_credential(&env.service.parse().expect("s"), user, &verifier, false)
         .await
         .expect("credential");
 }

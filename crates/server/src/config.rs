@@ -27,6 +27,79 @@ pub struct Config {
     /// PostgreSQL servers to register (updated on every start).
     #[serde(default)]
     pub clusters: Vec<ClusterConfig>,
+    /// Per-tenant limits by tier.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: `[limits.default]` for every tier, `[limits.tiers.<tier>]` for one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// For tiers without a section of their own.
+    #[serde(default)]
+    pub default: TierLimitsConfig,
+    /// By tier name.
+    #[serde(default)]
+    pub tiers: std::collections::BTreeMap<String, TierLimitsConfig>,
+}
+
+/// One tier's limits; an absent key means no limit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierLimitsConfig {
+    /// Transactions of one tenant running at once (past it: 53300).
+    pub max_transactions: Option<usize>,
+    /// Transactions of one tenant started per second (past it: 53300).
+    pub transactions_per_second: Option<u32>,
+    /// How long one query may run, in milliseconds (past it: cancelled, 57014).
+    pub statement_timeout_ms: Option<u64>,
+}
+
+impl TierLimitsConfig {
+    fn check(&self, key: &str) -> Result<(), String> {
+        if self.max_transactions == Some(0) {
+            return Err(format!(
+                "{key}.max_transactions must be at least 1 (leave it out for no limit)"
+            ));
+        }
+        if self.transactions_per_second == Some(0) {
+            return Err(format!(
+                "{key}.transactions_per_second must be at least 1 (leave it out for no limit)"
+            ));
+        }
+        if self.statement_timeout_ms == Some(0) {
+            return Err(format!(
+                "{key}.statement_timeout_ms must be at least 1 (leave it out for no limit)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// As the gateway takes them.
+    pub fn to_limits(&self) -> bulkhead_gateway::limits::TierLimits {
+        bulkhead_gateway::limits::TierLimits {
+            max_transactions: self.max_transactions,
+            transactions_per_second: self.transactions_per_second,
+            statement_timeout: self
+                .statement_timeout_ms
+                .map(std::time::Duration::from_millis),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// As the gateway takes them.
+    pub fn to_limits(&self) -> bulkhead_gateway::limits::Limits {
+        bulkhead_gateway::limits::Limits {
+            default: self.default.to_limits(),
+            tiers: self
+                .tiers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_limits()))
+                .collect(),
+        }
+    }
 }
 
 /// `[api]`.
@@ -209,6 +282,10 @@ impl Config {
                 ))
             }
             _ => {}
+        }
+        self.limits.default.check("limits.default").map_err(err)?;
+        for (tier, l) in &self.limits.tiers {
+            l.check(&format!("limits.tiers.{tier}")).map_err(err)?;
         }
         if self.gateway.threads == 0 {
             return Err(err("gateway.threads must be at least 1".into()));

@@ -165,6 +165,7 @@ async fn serve(
     let settings = bulkhead_gateway::GatewaySettings {
         tls,
         tls_required: config.gateway.tls_required,
+        limits: config.limits.to_limits(),
         pool: bulkhead_gateway::backend::PoolSettings {
             size: config.gateway.pool_size,
             checkout_timeout: std::time::Duration::from_secs(config.gateway.checkout_timeout_secs),

@@ -115,6 +115,7 @@ pub(crate) struct NewCredential {
     username: String,
     password: String,
     created_at: chrono::DateTime<chrono::Utc>,
+    may_ddl: bool,
 }
 
 /// The body of a credential request.
@@ -124,6 +125,9 @@ pub(crate) struct CredentialRequest {
     /// The user name; `<service>_svc` when absent.
     #[serde(default)]
     username: Option<String>,
+    /// The migration capability: DDL through the gateway.
+    #[serde(default)]
+    may_ddl: bool,
 }
 
 /// Creates a SCRAM-SHA-256 credential for service logins; the password is returned once.
@@ -140,7 +144,7 @@ pub(crate) async fn create_credential(
     let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
     let created = s
         .directory
-        .create_credential(&name, &username, &verifier)
+        .create_credential(&name, &username, &verifier, request.may_ddl)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -149,6 +153,7 @@ pub(crate) async fn create_credential(
             username,
             password,
             created_at: created.created_at,
+            may_ddl: created.may_ddl,
         }),
     ))
 }

@@ -174,6 +174,10 @@ pub(crate) enum CredentialCmd {
         /// The login's user name (default `<service>_svc`).
         #[arg(long)]
         user: Option<String>,
+        /// The migration capability: this credential may send DDL through the gateway
+        /// (still within its tenant role's PostgreSQL privileges).
+        #[arg(long)]
+        allow_ddl: bool,
     },
     /// List a service's credentials.
     List {

@@ -191,8 +191,12 @@ async fn service(api: &ApiClient, as_json: bool, cmd: &ServiceCmd) -> Result<(),
             .await?;
             done(as_json, format!("token settings of service {name} updated"));
         }
-        ServiceCmd::Credential(CredentialCmd::Create { service, user }) => {
-            let body = user.as_ref().map(|u| json!({ "username": u }));
+        ServiceCmd::Credential(CredentialCmd::Create {
+            service,
+            user,
+            allow_ddl,
+        }) => {
+            let body = Some(json!({ "username": user, "may_ddl": allow_ddl }));
             let c = api
                 .call(
                     Method::POST,

@@ -32,6 +32,8 @@ pub struct GatewaySettings {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Refuse logins that did not negotiate TLS.
     pub tls_required: bool,
+    /// Per-tenant limits by tier.
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for GatewaySettings {
@@ -42,6 +44,7 @@ impl Default for GatewaySettings {
             pool: PoolSettings::default(),
             tls: None,
             tls_required: false,
+            limits: Default::default(),
         }
     }
 }
@@ -61,6 +64,10 @@ pub struct GatewayState {
     /// Routes, slugs and token settings read from the directory.
     pub(crate) cache: crate::cache::DirectoryCache,
     gateway_role: tokio::sync::OnceCell<String>,
+    /// Every tenant's running transactions and rate.
+    pub(crate) gates: crate::limits::Gates,
+    /// Tenants being provisioned on their first token.
+    pub(crate) jit: crate::jit::Flights,
     /// Directory changes (started by [`GatewayState::new`]).
     pub(crate) watch: Arc<crate::watch::DirectoryWatch>,
     next_pid: AtomicI32,
@@ -79,6 +86,8 @@ impl GatewayState {
             cancels: Default::default(),
             metrics: Default::default(),
             cache: Default::default(),
+            jit: Default::default(),
+            gates: Default::default(),
             gateway_role: tokio::sync::OnceCell::new(),
             next_pid: AtomicI32::new(1),
         })

@@ -8,7 +8,7 @@ use bulkhead_model::ServiceName;
 use bulkhead_wire::{to_client, FrontendMessage, Startup, TransactionStatus};
 
 use super::{scram, ClientIo, GatewayState};
-use crate::auth::{authenticate, Identity};
+use crate::auth::{authenticate, Identity, Login};
 use crate::GatewayError;
 
 /// A logged-in client.
@@ -75,11 +75,12 @@ pub(super) async fn login(
     let user = get("user").unwrap_or_default();
     let (identity, server_version) =
         match state.cache.credential(dir, watch, &service, user).await? {
-            Some(verifier) => {
-                scram_exchange(io, &verifier).await?;
+            Some(credential) => {
+                scram_exchange(io, &credential.verifier).await?;
                 (
                     Identity::Service {
                         user: user.to_string(),
+                        may_ddl: credential.may_ddl,
                     },
                     service_version.to_string(),
                 )
@@ -94,10 +95,21 @@ pub(super) async fn login(
                     ));
                 };
                 let password = FrontendMessage::password_text(&body)?;
-                let tenant = authenticate(state, &service, &password).await?;
-                // Refuses an unknown or suspended tenant, or one without a place, now.
-                let route = state.route(service.as_str(), &tenant).await?;
-                (Identity::Tenant(tenant), route.server_version.clone())
+                // An unknown or suspended tenant, or one without a place, is refused now; a
+                // token's unknown tenant may be provisioned first (just in time).
+                let identity = match authenticate(state, &service, &password).await? {
+                    Login::Key(tenant) => {
+                        state.route(service.as_str(), &tenant).await?;
+                        Identity::Tenant(tenant)
+                    }
+                    Login::Token(token) if token.tenants.len() == 1 => {
+                        crate::jit::ensure(state, &service, &token, token.tenant).await?;
+                        Identity::Tenant(token.tenant)
+                    }
+                    // Each is checked when a transaction chooses it.
+                    Login::Token(token) => Identity::Tenants(token.tenants.into()),
+                };
+                (identity, service_version.to_string())
             }
         };
     to_client::authentication_ok(&mut io.wbuf);

@@ -138,11 +138,12 @@ pub(super) fn shape_key(sql: &str, tokens: &[ScanToken]) -> String {
 /// A verdict that may be kept by shape, with its statement starts as token positions; None
 /// when it depends on a constant's value (or its starts do not fall after a token).
 fn shape_entry(checked: &Checked, tokens: &[ScanToken]) -> Option<ShapeEntry> {
-    let token_free = checked.effects.iter().all(|e| match e {
-        TxEffect::None | TxEffect::Commit | TxEffect::Rollback => true,
-        TxEffect::Begin(options) => *options == BeginOptions::default(),
-        TxEffect::Context(_) => false,
-    });
+    let token_free = !checked.by_value
+        && checked.effects.iter().all(|e| match e {
+            TxEffect::None | TxEffect::Commit | TxEffect::Rollback => true,
+            TxEffect::Begin(options) => *options == BeginOptions::default(),
+            TxEffect::Context(_) => false,
+        });
     if !token_free {
         return None;
     }

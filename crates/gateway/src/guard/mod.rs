@@ -2,21 +2,28 @@
 //! backend, and anything that could step outside the tenant is refused. Text that does not
 //! parse is refused: fail closed.
 //!
-//! The rules here are the minimum without which transaction pooling over a role that is a
-//! member of every tenant role would be unsafe (changing role, authorization, search_path or
-//! the tenant setting; `set_config`; DO blocks) plus the session state that would outlive a
-//! transaction on a shared backend (session SET, LISTEN, WITH HOLD cursors, SQL PREPARE).
-//! The database refuses too (see `bulkhead.current_tenant()`); both must be defeated.
+//! Refused, with SQLSTATE 42501 (or 0A000 for what transaction pooling cannot offer) and a
+//! message naming the rule: changes of role, authorization, search_path, the tenant settings
+//! and the settings that decide how text is read (`statements.rs`); functions that change
+//! settings, reach server files, large objects or other databases, run SQL given as text,
+//! take advisory locks or administer the server, found anywhere in the tree
+//! (`functions.rs`); DO blocks, COPY to or from files and programs, LOCK, TRUNCATE, server
+//! administration; and session state that would outlive the transaction on a pooled
+//! connection (session SET, LISTEN, WITH HOLD cursors, SQL PREPARE, DISCARD). What depends on
+//! the login or the tenant — DDL (allowed to credentials with the migration capability),
+//! NOTIFY channels (the tenant's own only), settings the tenant's limits rely on — is
+//! recorded in [`Checked`] for the session to judge. The database refuses too (see
+//! `bulkhead.current_tenant()` and the tenant roles' privileges); both must be defeated.
 //!
 //! Invariant (the shape cache relies on it): apart from context statements, no verdict
 //! depends on a constant's value, only on the statement's tokens.
 
 mod cache;
+mod functions;
 mod quick;
+mod statements;
 
 use bulkhead_wire::SqlState;
-use pg_query::protobuf::TransactionStmtKind;
-use pg_query::NodeEnum;
 
 /// What a statement does to the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,42 +74,6 @@ impl BeginOptions {
     }
 }
 
-fn begin_options(options: &[pg_query::protobuf::Node]) -> Result<BeginOptions, Refusal> {
-    let mut o = BeginOptions::default();
-    let unknown = || {
-        refuse(
-            SqlState::FeatureNotSupported,
-            "begin_options",
-            "this BEGIN option is not supported through the gateway",
-        )
-    };
-    for node in options {
-        let Some(NodeEnum::DefElem(d)) = node.node.as_ref() else {
-            return Err(unknown());
-        };
-        let val = d.arg.as_ref().and_then(|a| match a.node.as_ref() {
-            Some(NodeEnum::AConst(c)) => c.val.clone(),
-            _ => None,
-        });
-        use pg_query::protobuf::a_const::Val;
-        match (d.defname.as_str(), val) {
-            ("transaction_isolation", Some(Val::Sval(v))) => {
-                o.isolation = Some(match v.sval.as_str() {
-                    "serializable" => "SERIALIZABLE",
-                    "repeatable read" => "REPEATABLE READ",
-                    "read committed" => "READ COMMITTED",
-                    "read uncommitted" => "READ UNCOMMITTED",
-                    _ => return Err(unknown()),
-                })
-            }
-            ("transaction_read_only", Some(Val::Ival(v))) => o.read_only = Some(v.ival != 0),
-            ("transaction_deferrable", Some(Val::Ival(v))) => o.deferrable = Some(v.ival != 0),
-            _ => return Err(unknown()),
-        }
-    }
-    Ok(o)
-}
-
 /// Which tenant setting a context statement names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContextKey {
@@ -151,6 +122,14 @@ pub struct Checked {
     pub copy_in: bool,
     /// Where each statement starts in the text (bytes).
     pub starts: Vec<usize>,
+    /// A statement changes the schema or its grants (refused unless the login may).
+    pub ddl: bool,
+    /// Channels notified (NOTIFY or `pg_notify`): each must be the tenant's own.
+    pub notify: Vec<String>,
+    /// Settings changed with SET LOCAL (lowercased): the tenant's limits may forbid some.
+    pub settings: Vec<String>,
+    /// The verdict depends on a constant's value (a `pg_notify` channel): never kept by shape.
+    pub by_value: bool,
 }
 
 /// Parses `sql` and returns the transaction effect of each statement, or why it is refused.
@@ -174,161 +153,27 @@ pub(crate) fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
             ),
         )
     })?;
-    for f in parsed.functions() {
-        let bare = f.rsplit('.').next().unwrap_or(&f).to_ascii_lowercase();
-        if bare == "set_config" {
-            return Err(refuse(
-                SqlState::InsufficientPrivilege,
-                "set_config",
-                "set_config() is refused through the gateway: settings that decide who you are cannot be changed",
-            ));
-        }
-    }
     let mut checked = Checked::default();
+    let tree = serde_json::to_value(&parsed.protobuf).map_err(|e| {
+        refuse(
+            SqlState::SyntaxError,
+            "unparsable",
+            format!("the gateway could not examine this statement and refuses it: {e}"),
+        )
+    })?;
+    functions::check(&tree, &mut checked)?;
     for raw in &parsed.protobuf.stmts {
         let node = raw.stmt.as_ref().and_then(|s| s.node.as_ref());
-        if matches!(node, Some(NodeEnum::CopyStmt(c)) if c.is_from) {
+        if matches!(node, Some(pg_query::NodeEnum::CopyStmt(c)) if c.is_from) {
             checked.copy_in = true;
         }
-        checked.effects.push(statement(node)?);
+        let effect = statements::statement(node, &mut checked)?;
+        checked.effects.push(effect);
         checked
             .starts
             .push(usize::try_from(raw.stmt_location).unwrap_or(0));
     }
     Ok(checked)
-}
-
-/// The context setting a (lowercased) setting name is, if any.
-fn context_key(name: &str) -> Option<ContextKey> {
-    match name {
-        "bulkhead.tenant" => Some(ContextKey::Tenant),
-        "bulkhead.token" => Some(ContextKey::Token),
-        _ => None,
-    }
-}
-
-/// `SET [LOCAL] bulkhead.tenant|token = 'value'`, `... TO DEFAULT` or `RESET ...`.
-fn context_statement(
-    v: &pg_query::protobuf::VariableSetStmt,
-    key: ContextKey,
-) -> Result<TxEffect, Refusal> {
-    use pg_query::protobuf::VariableSetKind as K;
-    let value = match K::try_from(v.kind) {
-        Ok(K::VarSetValue) => {
-            let [arg] = v.args.as_slice() else {
-                return Err(refuse(
-                    SqlState::InvalidParameterValue,
-                    "context_value",
-                    "bulkhead.tenant and bulkhead.token take one value",
-                ));
-            };
-            let text = match arg.node.as_ref() {
-                Some(NodeEnum::AConst(c)) => match c.val.as_ref() {
-                    Some(pg_query::protobuf::a_const::Val::Sval(s)) => Some(s.sval.clone()),
-                    _ => None,
-                },
-                _ => None,
-            };
-            Some(text.ok_or_else(|| {
-                refuse(
-                    SqlState::InvalidParameterValue,
-                    "context_value",
-                    "bulkhead.tenant and bulkhead.token take a quoted string",
-                )
-            })?)
-        }
-        Ok(K::VarSetDefault | K::VarReset) => None,
-        _ => {
-            return Err(refuse(
-                SqlState::InsufficientPrivilege,
-                "context_setting",
-                "this form of SET is not accepted for bulkhead.tenant or bulkhead.token",
-            ))
-        }
-    };
-    Ok(TxEffect::Context(ContextSet {
-        local: v.is_local,
-        key,
-        value,
-    }))
-}
-
-fn statement(node: Option<&NodeEnum>) -> Result<TxEffect, Refusal> {
-    use SqlState::{FeatureNotSupported as Unsupported, InsufficientPrivilege as Denied};
-    match node {
-        Some(NodeEnum::TransactionStmt(t)) => match TransactionStmtKind::try_from(t.kind) {
-            Ok(TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart) => {
-                Ok(TxEffect::Begin(begin_options(&t.options)?))
-            }
-            Ok(TransactionStmtKind::TransStmtCommit | TransactionStmtKind::TransStmtRollback) if t.chain => Err(refuse(
-                Unsupported,
-                "and_chain",
-                "COMMIT/ROLLBACK AND CHAIN is not supported through the gateway; end the transaction, then BEGIN",
-            )),
-            Ok(TransactionStmtKind::TransStmtCommit) => Ok(TxEffect::Commit),
-            Ok(TransactionStmtKind::TransStmtRollback) => Ok(TxEffect::Rollback),
-            Ok(
-                TransactionStmtKind::TransStmtPrepare
-                | TransactionStmtKind::TransStmtCommitPrepared
-                | TransactionStmtKind::TransStmtRollbackPrepared,
-            ) => Err(refuse(Unsupported, "two_phase", "two-phase commit is not supported through the gateway")),
-            _ => Ok(TxEffect::None),
-        },
-        Some(NodeEnum::VariableSetStmt(v)) => {
-            let name = v.name.to_ascii_lowercase();
-            let kind = pg_query::protobuf::VariableSetKind::try_from(v.kind);
-            if kind == Ok(pg_query::protobuf::VariableSetKind::VarResetAll) {
-                return Err(refuse(Denied, "reset_all", "RESET ALL is refused: it would reset the tenant context"));
-            }
-            if let Some(key) = context_key(&name) {
-                return context_statement(v, key);
-            }
-            if ["role", "session_authorization", "search_path"].contains(&name.as_str()) || name.starts_with("bulkhead.")
-            {
-                return Err(refuse(
-                    Denied,
-                    "context_setting",
-                    format!("changing `{name}` is refused: the gateway sets the role, search_path and tenant of every transaction"),
-                ));
-            }
-            let transaction_scoped = v.is_local
-                || kind == Ok(pg_query::protobuf::VariableSetKind::VarSetMulti) && name == "transaction";
-            if !transaction_scoped {
-                return Err(refuse(
-                    Unsupported,
-                    "session_set",
-                    format!("session-level SET {name} would outlive the transaction on a shared connection; use SET LOCAL inside a transaction"),
-                ));
-            }
-            Ok(TxEffect::None)
-        }
-        Some(NodeEnum::DoStmt(_)) => Err(refuse(Denied, "do_block", "DO blocks are refused through the gateway")),
-        Some(NodeEnum::ListenStmt(_) | NodeEnum::UnlistenStmt(_) | NodeEnum::NotifyStmt(_)) => Err(refuse(
-            Unsupported,
-            "listen_notify",
-            "LISTEN/NOTIFY is not supported through the gateway yet",
-        )),
-        Some(NodeEnum::DeclareCursorStmt(d)) if d.options & 0x0020 != 0 => Err(refuse(
-            Unsupported,
-            "with_hold",
-            "WITH HOLD cursors outlive the transaction on a shared connection; declare the cursor without HOLD",
-        )),
-        Some(NodeEnum::PrepareStmt(_) | NodeEnum::ExecuteStmt(_) | NodeEnum::DeallocateStmt(_)) => Err(refuse(
-            Unsupported,
-            "sql_prepare",
-            "SQL PREPARE/EXECUTE/DEALLOCATE outlive the transaction; use the protocol's prepared statements (your driver's prepare)",
-        )),
-        Some(NodeEnum::DiscardStmt(_)) => Err(refuse(Unsupported, "discard", "DISCARD is not needed through the gateway")),
-        Some(NodeEnum::CopyStmt(c)) if c.is_program || !c.filename.is_empty() => Err(refuse(
-            Denied,
-            "copy_file",
-            "COPY to or from a server file or program is refused; use COPY ... FROM STDIN / TO STDOUT",
-        )),
-        Some(NodeEnum::VacuumStmt(_) | NodeEnum::CreatedbStmt(_) | NodeEnum::DropdbStmt(_) | NodeEnum::AlterSystemStmt(_)) => {
-            Err(refuse(Unsupported, "not_in_transaction", "this statement cannot run through the gateway"))
-        }
-        _ => Ok(TxEffect::None),
-    }
 }
 
 #[cfg(test)]
@@ -361,6 +206,151 @@ mod tests {
                 "{sql}: {r:?}"
             );
         }
+    }
+
+    #[test]
+    fn calls_hidden_anywhere_in_a_statement_are_found() {
+        for sql in [
+            "SELECT ARRAY[set_config('role', 'x', true)]",
+            "SELECT * FROM (VALUES (set_config('role', 'x', true))) v",
+            "SELECT 1 LIMIT set_config('role', 'x', true)::int",
+            "SELECT 1 OFFSET length(set_config('role', 'x', true))",
+            "INSERT INTO t VALUES (1) RETURNING set_config('role', 'x', true)",
+            "UPDATE t SET a = set_config('role', 'x', true)",
+            "DELETE FROM t WHERE a = set_config('role', 'x', true)",
+            "WITH c AS (SELECT set_config('role', 'x', true)) SELECT * FROM c",
+            "SELECT * FROM t JOIN u ON set_config('role', 'x', true) = u.a",
+            "SELECT count(*) FILTER (WHERE set_config('role','x',true) = '') FROM t",
+            "SELECT a FROM t GROUP BY a HAVING max(set_config('role','x',true)) = ''",
+            "SELECT a FROM t ORDER BY set_config('role','x',true)",
+            "SELECT a IN (set_config('role','x',true)) FROM t",
+            "SELECT (SELECT set_config('role','x',true))",
+            "SELECT * FROM t, LATERAL (SELECT set_config('role','x',true)) s",
+            "SELECT row_number() OVER (ORDER BY set_config('role','x',true)) FROM t",
+            "SELECT xmlelement(name a, set_config('role','x',true))",
+            "SELECT json_build_object('a', set_config('role','x',true))",
+            "COPY (SELECT set_config('role','x',true)) TO STDOUT",
+            "EXPLAIN ANALYZE SELECT set_config('role','x',true)",
+            "DECLARE c CURSOR FOR SELECT set_config('role','x',true)",
+            "CALL p(set_config('role','x',true))",
+            "SELECT U&\"set_confi\\0067\"('role','x',true)",
+            "SELECT \"SET_CONFIG\"('role','x',true)",
+            "SELECT pg_catalog.set_config('role','x',true)",
+            "SELECT 1; /* hi */ SELECT set_config('role','x',true)",
+            "SELECT set_config($1, $2, $3)",
+        ] {
+            let r = check(sql).expect_err(sql);
+            assert_eq!(r.rule, "set_config", "{sql}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn escapes_through_functions_are_refused_by_rule() {
+        for (sql, rule) in [
+            ("SELECT pg_read_file('/etc/passwd')", "server_file"),
+            ("SELECT * FROM pg_ls_dir('.')", "server_file"),
+            ("SELECT pg_read_binary_file('x')", "server_file"),
+            ("SELECT lo_import('/etc/passwd')", "large_object"),
+            ("SELECT lo_export(1, '/tmp/x')", "large_object"),
+            ("SELECT lo_get(1)", "large_object"),
+            (
+                "SELECT * FROM dblink('host=x', 'select 1') AS t(a int)",
+                "foreign_data",
+            ),
+            ("SELECT dblink_exec('x', 'select 1')", "foreign_data"),
+            (
+                "SELECT query_to_xml('SET ROLE x', true, true, '')",
+                "dynamic_sql",
+            ),
+            (
+                "SELECT * FROM ts_stat('select set_config(''role'',''x'',true)::tsvector')",
+                "dynamic_sql",
+            ),
+            ("SELECT pg_advisory_lock(1)", "advisory_lock"),
+            ("SELECT pg_try_advisory_xact_lock(1)", "advisory_lock"),
+            ("SELECT PG_ADVISORY_UNLOCK_ALL()", "advisory_lock"),
+            ("SELECT pg_terminate_backend(1)", "server_admin"),
+            ("SELECT pg_reload_conf()", "server_admin"),
+            (
+                "SELECT pg_create_logical_replication_slot('s', 'pgoutput')",
+                "server_admin",
+            ),
+        ] {
+            assert_eq!(check(sql).expect_err(sql).rule, rule, "{sql}");
+        }
+    }
+
+    #[test]
+    fn statements_that_escape_or_block_everyone_are_refused() {
+        for (sql, rule) in [
+            (
+                "LOCK TABLE customers IN ACCESS EXCLUSIVE MODE",
+                "lock_table",
+            ),
+            ("TRUNCATE customers", "truncate"),
+            ("VACUUM customers", "server_admin"),
+            ("LOAD 'plpgsql'", "server_admin"),
+            ("CREATE ROLE evil", "server_admin"),
+            ("GRANT bh_t_x TO bh_t_y", "server_admin"),
+            (
+                "ALTER ROLE CURRENT_USER SET search_path = x",
+                "server_admin",
+            ),
+            (
+                "CREATE SERVER s FOREIGN DATA WRAPPER postgres_fdw",
+                "server_admin",
+            ),
+            (
+                "IMPORT FOREIGN SCHEMA p FROM SERVER s INTO public",
+                "server_admin",
+            ),
+            ("LISTEN events", "listen"),
+            ("UNLISTEN *", "listen"),
+            (
+                "SET LOCAL standard_conforming_strings = off",
+                "context_setting",
+            ),
+            ("SET LOCAL client_encoding = 'SJIS'", "context_setting"),
+            ("SET LOCAL backslash_quote = on", "context_setting"),
+            ("SET LOCAL application_name = 'x'", "context_setting"),
+            (
+                "SET LOCAL session_replication_role = replica",
+                "context_setting",
+            ),
+            ("SELECT pg_notify($1, 'x')", "notify_channel"),
+        ] {
+            assert_eq!(check(sql).expect_err(sql).rule, rule, "{sql}");
+        }
+    }
+
+    #[test]
+    fn what_depends_on_the_login_or_tenant_is_recorded_for_the_session() {
+        for sql in [
+            "CREATE TABLE x (a int)",
+            "CREATE TEMP TABLE x (a int)",
+            "SELECT 1 INTO newtable",
+            "ALTER TABLE customers ADD COLUMN x int",
+            "DROP TABLE customers",
+            "CREATE INDEX ON customers (name)",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'",
+            "CREATE VIEW v AS SELECT 1",
+            "GRANT SELECT ON customers TO PUBLIC",
+            "COMMENT ON TABLE customers IS 'x'",
+            "EXPLAIN ANALYZE CREATE TABLE y AS SELECT 1",
+        ] {
+            assert!(inspect(sql).expect(sql).ddl, "{sql}");
+        }
+        assert!(!inspect("SELECT 1").expect("select").ddl);
+        let n = inspect("NOTIFY t_abc_orders, 'x'").expect("notify");
+        assert_eq!(n.notify, ["t_abc_orders"]);
+        let n = inspect("SELECT pg_notify('t_abc_orders', 'x')").expect("pg_notify");
+        assert_eq!(n.notify, ["t_abc_orders"]);
+        assert!(
+            n.by_value,
+            "a pg_notify channel is a constant: judged by value"
+        );
+        let t = inspect("SET LOCAL statement_timeout = '10min'").expect("timeout");
+        assert_eq!(t.settings, ["statement_timeout"]);
     }
 
     #[test]

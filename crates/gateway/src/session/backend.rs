@@ -23,6 +23,13 @@ impl Session {
                 return Ok(false);
             }
         };
+        let pass = match self.admit(&route) {
+            Ok(p) => p,
+            Err(e) => {
+                self.answer_error(e.sqlstate(), &e.to_string()).await?;
+                return Ok(false);
+            }
+        };
         let holds = |c: &crate::backend::ServerConn| c.held.holds(&route);
         match self
             .state
@@ -32,6 +39,7 @@ impl Session {
         {
             Ok(leased) => {
                 self.backend = Some(leased);
+                self.pass = Some(pass);
                 self.route = Some(route);
                 self.arm_cancel().await;
                 Ok(true)
@@ -135,13 +143,6 @@ impl Session {
         Ok(Some(status))
     }
 
-    async fn backend_recv(&mut self) -> Result<Frame, GatewayError> {
-        let Some(b) = self.backend.as_mut() else {
-            return Err(GatewayError::Backend("no backend".into()));
-        };
-        b.conn().recv().await
-    }
-
     /// Points this session's cancel key at the backend it now uses.
     async fn arm_cancel(&mut self) {
         let target = match (self.backend.as_mut(), self.route.as_ref()) {
@@ -201,6 +202,7 @@ impl Session {
     }
 
     pub(super) async fn send_backend(&mut self, out: &[u8]) -> Result<(), GatewayError> {
+        self.arm_deadline();
         match self.backend.as_mut() {
             Some(b) => b.conn().send(out).await,
             None => Err(GatewayError::Backend("no backend".into())),
@@ -245,6 +247,13 @@ impl Session {
                     .await;
             }
             let d = expect.on_backend(frame.tag);
+            if self.limit_error(&frame).is_some() {
+                // Said as the limit it hit, in its place.
+                for s in d.before.iter().chain(&d.after) {
+                    s.write(&mut self.io.wbuf);
+                }
+                continue;
+            }
             for s in d.before {
                 s.write(&mut self.io.wbuf);
             }
@@ -323,6 +332,8 @@ impl Session {
     ) -> Result<TransactionStatus, GatewayError> {
         tracing::warn!(tenant = ?self.ctx.tenant(), error = %e, "backend connection lost");
         self.backend = None;
+        self.pass = None;
+        self.limit_cancelled = false;
         self.disarm_cancel().await;
         self.transaction_ended();
         self.io.error(
@@ -354,8 +365,11 @@ impl Session {
     /// Gives the connection back if it is idle (closes it otherwise).
     pub(super) async fn release(&mut self, status: TransactionStatus) {
         self.disarm_cancel().await;
+        self.pass = None;
+        let cancelled = std::mem::take(&mut self.limit_cancelled);
         if let Some(b) = self.backend.take() {
-            if status == TransactionStatus::Idle {
+            // After a limit's cancel the connection is closed: the cancel might still land.
+            if status == TransactionStatus::Idle && !cancelled {
                 b.give_back();
             }
         }

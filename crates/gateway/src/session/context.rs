@@ -85,8 +85,15 @@ impl TenantContext {
     pub(super) fn tenant(&self) -> Option<TenantId> {
         match &self.identity {
             Identity::Tenant(t) => Some(*t),
-            Identity::Service { .. } => self.local.or(self.session).map(|c| c.tenant),
+            Identity::Tenants(_) | Identity::Service { .. } => {
+                self.local.or(self.session).map(|c| c.tenant)
+            }
         }
+    }
+
+    /// Who the session is.
+    pub(super) fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     fn chosen(&self) -> Option<Chosen> {
@@ -107,7 +114,7 @@ impl Session {
         if self.backend.is_some() || global == self.ctx.checked_at {
             return Ok(());
         }
-        if let Identity::Service { user } = &self.ctx.identity {
+        if let Identity::Service { user, .. } = &self.ctx.identity {
             let service = self
                 .service
                 .parse()
@@ -118,7 +125,13 @@ impl Session {
                 .credential_verifier(&service, user)
                 .await
             {
-                Ok(Some(_)) => {}
+                Ok(Some(c)) => {
+                    let user = user.clone();
+                    self.ctx.identity = Identity::Service {
+                        user,
+                        may_ddl: c.may_ddl,
+                    };
+                }
                 Ok(None) => {
                     return self
                         .fatal(GatewayError::NotAuthorized(
@@ -140,13 +153,23 @@ impl Session {
             None => None,
             Some(v) => Some(self.resolve_choice(c.key, v).await?),
         };
-        if let Identity::Tenant(pinned) = &self.ctx.identity {
-            return match chosen {
-                Some(ch) if ch.tenant != *pinned => Err(denied(
-                    "this session's login pins it to its tenant; it cannot act for another",
-                )),
-                _ => Ok(()),
-            };
+        match (&self.ctx.identity, chosen) {
+            (Identity::Tenant(pinned), chosen) => {
+                return match chosen {
+                    Some(ch) if ch.tenant != *pinned => Err(denied(
+                        "this session's login pins it to its tenant; it cannot act for another",
+                    )),
+                    _ => Ok(()),
+                };
+            }
+            (Identity::Tenants(allowed), Some(ch)) if !allowed.contains(&ch.tenant) => {
+                return Err(denied(format!(
+                    "this session's token names {} tenants and {} is not one of them",
+                    allowed.len(),
+                    ch.tenant
+                )));
+            }
+            _ => {}
         }
         let after = if c.local {
             chosen.or(self.ctx.session)
@@ -177,7 +200,11 @@ impl Session {
         let mut slug_named = None;
         let mut chosen = match key {
             ContextKey::Tenant => {
-                let pinned = matches!(self.ctx.identity, Identity::Tenant(_));
+                // A tenant login's token already chose which tenants it may name.
+                let pinned = matches!(
+                    self.ctx.identity,
+                    Identity::Tenant(_) | Identity::Tenants(_)
+                );
                 if !pinned {
                     let auth = self
                         .state
@@ -219,6 +246,16 @@ impl Session {
                     .service_auth(&self.state.directory, &self.state.watch, &self.service)
                     .await?;
                 let t = tenant_from_token(&auth, value)?;
+                if t.tenants.len() > 1 {
+                    return Err(denied(
+                        "a token that names several tenants is a login password; a transaction's bulkhead.token must name one",
+                    ));
+                }
+                let service = self
+                    .service
+                    .parse()
+                    .map_err(|_| GatewayError::UnknownService(self.service.clone()))?;
+                crate::jit::ensure(&self.state, &service, &t, t.tenant).await?;
                 Chosen {
                     tenant: t.tenant,
                     expires_at: Some(t.expires_at),

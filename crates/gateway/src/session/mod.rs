@@ -16,7 +16,9 @@
 
 mod backend;
 mod context;
+mod limit;
 mod prepared;
+mod rules;
 mod virtuals;
 
 use std::collections::HashMap;
@@ -60,6 +62,14 @@ pub struct Session {
     cancel: crate::cancel::Slot,
     /// A unit sent in part (after a Flush) and not yet ended by Sync.
     partial: Option<Partial>,
+    /// The tenant's gate (its running transactions and rate), kept for its next transaction.
+    gate: Option<(bulkhead_model::TenantId, Arc<crate::limits::Gate>)>,
+    /// The running transaction's place under its tenant's limits.
+    pass: Option<crate::limits::Pass>,
+    /// When the query sent last runs past the tier's statement timeout.
+    deadline: Option<tokio::time::Instant>,
+    /// The gateway cancelled the running query for its statement timeout.
+    limit_cancelled: bool,
 }
 
 /// What a unit sent in part has done so far.
@@ -99,6 +109,10 @@ impl Session {
             unnamed: Checked::default(),
             cancel,
             partial: None,
+            gate: None,
+            pass: None,
+            deadline: None,
+            limit_cancelled: false,
         }
     }
 
@@ -413,7 +427,10 @@ impl Session {
             }
             return self.ready(self.status()).await;
         }
-        let ends = match Self::shape(&checked.effects[i..]) {
+        let ends = match self
+            .judge(&checked)
+            .and_then(|()| Self::shape(&checked.effects[i..]))
+        {
             Ok(e) => e,
             Err(r) => return self.refuse(r).await,
         };
@@ -519,6 +536,12 @@ impl Session {
                 return self.answer_context_error(e).await;
             }
             let executed = self.executed(&batch, &parsed, &virtuals);
+            if let Err(r) = self.judge(&executed) {
+                // Nothing more of the unit runs: its Sync ends it like a refusal's.
+                self.partial = Some(partial);
+                self.refuse_partial(r).await?;
+                return self.end_refused_partial().await;
+            }
             return self
                 .finish_partial(partial, batch, &parsed, &virtuals, executed.effects)
                 .await;
@@ -531,6 +554,9 @@ impl Session {
         }
         if let Err(e) = self.apply_contexts(&virtuals).await {
             return self.answer_context_error(e).await;
+        }
+        if let Err(r) = self.judge(&executed) {
+            return self.refuse(r).await;
         }
         if virtuals.all() || (batch.is_empty() && self.backend.is_none()) {
             self.answer_virtual(&batch, &parsed, &virtuals);
@@ -611,6 +637,9 @@ impl Session {
             return self.io.flush().await;
         }
         let executed = self.executed(&batch, &parsed, &virtuals);
+        if let Err(r) = self.judge(&executed) {
+            return self.refuse_partial(r).await;
+        }
         let opening = self.partial.is_none() && self.backend.is_none();
         // A BEGIN that opens the unit: the gateway's own BEGIN carries its options, and the
         // warning of the client's (inside it) is muted.

@@ -71,6 +71,9 @@ impl Session {
                     };
                     out.effects.extend(c.effects.iter().cloned());
                     out.copy_in |= c.copy_in;
+                    out.ddl |= c.ddl;
+                    out.notify.extend(c.notify.iter().cloned());
+                    out.settings.extend(c.settings.iter().cloned());
                 }
                 _ => {}
             }

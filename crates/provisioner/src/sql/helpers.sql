@@ -35,6 +35,25 @@ $fn$;
 REVOKE ALL ON FUNCTION bulkhead.current_tenant() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION bulkhead.current_tenant() TO PUBLIC;
 
+-- Advisory locks scoped to the tenant. Advisory lock keys are shared by everyone in a
+-- database, and session locks outlive the transaction on a pooled connection, so the gateway
+-- refuses pg_advisory_*; these take a transaction lock on the key combined with the tenant's
+-- id, so tenants never contend for (or learn of) each other's keys.
+CREATE OR REPLACE FUNCTION bulkhead.advisory_xact_lock(key bigint) RETURNS void
+LANGUAGE sql VOLATILE
+AS $fn$
+SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(bulkhead.current_tenant()::pg_catalog.text, key))
+$fn$;
+CREATE OR REPLACE FUNCTION bulkhead.try_advisory_xact_lock(key bigint) RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $fn$
+SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended(bulkhead.current_tenant()::pg_catalog.text, key))
+$fn$;
+REVOKE ALL ON FUNCTION bulkhead.advisory_xact_lock(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION bulkhead.advisory_xact_lock(bigint) TO PUBLIC;
+REVOKE ALL ON FUNCTION bulkhead.try_advisory_xact_lock(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION bulkhead.try_advisory_xact_lock(bigint) TO PUBLIC;
+
 -- Which migrations each target in this database has applied (`shared` for the pool's shared
 -- tables, the schema name for a schema tenant, `database` for a template or tenant database).
 CREATE TABLE IF NOT EXISTS bulkhead.applied_migrations (

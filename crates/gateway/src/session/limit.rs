@@ -1,0 +1,133 @@
+//! The session's side of its tenant's limits (see [`crate::limits`]): a transaction takes a
+//! pass before it takes a backend connection, and a query that runs past the tier's statement
+//! timeout is cancelled by the gateway itself — so no setting a client can change decides it.
+//! A connection whose query was cancelled this way is closed afterwards, never handed to
+//! another tenant with a cancel possibly still in flight.
+
+use std::sync::Arc;
+
+use bulkhead_wire::{to_client, BackendMessage, Frame, SqlState};
+
+use super::Session;
+use crate::limits::{Gate, LimitHit, Pass};
+use crate::route::Route;
+use crate::GatewayError;
+
+impl Session {
+    fn gate(&mut self, route: &Route) -> Arc<Gate> {
+        if let Some((tenant, gate)) = &self.gate {
+            if *tenant == route.tenant {
+                return gate.clone();
+            }
+        }
+        let gate = self.state.gates.of(route.tenant);
+        self.gate = Some((route.tenant, gate.clone()));
+        gate
+    }
+
+    /// A pass for a transaction of `route`'s tenant, or the error that refuses it.
+    pub(super) fn admit(&mut self, route: &Route) -> Result<Pass, GatewayError> {
+        let gate = self.gate(route);
+        let limits = self.state.settings.limits.for_tier(&route.tier);
+        let hit = match gate.enter(limits) {
+            Ok(pass) => return Ok(pass),
+            Err(hit) => hit,
+        };
+        self.state.metrics.count(
+            "bulkhead_gateway_limits_total",
+            match hit {
+                LimitHit::Concurrency(_) => "concurrency",
+                LimitHit::Rate(_) => "rate",
+            },
+        );
+        tracing::info!(tenant = %route.tenant, tier = %route.tier, ?hit, "tenant limit reached");
+        let message = match hit {
+            LimitHit::Concurrency(n) => format!(
+                "tenant {} is at its limit of {n} concurrent transactions (tier {}); retry when one ends",
+                route.tenant, route.tier
+            ),
+            LimitHit::Rate(n) => format!(
+                "tenant {} is over its limit of {n} transactions per second (tier {}); retry shortly",
+                route.tenant, route.tier
+            ),
+        };
+        Err(GatewayError::Refused {
+            code: SqlState::TooManyConnections,
+            message,
+        })
+    }
+
+    /// Starts the statement-timeout clock of the tier, for what was just sent.
+    pub(super) fn arm_deadline(&mut self) {
+        self.deadline = self.route.as_ref().and_then(|r| {
+            self.state
+                .settings
+                .limits
+                .for_tier(&r.tier)
+                .statement_timeout
+                .map(|t| tokio::time::Instant::now() + t)
+        });
+    }
+
+    /// The next frame from the backend; past the deadline, the query is cancelled (once) and
+    /// the wait goes on for the server's answer.
+    pub(super) async fn backend_recv(&mut self) -> Result<Frame, GatewayError> {
+        loop {
+            let deadline = self.deadline;
+            let Some(b) = self.backend.as_mut() else {
+                return Err(GatewayError::Backend("no backend".into()));
+            };
+            let Some(deadline) = deadline else {
+                return b.conn().recv().await;
+            };
+            if let Ok(frame) = tokio::time::timeout_at(deadline, b.conn().recv()).await {
+                return frame;
+            }
+            self.deadline = None;
+            self.limit_cancelled = true;
+            let target = self.cancel.lock().await.clone();
+            if let Some(target) = target {
+                crate::cancel::send(&target).await;
+            }
+        }
+    }
+
+    /// The error a limit-cancelled query ends with, said as the limit it hit; None for any
+    /// other frame.
+    pub(super) fn limit_error(&mut self, frame: &Frame) -> Option<()> {
+        if !self.limit_cancelled || frame.tag != b'E' {
+            return None;
+        }
+        let Ok(BackendMessage::Error(fields)) = BackendMessage::decode(frame) else {
+            return None;
+        };
+        if fields.code() != Some(SqlState::QueryCanceled.code()) {
+            return None;
+        }
+        let route = self.route.as_ref()?;
+        let took = self
+            .state
+            .settings
+            .limits
+            .for_tier(&route.tier)
+            .statement_timeout
+            .unwrap_or_default();
+        self.state
+            .metrics
+            .count("bulkhead_gateway_limits_total", "statement_timeout");
+        let message = format!(
+            "canceling statement: tenant {} reached its statement timeout of {} ms (tier {})",
+            route.tenant,
+            took.as_millis(),
+            route.tier
+        );
+        to_client::error_response(
+            &mut self.io.wbuf,
+            "ERROR",
+            SqlState::QueryCanceled,
+            &message,
+            None,
+        );
+        Some(())
+    }
+}
