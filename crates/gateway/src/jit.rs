@@ -1,7 +1,7 @@
 //! Just-in-time provisioning: when a service allows it, the first valid token for a tenant
-//! the directory does not know yet provisions that tenant (mode from the service's policy and
-//! the token's tier claim) before its transaction runs, so signing up a customer needs no
-//! separate call.
+//! the directory does not know yet (or that has no place in the service yet) provisions that
+//! tenant (mode from the service's policy and the token's tier claim) before its transaction
+//! runs, so signing up a customer needs no separate call.
 //!
 //! Invariant: a tenant is provisioned once however many first requests arrive together —
 //! here through one flight per tenant id; across gateways through the directory's unique
@@ -46,6 +46,13 @@ pub(crate) fn is_unknown_tenant(e: &GatewayError) -> bool {
     matches!(e, GatewayError::NotAuthorized(m) if m.ends_with("is not known"))
 }
 
+/// True when `e` says the tenant is unknown or has no place in the service (yet): what a
+/// provisioning under way looks like from outside.
+fn is_unplaced(e: &GatewayError) -> bool {
+    is_unknown_tenant(e)
+        || matches!(e, GatewayError::NotAuthorized(m) if m.contains("no active place"))
+}
+
 /// Makes sure the tenant a token names exists and is placed in `service`, provisioning it
 /// when the service allows just-in-time provisioning. Returns the route error otherwise.
 pub(crate) async fn ensure(
@@ -56,7 +63,7 @@ pub(crate) async fn ensure(
 ) -> Result<(), GatewayError> {
     match state.route(service.as_str(), &tenant).await {
         Ok(_) => return Ok(()),
-        Err(e) if is_unknown_tenant(&e) => {
+        Err(e) if is_unplaced(&e) => {
             let auth = state
                 .cache
                 .service_auth(&state.directory, &state.watch, service.as_str())

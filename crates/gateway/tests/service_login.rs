@@ -5,71 +5,10 @@
 use std::time::Duration;
 
 use bulkhead_directory::{ServiceAuth, TenantRef};
-use bulkhead_model::{Mode, TenantId, TenantState};
-use tokio_postgres::{Client, GenericClient, NoTls};
+use bulkhead_model::{Mode, TenantState};
 
 mod support;
 use support::*;
-
-const PASSWORD: &str = "a-service-password-for-the-tests-0123";
-const SECRET: &str = "an-hs256-secret-for-the-service-tests-0123";
-
-async fn credential(env: &Env, user: &str) {
-    let verifier = postgres_protocol::password::scram_sha_256(PASSWORD.as_bytes());
-    env.dir
-        .create_credential(&env.service.parse().expect("s"), user, &verifier, false)
-        .await
-        .expect("credential");
-}
-
-async fn service_client(
-    env: &Env,
-    user: &str,
-    password: &str,
-) -> Result<Client, tokio_postgres::Error> {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host("127.0.0.1")
-        .port(env.port)
-        .dbname(&env.service)
-        .user(user)
-        .password(password)
-        .connect_timeout(Duration::from_secs(5));
-    let (client, conn) = config.connect(NoTls).await?;
-    tokio::spawn(conn);
-    Ok(client)
-}
-
-fn message(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_else(|| e.to_string())
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
-fn token(tenant: &TenantId, secret: &str, exp: i64) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({"tenant_id": tenant.to_string(), "exp": exp}),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("token")
-}
-
-async fn names(c: &impl GenericClient) -> Vec<String> {
-    c.query("SELECT name FROM customers ORDER BY id", &[])
-        .await
-        .expect("select")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
 
 #[tokio::test]
 async fn a_service_login_chooses_the_tenant_per_transaction_in_every_mode() {

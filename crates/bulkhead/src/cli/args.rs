@@ -159,6 +159,13 @@ pub(crate) enum ServiceCmd {
         /// not bare ids.
         #[arg(long)]
         require_tokens: bool,
+        /// Just-in-time provisioning: the first valid token for an unknown tenant creates it
+        /// (mode from the service's policy and the token's tier claim).
+        #[arg(long)]
+        jit: bool,
+        /// The claim holding the tier for just-in-time provisioning (default tier).
+        #[arg(long)]
+        tier_claim: Option<String>,
     },
     /// Credentials for service logins (SCRAM-SHA-256; the tenant is chosen per transaction).
     #[command(subcommand)]

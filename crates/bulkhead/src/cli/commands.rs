@@ -161,6 +161,8 @@ async fn service(api: &ApiClient, as_json: bool, cmd: &ServiceCmd) -> Result<(),
             tenant_claim,
             jwks,
             require_tokens,
+            jit,
+            tier_claim,
         } => {
             let read = |p: &Option<std::path::PathBuf>| -> Result<Option<String>, Failure> {
                 p.as_ref()
@@ -175,6 +177,7 @@ async fn service(api: &ApiClient, as_json: bool, cmd: &ServiceCmd) -> Result<(),
                 "hs256_secret": jwt_secret, "rs256_public_key": read(rs256_public_key)?,
                 "es256_public_key": read(es256_public_key)?, "issuer": issuer, "audience": audience,
                 "tenant_claim": tenant_claim, "require_tokens": require_tokens,
+                "jit_provisioning": jit, "tier_claim": tier_claim,
             });
             let mut body = body;
             if let Some(text) = read(jwks)? {

@@ -111,6 +111,12 @@ fn is_comment(token: i32) -> bool {
     token == Token::SqlComment as i32 || token == Token::CComment as i32
 }
 
+/// Appends `n` in decimal without allocating.
+pub(super) fn push_number(key: &mut String, n: i32) {
+    use std::fmt::Write;
+    let _ = write!(key, "{n}");
+}
+
 /// The shape of a text: its tokens separated by NUL (which no SQL text holds), constants as
 /// their kind only, comments left out.
 pub(super) fn shape_key(sql: &str, tokens: &[ScanToken]) -> String {
@@ -121,7 +127,7 @@ pub(super) fn shape_key(sql: &str, tokens: &[ScanToken]) -> String {
         }
         if is_constant(t.token) {
             key.push_str("\0#");
-            key.push_str(&t.token.to_string());
+            push_number(&mut key, t.token);
         } else {
             key.push('\0');
             let text = usize::try_from(t.start)

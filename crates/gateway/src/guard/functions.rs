@@ -136,8 +136,11 @@ pub(super) fn check(tree: &Value, checked: &mut Checked) -> Result<(), Refusal> 
     while let Some(v) = stack.pop() {
         match v {
             Value::Object(map) => {
-                if let Some(Value::Object(call)) = map.get("FuncCall") {
-                    check_call(call, checked)?;
+                // A call is a `FuncCall` node, or CALL's own `funccall`.
+                for key in ["FuncCall", "funccall"] {
+                    if let Some(Value::Object(call)) = map.get(key) {
+                        check_call(call, checked)?;
+                    }
                 }
                 stack.extend(map.values());
             }

@@ -142,8 +142,8 @@ pub fn inspect(sql: &str) -> Result<Checked, Refusal> {
     cache::inspect(sql)
 }
 
-/// Parses and judges `sql` (no cache).
-pub(crate) fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
+/// Parses and judges `sql` without any cache (what a cache miss costs).
+pub fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
     let parsed = pg_query::parse(sql, 0).map_err(|e| {
         refuse(
             SqlState::SyntaxError,

@@ -51,14 +51,14 @@ fn is_ident_cont(c: u8) -> bool {
 
 fn push_constant(key: &mut String, token: Token) {
     key.push_str("\0#");
-    key.push_str(&(token as i32).to_string());
+    super::cache::push_number(key, token as i32);
 }
 
 /// The shape of `sql`, or None when it uses anything outside the subset.
 pub(super) fn quick_shape(sql: &str) -> Option<QuickShape> {
     let b = sql.as_bytes();
     let mut key = String::with_capacity(sql.len() + 16);
-    let mut ends = Vec::with_capacity(16);
+    let mut ends = Vec::with_capacity(sql.len() / 3 + 4);
     let mut i = 0;
     let at = |j: usize| b.get(j).copied();
     while i < b.len() {

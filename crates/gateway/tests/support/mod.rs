@@ -12,8 +12,9 @@ use bulkhead_model::{Mode, TenantId};
 use bulkhead_pgkit::shared_cluster;
 use bulkhead_provisioner::migrate::read_migrations_dir;
 use bulkhead_provisioner::{add_cluster, create_service, create_tenant, CreateTenant};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, GenericClient, NoTls};
 
+#[derive(Clone)]
 pub struct Env {
     pub dir: Directory,
     pub port: u16,
@@ -29,6 +30,19 @@ pub async fn env_with(
     pool_size: usize,
     tls: Option<tokio_rustls::TlsAcceptor>,
     tls_required: bool,
+) -> Env {
+    env_custom(label, pool_size, |s| {
+        s.tls = tls;
+        s.tls_required = tls_required;
+    })
+    .await
+}
+
+/// An env whose gateway settings `adjust` changes (limits, TLS).
+pub async fn env_custom(
+    label: &str,
+    pool_size: usize,
+    adjust: impl FnOnce(&mut GatewaySettings),
 ) -> Env {
     let pg = shared_cluster().expect("cluster");
     let control = pg.create_database(label).await.expect("control");
@@ -61,16 +75,15 @@ pub async fn env_with(
     )
     .await
     .expect("service");
-    let settings = GatewaySettings {
+    let mut settings = GatewaySettings {
         pool: PoolSettings {
             size: pool_size,
             checkout_timeout: Duration::from_secs(2),
             ..Default::default()
         },
-        tls,
-        tls_required,
         ..Default::default()
     };
+    adjust(&mut settings);
     let state = GatewayState::new(dir.clone(), settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -90,13 +103,18 @@ pub async fn tenant_key(env: &Env, slug: &str, mode: Mode) -> String {
 
 /// Creates and provisions a tenant in the env's service.
 pub async fn tenant(env: &Env, slug: &str, mode: Mode) -> TenantId {
+    tenant_in_tier(env, slug, mode, None).await
+}
+
+/// Creates and provisions a tenant of `tier` in the env's service.
+pub async fn tenant_in_tier(env: &Env, slug: &str, mode: Mode, tier: Option<&str>) -> TenantId {
     let created = create_tenant(
         &env.dir,
         &CreateTenant {
             tenant: NewTenant {
                 slug: slug.parse().expect("slug"),
                 id: None,
-                tier: None,
+                tier: tier.map(|t| t.parse().expect("tier")),
                 region: None,
             },
             service: Some(env.service.parse().expect("s")),
@@ -153,4 +171,69 @@ pub async fn run_driver(env: &Env, script: &str, user: &str, password: &str, arg
         "{} failed:\n{stdout}\n{stderr}",
         script.display()
     );
+}
+
+pub const PASSWORD: &str = "a-service-password-for-the-tests-0123";
+pub const SECRET: &str = "an-hs256-secret-for-the-service-tests-0123";
+
+pub async fn credential(env: &Env, user: &str) {
+    credential_with(env, user, false).await
+}
+
+/// A service credential, with the migration capability when `may_ddl`.
+pub async fn credential_with(env: &Env, user: &str, may_ddl: bool) {
+    let verifier = postgres_protocol::password::scram_sha_256(PASSWORD.as_bytes());
+    env.dir
+        .create_credential(&env.service.parse().expect("s"), user, &verifier, may_ddl)
+        .await
+        .expect("credential");
+}
+
+pub async fn service_client(
+    env: &Env,
+    user: &str,
+    password: &str,
+) -> Result<Client, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(env.port)
+        .dbname(&env.service)
+        .user(user)
+        .password(password)
+        .connect_timeout(Duration::from_secs(5));
+    let (client, conn) = config.connect(NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+pub fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+pub fn token(tenant: &TenantId, secret: &str, exp: i64) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"tenant_id": tenant.to_string(), "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("token")
+}
+
+pub async fn names(c: &impl GenericClient) -> Vec<String> {
+    c.query("SELECT name FROM customers ORDER BY id", &[])
+        .await
+        .expect("select")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
