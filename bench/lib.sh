@@ -1,5 +1,6 @@
 # What the gateway benchmarks share: a release build, a work folder removed on exit, and a
-# running `bulkhead up` (embedded PostgreSQL) on free ports. Source it after setting `root`.
+# running `bulkhead up` (embedded PostgreSQL) on free ports, with UP_CONFIG as its --config when set.
+# Source it after setting `root`.
 # Sets B, BIN, PGBENCH, work, GW_PORT, API_PORT, PG_PORT, PG_PW, API_TOKEN, up_pid.
 "$root/scripts/setup.sh"
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p bulkhead
@@ -17,7 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 export BULKHEAD_DATA_DIR="$work/.bulkhead"
-BULKHEAD_LOG=warn "$B" up --api-listen 127.0.0.1:$API_PORT --gateway-listen 127.0.0.1:$GW_PORT > "$work/up.out" 2>&1 &
+BULKHEAD_LOG=warn "$B" up ${UP_CONFIG:+--config "$UP_CONFIG"} --api-listen 127.0.0.1:$API_PORT --gateway-listen 127.0.0.1:$GW_PORT > "$work/up.out" 2>&1 &
 up_pid=$!
 for _ in $(seq 1 120); do grep -q "Stop with" "$work/up.out" 2>/dev/null && break; sleep 0.5; done
 grep -q "Stop with" "$work/up.out" || { cat "$work/up.out"; exit 1; }
