@@ -166,6 +166,54 @@ impl Directory {
             .ok_or_else(|| DirectoryError::not_found("service", name))
     }
 
+    /// The SECURITY DEFINER functions (`schema.name`) `verify` accepts in `service`.
+    pub async fn allowed_definers(
+        &self,
+        name: &ServiceName,
+    ) -> Result<Vec<String>, DirectoryError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT allowed_definers FROM directory.services WHERE name = $1",
+                &[&name.as_str()],
+            )
+            .await?
+            .ok_or_else(|| DirectoryError::not_found("service", name))?;
+        Ok(row.get(0))
+    }
+
+    /// Allow-lists (or, with `allow` false, removes) a SECURITY DEFINER function for `verify`.
+    pub async fn allow_definer(
+        &self,
+        name: &ServiceName,
+        function: &str,
+        allow: bool,
+    ) -> Result<Vec<String>, DirectoryError> {
+        let Some((schema, func)) = function.split_once('.') else {
+            return Err(DirectoryError::InvalidInput(format!(
+                "`{function}` must be schema.name"
+            )));
+        };
+        if schema.is_empty() || func.is_empty() || func.contains('.') {
+            return Err(DirectoryError::InvalidInput(format!(
+                "`{function}` must be schema.name"
+            )));
+        }
+        let client = self.client().await?;
+        let sql = if allow {
+            "UPDATE directory.services SET allowed_definers = array_append(array_remove(allowed_definers, $2), $2), updated_at = now()
+              WHERE name = $1 RETURNING allowed_definers"
+        } else {
+            "UPDATE directory.services SET allowed_definers = array_remove(allowed_definers, $2), updated_at = now()
+              WHERE name = $1 RETURNING allowed_definers"
+        };
+        let row = client
+            .query_opt(sql, &[&name.as_str(), &function])
+            .await?
+            .ok_or_else(|| DirectoryError::not_found("service", name))?;
+        Ok(row.get(0))
+    }
+
     /// Removes a service that has no tenants placed in it.
     pub async fn remove_service(&self, name: &ServiceName) -> Result<(), DirectoryError> {
         let service = self.service(name).await?;

@@ -1,0 +1,88 @@
+//! What tenant roles can reach in a database: no CREATE in the schemas they use, views only
+//! with the invoker's rights, SECURITY DEFINER functions only when allow-listed and pinned
+//! with `SET search_path`.
+
+use tokio_postgres::Client;
+
+use crate::report::{Check, Level};
+use crate::{Report, Scope};
+
+const CREATE: &str = "
+SELECT r.rolname, n.nspname
+  FROM pg_roles r
+  CROSS JOIN pg_namespace n
+ WHERE r.rolname LIKE 'bh\\_t\\_%'
+   AND (n.nspname IN ('public', 'ref', 'bulkhead') OR n.nspname = 't_' || substr(r.rolname, 6, 32))
+   AND has_schema_privilege(r.oid, n.oid, 'CREATE')";
+
+const TENANT_ROLES: &str = "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'bh\\_t\\_%'";
+
+/// Relations and functions granted to PUBLIC (explicitly or by default) or to a Bulkhead role.
+const VIEWS: &str = "
+SELECT c.oid::regclass::text AS rel, c.relkind::text AS kind,
+       coalesce(array_to_string(c.reloptions, ','), '') AS options
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('v', 'm')
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND EXISTS (SELECT 1 FROM aclexplode(c.relacl) a LEFT JOIN pg_roles g ON g.oid = a.grantee
+                WHERE a.privilege_type = 'SELECT' AND (a.grantee = 0 OR g.rolname LIKE 'bh\\_%'))";
+
+const DEFINERS: &str = "
+SELECT p.oid::regprocedure::text AS func, n.nspname || '.' || p.proname AS name,
+       coalesce(array_to_string(p.proconfig, ','), '') AS config
+  FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                LEFT JOIN pg_roles g ON g.oid = a.grantee
+                WHERE a.privilege_type = 'EXECUTE' AND (a.grantee = 0 OR g.rolname LIKE 'bh\\_%'))";
+
+pub(super) async fn check(
+    client: &Client,
+    scope: &Scope<'_>,
+    report: &mut Report,
+) -> Result<(), tokio_postgres::Error> {
+    let target = scope.target.as_str();
+    let roles: i64 = client.query_one(TENANT_ROLES, &[]).await?.get(0);
+    report.looked_at(Check::PublicCreate, usize::try_from(roles).unwrap_or(0));
+    for row in client.query(CREATE, &[]).await? {
+        let role: String = row.get("rolname");
+        let schema: String = row.get("nspname");
+        report.found(Level::Fail, Check::PublicCreate, target, format!("{role} on {schema}"), format!("a tenant role that can CREATE can plant objects (and functions running as the gateway's session): REVOKE CREATE ON SCHEMA {schema} FROM {role}"));
+    }
+    let views = client.query(VIEWS, &[]).await?;
+    report.looked_at(Check::InvokerViews, views.len());
+    for v in views {
+        let rel: String = v.get("rel");
+        if v.get::<_, String>("kind") == "m" {
+            report.found(Level::Fail, Check::InvokerViews, target, &rel, "a materialized view readable by tenants holds rows without row-level security: revoke it from tenants");
+        } else if !v
+            .get::<_, String>("options")
+            .split(',')
+            .any(|o| o == "security_invoker=true" || o == "security_invoker=on")
+        {
+            report.found(Level::Fail, Check::InvokerViews, target, &rel, format!("the view runs with its owner's rights, past the tenant's policy: ALTER VIEW {rel} SET (security_invoker = true)"));
+        }
+    }
+    let definers = client.query(DEFINERS, &[]).await?;
+    report.looked_at(Check::DefinerFunctions, definers.len());
+    for f in definers {
+        let func: String = f.get("func");
+        let name: String = f.get("name");
+        let pinned = f
+            .get::<_, String>("config")
+            .split(',')
+            .any(|c| c.starts_with("search_path="));
+        let allowed = scope.allowed_definers.iter().any(|a| *a == name);
+        if !allowed || !pinned {
+            let why = match (allowed, pinned) {
+                (false, false) => "is not allow-listed and does not pin search_path",
+                (false, true) => "is not allow-listed (bulkhead service allow-definer)",
+                _ => "does not pin search_path (ALTER FUNCTION ... SET search_path = pg_catalog, ...)",
+            };
+            report.found(Level::Fail, Check::DefinerFunctions, target, func, format!("a SECURITY DEFINER function tenants can call runs with its owner's rights and {why}"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! `verify` on a real installation: a clean one passes every check; each way of breaking
+//! isolation in the catalog is then found by its check, named, and undone.
+
+use std::path::Path;
+
+use bulkhead_directory::{Directory, NewCluster, NewService, NewTenant};
+use bulkhead_model::{Mode, ServiceName};
+use bulkhead_pgkit::shared_cluster;
+use bulkhead_provisioner::migrate::read_migrations_dir;
+use bulkhead_provisioner::{create_service, create_tenant, CreateTenant};
+use bulkhead_verify::{verify, Check, Level, Report};
+use tokio_postgres::{Client, NoTls};
+
+async fn admin(database: &str) -> Client {
+    let (client, conn) =
+        tokio_postgres::connect(&shared_cluster().expect("pg").dsn(database), NoTls)
+            .await
+            .expect("admin");
+    tokio::spawn(conn);
+    client
+}
+
+fn failures(r: &Report, check: Check) -> Vec<String> {
+    r.findings
+        .iter()
+        .filter(|f| f.check == check && f.level == Level::Fail)
+        .map(|f| f.object.clone())
+        .collect()
+}
+
+/// Runs `break_it` in `database`, checks that `check` fails naming `object`, then `undo`es it.
+async fn caught(
+    dir: &Directory,
+    service: &ServiceName,
+    database: &str,
+    break_it: &str,
+    undo: &str,
+    check: Check,
+    object: &str,
+) {
+    let db = admin(database).await;
+    db.batch_execute(break_it).await.expect(break_it);
+    let r = verify(dir, Some(service)).await.expect("verify");
+    let found = failures(&r, check);
+    assert!(
+        found.iter().any(|o| o.contains(object)),
+        "{break_it}: {check:?} should name {object}, found {found:?}\n{}",
+        r.to_table()
+    );
+    db.batch_execute(undo).await.expect(undo);
+}
+
+#[tokio::test]
+async fn a_clean_installation_passes_and_each_breakage_is_found() {
+    let pg = shared_cluster().expect("pg");
+    let control = pg.create_database("verify_control").await.expect("control");
+    let dir = Directory::connect(&control.dsn).await.expect("dir");
+    dir.migrate().await.expect("migrate");
+    bulkhead_provisioner::add_cluster(
+        &dir,
+        &NewCluster {
+            name: "main".parse().expect("n"),
+            region: "local".parse().expect("r"),
+            admin_dsn: pg.dsn("postgres"),
+            capacity: None,
+        },
+    )
+    .await
+    .expect("cluster");
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioner/tests/fixtures/billing");
+    let service: ServiceName = "vfy".parse().expect("s");
+    create_service(
+        &dir,
+        &NewService {
+            name: service.clone(),
+            default_mode: Mode::Shared,
+            tier_modes: Default::default(),
+            cluster: None,
+            reference_tables: vec!["countries".into()],
+            migrations: read_migrations_dir(&fixtures).expect("fixtures"),
+        },
+    )
+    .await
+    .expect("service");
+    let mut places = Vec::new();
+    for (slug, mode) in [
+        ("v-a", Mode::Shared),
+        ("v-b", Mode::Shared),
+        ("v-c", Mode::Schema),
+        ("v-d", Mode::Schema),
+        ("v-e", Mode::Database),
+    ] {
+        let created = create_tenant(
+            &dir,
+            &CreateTenant {
+                tenant: NewTenant {
+                    slug: slug.parse().expect("slug"),
+                    id: None,
+                    tier: None,
+                    region: None,
+                },
+                service: Some(service.clone()),
+                mode: Some(mode),
+                cluster: None,
+            },
+        )
+        .await
+        .expect("tenant");
+        places.push(created.placement.expect("placed"));
+    }
+    let clean = verify(&dir, Some(&service)).await.expect("verify");
+    assert_eq!(
+        clean.failures(),
+        0,
+        "a clean installation fails nothing:\n{}",
+        clean.to_table()
+    );
+    for check in [
+        Check::ForcedRls,
+        Check::BulkheadPolicy,
+        Check::TenantColumn,
+        Check::RoleAttributes,
+        Check::RoleMembership,
+        Check::SchemaUsage,
+        Check::PublicCreate,
+        Check::DatabaseConnect,
+    ] {
+        assert!(
+            clean.checked.get(&check).copied().unwrap_or(0) > 0,
+            "{check:?} looked at something:\n{}",
+            clean.to_table()
+        );
+    }
+    let pool = places[0].database.clone();
+    let (ra, rb) = (places[0].role.clone(), places[1].role.clone());
+    let (sc, sd) = (
+        places[2].schema.clone().expect("schema"),
+        places[3].schema.clone().expect("schema"),
+    );
+    let rd = places[3].role.clone();
+    let tdb = places[4].database.clone();
+    let group = format!("bh_{service}_rt");
+    caught(
+        &dir,
+        &service,
+        &pool,
+        "ALTER TABLE customers NO FORCE ROW LEVEL SECURITY",
+        "ALTER TABLE customers FORCE ROW LEVEL SECURITY",
+        Check::ForcedRls,
+        "customers",
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        &pool,
+        "CREATE POLICY open_door ON customers USING (true)",
+        "DROP POLICY open_door ON customers",
+        Check::NoWideningPolicy,
+        "open_door",
+    )
+    .await;
+    caught(&dir, &service, &pool, "ALTER POLICY bulkhead_tenant ON orders USING (true)", "ALTER POLICY bulkhead_tenant ON orders USING (tenant_id = (SELECT bulkhead.current_tenant()))", Check::BulkheadPolicy, "orders").await;
+    caught(
+        &dir,
+        &service,
+        &pool,
+        "CREATE TABLE public.notes (id int)",
+        "DROP TABLE public.notes",
+        Check::TenantColumn,
+        "notes",
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        &pool,
+        &format!("ALTER TABLE customers OWNER TO {ra}"),
+        &format!("ALTER TABLE customers OWNER TO {}", pg.server().superuser()),
+        Check::RoleOwnership,
+        "customers",
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        "postgres",
+        &format!("ALTER ROLE {ra} BYPASSRLS"),
+        &format!("ALTER ROLE {ra} NOBYPASSRLS"),
+        Check::RoleAttributes,
+        &ra,
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        "postgres",
+        &format!("GRANT {ra} TO {rb}"),
+        &format!("REVOKE {ra} FROM {rb}"),
+        Check::RoleMembership,
+        &rb,
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        &pool,
+        &format!("GRANT USAGE ON SCHEMA {sc} TO {rd}"),
+        &format!("REVOKE USAGE ON SCHEMA {sc} FROM {rd}"),
+        Check::SchemaUsage,
+        &sc,
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        &pool,
+        &format!("GRANT USAGE ON SCHEMA {sd} TO PUBLIC"),
+        &format!("REVOKE USAGE ON SCHEMA {sd} FROM PUBLIC"),
+        Check::SchemaUsage,
+        &sd,
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        &pool,
+        &format!("GRANT CREATE ON SCHEMA public TO {ra}"),
+        &format!("REVOKE CREATE ON SCHEMA public FROM {ra}"),
+        Check::PublicCreate,
+        &ra,
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        "postgres",
+        &format!("GRANT CONNECT ON DATABASE {tdb} TO PUBLIC"),
+        &format!("REVOKE CONNECT ON DATABASE {tdb} FROM PUBLIC"),
+        Check::DatabaseConnect,
+        &tdb,
+    )
+    .await;
+    caught(&dir, &service, &pool, &format!("CREATE VIEW public.all_customers AS SELECT * FROM customers; GRANT SELECT ON public.all_customers TO {group}"), "DROP VIEW public.all_customers", Check::InvokerViews, "all_customers").await;
+    caught(
+        &dir,
+        &service,
+        &tdb,
+        "CREATE FUNCTION public.peek() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'select 1'",
+        "DROP FUNCTION public.peek()",
+        Check::DefinerFunctions,
+        "peek",
+    )
+    .await;
+    // An allow-listed definer that pins search_path passes.
+    let db = admin(&pool).await;
+    db.batch_execute("CREATE FUNCTION public.audited() RETURNS int LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS 'select 1'").await.expect("definer");
+    let r = verify(&dir, Some(&service)).await.expect("verify");
+    assert_eq!(
+        failures(&r, Check::DefinerFunctions).len(),
+        1,
+        "not allow-listed yet"
+    );
+    dir.allow_definer(&service, "public.audited", true)
+        .await
+        .expect("allow");
+    let r = verify(&dir, Some(&service)).await.expect("verify");
+    assert!(
+        failures(&r, Check::DefinerFunctions).is_empty(),
+        "{}",
+        r.to_table()
+    );
+    db.batch_execute("DROP FUNCTION public.audited()")
+        .await
+        .expect("drop");
+    // Warnings do not fail the report.
+    db.batch_execute("CREATE INDEX customers_by_name ON customers (name)")
+        .await
+        .expect("index");
+    let r = verify(&dir, Some(&service)).await.expect("verify");
+    assert_eq!(r.failures(), 0, "{}", r.to_table());
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.level == Level::Warn && f.object.contains("customers_by_name")),
+        "{}",
+        r.to_table()
+    );
+}
