@@ -32,6 +32,9 @@ pub enum ApiError {
     /// No such route.
     #[error("no such endpoint: {0}")]
     NoRoute(String),
+    /// A check could not run (a cluster unreachable, a catalog query failed).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<JsonRejection> for ApiError {
@@ -60,6 +63,7 @@ impl ApiError {
             }
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct ApiState {
     pub(crate) directory: Directory,
     pub(crate) token: Arc<str>,
     pub(crate) gateway: Option<Arc<bulkhead_gateway::GatewayState>>,
+    /// Where the gateway listens (the probe attacks through it).
+    pub(crate) gateway_addr: Option<std::net::SocketAddr>,
 }
 
 impl ApiState {
@@ -31,12 +33,19 @@ impl ApiState {
             directory,
             token: Arc::from(token),
             gateway: None,
+            gateway_addr: None,
         }
     }
 
     /// Serves the gateway's metrics at `/metrics`.
     pub fn with_gateway(mut self, gateway: Arc<bulkhead_gateway::GatewayState>) -> Self {
         self.gateway = Some(gateway);
+        self
+    }
+
+    /// Where the gateway listens, for the probe.
+    pub fn with_gateway_addr(mut self, addr: std::net::SocketAddr) -> Self {
+        self.gateway_addr = Some(addr);
         self
     }
 }

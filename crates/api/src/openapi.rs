@@ -29,6 +29,9 @@ mod tests {
             "/v1/services/{name}/migrations",
             "/v1/services/{name}/migrate",
             "/v1/services/{name}/migrations/status",
+            "/v1/services/{name}/definers/{function}",
+            "/v1/verify",
+            "/v1/probe",
         ] {
             assert!(
                 paths.contains_key(route),

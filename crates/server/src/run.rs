@@ -186,8 +186,11 @@ async fn serve(
     )
     .await
     .map_err(|e| ServerError::Gateway(e.to_string()))?;
-    let app =
-        bulkhead_api::router(ApiState::new(directory, &token).with_gateway(gateway.state.clone()));
+    let app = bulkhead_api::router(
+        ApiState::new(directory, &token)
+            .with_gateway(gateway.state.clone())
+            .with_gateway_addr(gateway_addr),
+    );
     let shutdown = async move {
         tokio::select! {
             _ = terminate.recv() => tracing::info!("SIGTERM received, stopping"),

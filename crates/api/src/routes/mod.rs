@@ -2,6 +2,7 @@
 
 mod clusters;
 mod health;
+mod proof;
 mod services;
 mod tenants;
 
@@ -34,6 +35,10 @@ pub(crate) fn v1() -> Router<ApiState> {
             get(services::show).delete(services::remove),
         )
         .route("/services/{name}/migrations", post(services::register))
+        .route(
+            "/services/{name}/definers/{function}",
+            axum::routing::put(services::allow_definer).delete(services::disallow_definer),
+        )
         .route("/services/{name}/migrate", post(services::migrate))
         .route("/services/{name}/migrations/status", get(services::status))
         .route(
@@ -57,6 +62,8 @@ pub(crate) fn v1() -> Router<ApiState> {
         )
         .route("/tenants/{tenant}/suspend", post(tenants::suspend))
         .route("/tenants/{tenant}/resume", post(tenants::resume))
+        .route("/verify", get(proof::verify))
+        .route("/probe", post(proof::probe))
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

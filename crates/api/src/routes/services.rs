@@ -158,6 +158,28 @@ pub(crate) async fn create_credential(
     ))
 }
 
+/// Allow-lists a SECURITY DEFINER function for `verify`; answers the list.
+pub(crate) async fn allow_definer(
+    State(s): State<ApiState>,
+    Path((name, function)): Path<(String, String)>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let name: ServiceName = name.parse()?;
+    Ok(Json(
+        s.directory.allow_definer(&name, &function, true).await?,
+    ))
+}
+
+/// Removes a function from the allow-list; answers the list.
+pub(crate) async fn disallow_definer(
+    State(s): State<ApiState>,
+    Path((name, function)): Path<(String, String)>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let name: ServiceName = name.parse()?;
+    Ok(Json(
+        s.directory.allow_definer(&name, &function, false).await?,
+    ))
+}
+
 /// Lists a service's credentials (never their secrets).
 pub(crate) async fn list_credentials(
     State(s): State<ApiState>,

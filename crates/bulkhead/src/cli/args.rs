@@ -48,6 +48,17 @@ pub(crate) enum Command {
     Tenant(TenantCmd),
     /// Apply a service's pending migrations to every place its tenants live.
     Migrate(MigrateArgs),
+    /// Check the catalog facts isolation rests on, for a service or all (exit 9 on a failure).
+    Verify {
+        /// The service (default: every service).
+        service: Option<ServiceName>,
+    },
+    /// Attack two throwaway tenants in each mode through the gateway with every known
+    /// vector, on the cluster of SERVICE (or the default); exit 9 on any leak.
+    Probe {
+        /// Whose cluster to probe (default: the default cluster).
+        service: Option<ServiceName>,
+    },
     /// Print the version.
     Version,
 }
@@ -170,6 +181,17 @@ pub(crate) enum ServiceCmd {
     /// Credentials for service logins (SCRAM-SHA-256; the tenant is chosen per transaction).
     #[command(subcommand)]
     Credential(CredentialCmd),
+    /// Allow-list a SECURITY DEFINER function tenants may call, for `verify` (it must still
+    /// pin search_path).
+    AllowDefiner {
+        /// Service name.
+        service: ServiceName,
+        /// The function, as schema.name.
+        function: String,
+        /// Remove it from the list instead.
+        #[arg(long)]
+        remove: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

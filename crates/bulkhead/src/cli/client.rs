@@ -26,6 +26,8 @@ pub(crate) mod exit {
     pub const UNAUTHORIZED: u8 = 6;
     pub const UNREACHABLE: u8 = 7;
     pub const PARTIAL: u8 = 8;
+    /// `verify` found a failure or `probe` a leak.
+    pub const ISOLATION: u8 = 9;
 }
 
 impl Failure {

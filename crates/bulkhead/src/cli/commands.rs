@@ -53,6 +53,8 @@ pub(crate) async fn dispatch(
         Command::Service(cmd) => service(api, as_json, cmd).await,
         Command::Tenant(cmd) => tenant(api, as_json, cmd).await,
         Command::Migrate(args) => super::migrate::run(api, as_json, args).await,
+        Command::Verify { service } => super::proof::verify(api, as_json, service.as_ref()).await,
+        Command::Probe { service } => super::proof::probe(api, as_json, service.as_ref()).await,
         Command::Up(_) | Command::Version => {
             Err(Failure::new(exit::INTERNAL, "not a directory command"))
         }
@@ -214,6 +216,25 @@ async fn service(api: &ApiClient, as_json: bool, cmd: &ServiceCmd) -> Result<(),
                 println!("user:     {user}");
                 println!("password: {}", c["password"].as_str().unwrap_or_default());
                 eprintln!("shown only now. Connect with user={user} dbname={service}, then choose the tenant per transaction: SET LOCAL bulkhead.tenant = '<id or slug>'");
+            }
+        }
+        ServiceCmd::AllowDefiner {
+            service,
+            function,
+            remove,
+        } => {
+            let method = if *remove { Method::DELETE } else { Method::PUT };
+            let listed = api
+                .call(
+                    method,
+                    &format!("/v1/services/{service}/definers/{function}"),
+                    None,
+                )
+                .await?;
+            if as_json {
+                show(true, &listed);
+            } else {
+                println!("allow-listed SECURITY DEFINER functions of {service}: {listed}");
             }
         }
         ServiceCmd::Credential(CredentialCmd::List { service }) => list(

@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod migrate;
 mod output;
+mod proof;
 
 pub(crate) use args::{Cli, Command, UpArgs};
 pub(crate) use client::Failure;

@@ -123,6 +123,21 @@ impl Up {
     pub fn cli(&self, args: &[&str]) -> CliOutput {
         cli(&self.data_dir, args)
     }
+
+    /// A superuser DSN of the embedded PostgreSQL for `database`.
+    pub fn postgres_dsn(&self, database: &str) -> String {
+        let embedded: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(self.data_dir.join("embedded.json")).expect("embedded.json"),
+        )
+        .expect("json");
+        let password = std::fs::read_to_string(self.data_dir.join("secrets/postgres-password"))
+            .expect("password");
+        format!(
+            "host=127.0.0.1 port={} user=bulkhead password={} dbname={database}",
+            embedded["port"],
+            password.trim()
+        )
+    }
 }
 
 impl Drop for Up {

@@ -74,7 +74,7 @@ pub(super) async fn check(
             .get::<_, String>("config")
             .split(',')
             .any(|c| c.starts_with("search_path="));
-        let allowed = scope.allowed_definers.iter().any(|a| *a == name);
+        let allowed = scope.allowed_definers.contains(&name);
         if !allowed || !pinned {
             let why = match (allowed, pinned) {
                 (false, false) => "is not allow-listed and does not pin search_path",

@@ -71,7 +71,7 @@ pub(super) async fn check(
         }
         report.looked_at(Check::TenantColumn, 1);
         let Some(tenant_attnum) = t.get::<_, Option<i16>>("tenant_attnum") else {
-            if !scope.reference_tables.iter().any(|r| *r == relname) {
+            if !scope.reference_tables.contains(&relname) {
                 report.found(Level::Fail, Check::TenantColumn, target, &rel, "a shared table without tenant_id is visible to every tenant: add tenant_id, or declare it reference data (service create --reference)");
             }
             continue;

@@ -1,0 +1,224 @@
+//! Attacks on the tenant context: the tenant setting, roles and authorization, search_path,
+//! schema-qualified names, other databases, startup options, and tokens.
+
+use super::{judge_read, Verdict};
+use crate::client::{describe, texts};
+use crate::report::Outcome;
+use crate::setup::{Pair, Setup};
+
+const READ: &str = "SELECT tenant_id::text, secret FROM probe_rows";
+
+/// Runs `statement` as the attacker (inside a transaction, so SET LOCAL counts), then reads:
+/// blocked when the statement is refused or the read shows only the attacker's rows.
+pub(super) async fn statement_then_read(setup: &Setup, pair: &Pair, statement: String) -> Verdict {
+    let a = match setup.gateway.login(&pair.a.key).await {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Outcome::Inconclusive,
+                format!("the attacker could not log in: {}", describe(&e)),
+            )
+        }
+    };
+    if let Err(e) = a.batch_execute(&format!("BEGIN; {statement}")).await {
+        let _ = a.batch_execute("ROLLBACK").await;
+        return (Outcome::Blocked, format!("refused: {}", describe(&e)));
+    }
+    let verdict = judge_read(texts(&a, READ).await, pair);
+    let _ = a.batch_execute("ROLLBACK").await;
+    match verdict {
+        (Outcome::Blocked, d) => (Outcome::Blocked, format!("accepted, but {d}")),
+        other => other,
+    }
+}
+
+pub(super) async fn set_tenant(setup: &Setup, pair: &Pair, local: bool) -> Verdict {
+    let local = if local { "LOCAL " } else { "" };
+    statement_then_read(
+        setup,
+        pair,
+        format!("SET {local}bulkhead.tenant_id = '{}'", pair.b.id),
+    )
+    .await
+}
+
+pub(super) async fn set_config_tenant(setup: &Setup, pair: &Pair) -> Verdict {
+    statement_then_read(
+        setup,
+        pair,
+        format!(
+            "SELECT set_config('bulkhead.tenant_id', '{}', true)",
+            pair.b.id
+        ),
+    )
+    .await
+}
+
+pub(super) async fn set_role(setup: &Setup, pair: &Pair) -> Verdict {
+    statement_then_read(setup, pair, format!("SET ROLE \"{}\"", pair.b.role)).await
+}
+
+pub(super) async fn session_authorization(setup: &Setup, pair: &Pair) -> Verdict {
+    statement_then_read(
+        setup,
+        pair,
+        format!("SET SESSION AUTHORIZATION \"{}\"", pair.b.role),
+    )
+    .await
+}
+
+pub(super) async fn search_path(setup: &Setup, pair: &Pair) -> Verdict {
+    let path = pair.b.schema.clone().unwrap_or_else(|| "public".into());
+    statement_then_read(
+        setup,
+        pair,
+        format!("SET LOCAL search_path = \"{path}\", public"),
+    )
+    .await
+}
+
+pub(super) async fn qualified(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = match setup.gateway.login(&pair.a.key).await {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Outcome::Inconclusive,
+                format!("the attacker could not log in: {}", describe(&e)),
+            )
+        }
+    };
+    let schema = pair.b.schema.clone().unwrap_or_else(|| "public".into());
+    judge_read(
+        texts(&a, &format!("SELECT secret FROM \"{schema}\".probe_rows")).await,
+        pair,
+    )
+}
+
+pub(super) async fn other_database(setup: &Setup, pair: &Pair) -> Verdict {
+    let mut tried = Vec::new();
+    for database in [
+        pair.b.database.clone(),
+        format!("{}_x", setup.gateway.service),
+    ] {
+        match setup
+            .gateway
+            .login_to(&database, "probe", &pair.a.key)
+            .await
+        {
+            Err(e) => tried.push(format!("{database}: refused ({})", describe(&e))),
+            Ok(c) => {
+                let (outcome, detail) = judge_read(texts(&c, READ).await, pair);
+                if outcome != Outcome::Blocked {
+                    return (outcome, format!("logged in to {database}: {detail}"));
+                }
+                tried.push(format!("{database}: {detail}"));
+            }
+        }
+    }
+    (Outcome::Blocked, tried.join("; "))
+}
+
+pub(super) async fn startup_options(setup: &Setup, pair: &Pair) -> Verdict {
+    let schema = pair.b.schema.clone().unwrap_or_else(|| "public".into());
+    let options = format!(
+        "-c role={} -c search_path={schema} -c bulkhead.tenant_id={}",
+        pair.b.role, pair.b.id
+    );
+    match setup
+        .gateway
+        .login_with_options(&pair.a.key, &options)
+        .await
+    {
+        Err(e) => (Outcome::Blocked, format!("refused: {}", describe(&e))),
+        Ok(c) => match judge_read(texts(&c, READ).await, pair) {
+            (Outcome::Blocked, d) => (Outcome::Blocked, format!("options ignored: {d}")),
+            other => other,
+        },
+    }
+}
+
+pub(super) async fn token_then_other(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = match setup.gateway.login(&pair.a.token).await {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Outcome::Inconclusive,
+                format!("the attacker's token did not log in: {}", describe(&e)),
+            )
+        }
+    };
+    if let Err(e) = a
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL bulkhead.tenant = '{}'",
+            pair.b.id
+        ))
+        .await
+    {
+        let _ = a.batch_execute("ROLLBACK").await;
+        return (Outcome::Blocked, format!("refused: {}", describe(&e)));
+    }
+    let verdict = judge_read(texts(&a, READ).await, pair);
+    let _ = a.batch_execute("ROLLBACK").await;
+    verdict
+}
+
+pub(super) async fn switch_mid_transaction(setup: &Setup, pair: &Pair) -> Verdict {
+    let (user, password) = &setup.credential;
+    let s = match setup
+        .gateway
+        .login_to(&setup.gateway.service, user, password)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Outcome::Inconclusive,
+                format!("the service login failed: {}", describe(&e)),
+            )
+        }
+    };
+    if let Err(e) = s
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL bulkhead.token = '{}'; SELECT count(*) FROM probe_rows",
+            pair.a.token
+        ))
+        .await
+    {
+        return (
+            Outcome::Inconclusive,
+            format!("the first tenant's statement failed: {}", describe(&e)),
+        );
+    }
+    let switched = s
+        .batch_execute(&format!("SET LOCAL bulkhead.tenant = '{}'", pair.b.id))
+        .await;
+    let verdict = match switched {
+        Err(e) => (Outcome::Blocked, format!("refused: {}", describe(&e))),
+        Ok(()) => judge_read(texts(&s, READ).await, pair),
+    };
+    let _ = s.batch_execute("ROLLBACK").await;
+    verdict
+}
+
+pub(super) async fn suspended(setup: &Setup) -> Verdict {
+    let mut tried = Vec::new();
+    for (what, password) in [
+        ("key", &setup.suspended.key),
+        ("token", &setup.suspended.token),
+    ] {
+        match setup.gateway.login(password).await {
+            Err(e) => tried.push(format!("{what}: refused ({})", describe(&e))),
+            Ok(c) => {
+                let seen = texts(&c, READ).await.unwrap_or_default();
+                return (
+                    Outcome::Leak,
+                    format!(
+                        "a suspended tenant's {what} logged in (saw {} values)",
+                        seen.len()
+                    ),
+                );
+            }
+        }
+    }
+    (Outcome::Blocked, tried.join("; "))
+}

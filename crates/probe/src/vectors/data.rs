@@ -1,0 +1,186 @@
+//! Attacks on the data itself: reading, changing or planting the other tenant's rows, COPY,
+//! and probing for its keys through unique and foreign-key violations.
+
+use futures_util::StreamExt;
+
+use super::{judge_intact, judge_read, shows_victim, Verdict};
+use crate::client::{code, describe, texts};
+use crate::report::Outcome;
+use crate::setup::{Pair, Setup};
+
+async fn attacker(setup: &Setup, pair: &Pair) -> Result<tokio_postgres::Client, Verdict> {
+    setup.gateway.login(&pair.a.key).await.map_err(|e| {
+        (
+            Outcome::Inconclusive,
+            format!("the attacker could not log in: {}", describe(&e)),
+        )
+    })
+}
+
+macro_rules! login {
+    ($setup:expr, $pair:expr) => {
+        match attacker($setup, $pair).await {
+            Ok(c) => c,
+            Err(v) => return v,
+        }
+    };
+}
+
+pub(super) async fn read(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, pair);
+    judge_read(
+        texts(&a, "SELECT tenant_id::text, secret FROM probe_rows").await,
+        pair,
+    )
+}
+
+pub(super) async fn update(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, pair);
+    let attempt = a
+        .execute("UPDATE probe_rows SET secret = secret || '-pwned'", &[])
+        .await;
+    let verdict = judge_intact(setup, pair, attempt).await;
+    let _ = a
+        .execute(
+            "UPDATE probe_rows SET secret = replace(secret, '-pwned', '')",
+            &[],
+        )
+        .await;
+    verdict
+}
+
+pub(super) async fn delete(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, pair);
+    // Id 2 exists for the victim only.
+    let attempt = a.execute("DELETE FROM probe_rows WHERE id = 2", &[]).await;
+    judge_intact(setup, pair, attempt).await
+}
+
+pub(super) async fn insert_as_other(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, pair);
+    let planted = format!("planted-{}", pair.b.id.simple());
+    let attempt = a
+        .execute(
+            &format!(
+                "INSERT INTO probe_rows (tenant_id, id, secret) VALUES ('{}', 77, '{planted}')",
+                pair.b.id
+            ),
+            &[],
+        )
+        .await;
+    let _ = a.execute("DELETE FROM probe_rows WHERE id = 77", &[]).await;
+    judge_intact(setup, pair, attempt).await
+}
+
+pub(super) async fn truncate(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, pair);
+    let attempt = a.execute("TRUNCATE probe_rows", &[]).await;
+    judge_intact(setup, pair, attempt).await
+}
+
+pub(super) async fn copy_out(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, pair);
+    let mut seen = Vec::new();
+    for sql in [
+        "COPY probe_rows TO STDOUT",
+        "COPY (SELECT tenant_id, secret FROM probe_rows) TO STDOUT",
+    ] {
+        match a.copy_out(sql).await {
+            Ok(stream) => {
+                let chunks: Vec<_> = stream.collect().await;
+                for c in chunks.into_iter().flatten() {
+                    seen.push(String::from_utf8_lossy(&c).to_string());
+                }
+            }
+            Err(e) => seen.push(format!("refused: {}", describe(&e))),
+        }
+    }
+    if shows_victim(&seen, pair) {
+        (
+            Outcome::Leak,
+            format!("COPY showed the other tenant's rows: {seen:?}"),
+        )
+    } else {
+        (Outcome::Blocked, "COPY showed only its own rows".into())
+    }
+}
+
+pub(super) async fn copy_file(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, pair);
+    match a
+        .batch_execute("COPY probe_rows FROM '/etc/hostname'")
+        .await
+    {
+        Err(e) => (Outcome::Blocked, format!("refused: {}", describe(&e))),
+        Ok(()) => (Outcome::Leak, "COPY from a server file was accepted".into()),
+    }
+}
+
+pub(super) async fn unique_probe(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, pair);
+    // The victim has id 2, the attacker does not: a violation would tell it so.
+    let attempt = a
+        .execute(
+            "INSERT INTO probe_rows (id, secret) VALUES (2, 'mine')",
+            &[],
+        )
+        .await;
+    let _ = a.execute("DELETE FROM probe_rows WHERE id = 2", &[]).await;
+    match attempt {
+        Ok(_) => (
+            Outcome::Blocked,
+            "the key the other tenant uses was free for it: nothing revealed".into(),
+        ),
+        Err(e) if code(&e).as_deref() == Some("23505") => (
+            Outcome::Leak,
+            format!(
+                "a unique violation revealed the other tenant's key: {}",
+                describe(&e)
+            ),
+        ),
+        Err(e) => (
+            Outcome::Inconclusive,
+            format!("the insert failed otherwise: {}", describe(&e)),
+        ),
+    }
+}
+
+pub(super) async fn fk_probe(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, pair);
+    // Parent 2 exists for the victim only, parent 999 for nobody: both must fail alike.
+    let theirs = a
+        .execute("INSERT INTO probe_children (id, parent) VALUES (1, 2)", &[])
+        .await;
+    let nobodys = a
+        .execute(
+            "INSERT INTO probe_children (id, parent) VALUES (2, 999)",
+            &[],
+        )
+        .await;
+    let _ = a.execute("DELETE FROM probe_children", &[]).await;
+    match (&theirs, &nobodys) {
+        (Ok(_), _) => (
+            Outcome::Leak,
+            "a child row could reference the other tenant's row".into(),
+        ),
+        (Err(t), Err(n)) if code(t) == code(n) => (
+            Outcome::Blocked,
+            format!(
+                "the other tenant's key and a missing one fail alike: {}",
+                describe(t)
+            ),
+        ),
+        (Err(t), _) => (
+            Outcome::Leak,
+            format!(
+                "the other tenant's key fails differently from a missing one: {}",
+                describe(t)
+            ),
+        ),
+    }
+}
+
+pub(super) async fn function(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, pair);
+    judge_read(texts(&a, "SELECT probe_secrets()").await, pair)
+}
