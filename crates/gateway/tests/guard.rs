@@ -114,6 +114,20 @@ async fn every_rule_refuses_in_both_protocols_and_the_session_goes_on() {
 }
 
 #[tokio::test]
+async fn empty_and_blank_queries_are_answered_and_the_session_goes_on() {
+    let env = env("guard_empty", 1).await;
+    let key = tenant_key(&env, "empty-t", Mode::Shared).await;
+    let c = connect(&env, &key).await.expect("login");
+    c.batch_execute("INSERT INTO customers (id, name) VALUES (1, 'me')")
+        .await
+        .expect("insert");
+    for sql in ["", "   ", "\n\t", "-- only a comment", "/* only */"] {
+        c.simple_query(sql).await.expect(sql);
+        still_works(&c).await;
+    }
+}
+
+#[tokio::test]
 async fn ddl_passes_the_guard_only_with_the_migration_capability() {
     let env = env("guard_ddl", 2).await;
     let t = tenant(&env, "ddl-t", Mode::Schema).await;

@@ -63,7 +63,7 @@ pub(super) fn inspect(sql: &str) -> Result<Checked, Refusal> {
     if let Some(Some(hit)) = with(|c| c.exact.get(sql).cloned()) {
         return hit;
     }
-    let Ok(tokens) = pg_query::scan_tokens(sql) else {
+    let Ok(tokens) = scan(sql) else {
         // The parser will say what is wrong.
         return remember_exact(sql, inspect_uncached(sql));
     };
@@ -91,6 +91,19 @@ pub(super) fn inspect(sql: &str) -> Result<Checked, Refusal> {
 fn remember_exact(sql: &str, verdict: Result<Checked, Refusal>) -> Result<Checked, Refusal> {
     with(|c| insert(&mut c.exact, sql.to_string(), verdict.clone()));
     verdict
+}
+
+/// PostgreSQL's scanner's tokens of `sql`. A text of white space alone has none, and is
+/// answered here: libpg_query returns a null token array for it, which the crate turns into
+/// a slice unsafely (a debug build aborts on it).
+pub(super) fn scan(sql: &str) -> Result<Vec<ScanToken>, pg_query::Error> {
+    if sql
+        .bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'))
+    {
+        return Ok(Vec::new());
+    }
+    pg_query::scan_tokens(sql)
 }
 
 /// True for a constant's token: its value is left out of the shape.
@@ -195,14 +208,23 @@ mod tests {
         let b = "BEGIN; SELECT * FROM t WHERE id = 123456 /* hi */ AND name = 'a much longer one'";
         assert_eq!(inspect(a), inspect_uncached(a));
         assert_eq!(inspect(b), inspect_uncached(b), "served by shape");
-        let ta = pg_query::scan_tokens(a).expect("scan");
-        let tb = pg_query::scan_tokens(b).expect("scan");
+        let ta = scan(a).expect("scan");
+        let tb = scan(b).expect("scan");
         assert_eq!(shape_key(a, &ta), shape_key(b, &tb));
     }
 
     #[test]
+    fn empty_and_blank_texts_are_judged_without_crashing() {
+        for sql in ["", " ", "\n\t ", "\x0b\x0c"] {
+            assert_eq!(inspect(sql), inspect_uncached(sql), "{sql:?}");
+            assert_eq!(scan(sql).expect("scan"), Vec::new());
+        }
+        assert!(!scan("-- just a comment").expect("scan").is_empty());
+    }
+
+    #[test]
     fn constants_of_other_kinds_or_other_tokens_are_other_shapes() {
-        let key = |sql: &str| shape_key(sql, &pg_query::scan_tokens(sql).expect("scan"));
+        let key = |sql: &str| shape_key(sql, &scan(sql).expect("scan"));
         assert_ne!(key("SELECT 1"), key("SELECT '1'"));
         assert_ne!(key("SELECT 1"), key("SELECT 1.5"));
         assert_ne!(key("COPY t TO STDOUT"), key("COPY t TO '/tmp/x'"));
