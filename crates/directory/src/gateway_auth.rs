@@ -83,6 +83,8 @@ pub struct RoutePlacement {
     pub gateway_password: Option<String>,
     /// The cluster's server version.
     pub server_version: String,
+    /// A move's cutover holds the tenant's new transactions.
+    pub held: bool,
 }
 
 /// A newly issued API key: the only time its secret is visible.
@@ -227,7 +229,7 @@ impl Directory {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT t.state AS tenant_state, t.tier, p.state, p.mode, p.database_name, p.schema_name, p.role_name, p.epoch,
+                "SELECT t.state AS tenant_state, t.tier, p.state, p.mode, p.database_name, p.schema_name, p.role_name, p.epoch, p.held_at IS NOT NULL AS held,
                         c.name AS cluster, c.admin_dsn, c.gateway_password, c.server_version
                    FROM directory.tenants t
                    LEFT JOIN directory.placements p ON p.tenant_id = t.id AND p.service = $2
@@ -255,6 +257,7 @@ impl Directory {
                 admin_dsn: r.get("admin_dsn"),
                 gateway_password: r.get("gateway_password"),
                 server_version: r.get("server_version"),
+                held: r.get("held"),
             }),
             _ => None,
         };

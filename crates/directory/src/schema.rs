@@ -38,10 +38,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "guard_and_limits",
         sql: include_str!("../migrations/V5__guard_and_limits.sql"),
     },
+    Migration {
+        version: 6,
+        name: "moves",
+        sql: include_str!("../migrations/V6__moves.sql"),
+    },
 ];
 
 /// The newest directory schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// What [`Directory::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

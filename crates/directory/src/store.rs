@@ -128,13 +128,33 @@ impl Directory {
         key: &str,
         timeout: Duration,
     ) -> Result<DirectoryLock, DirectoryError> {
+        self.lock_as(key, false, timeout).await
+    }
+
+    /// Waits for the advisory lock named `key` in shared mode: many holders at once, none
+    /// while [`Directory::lock`] holds it.
+    pub async fn lock_shared(
+        &self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<DirectoryLock, DirectoryError> {
+        self.lock_as(key, true, timeout).await
+    }
+
+    async fn lock_as(
+        &self,
+        key: &str,
+        shared: bool,
+        timeout: Duration,
+    ) -> Result<DirectoryLock, DirectoryError> {
         let (client, conn) = tokio_postgres::connect(&self.dsn, NoTls).await?;
         tokio::spawn(conn);
-        let locked = tokio::time::timeout(
-            timeout,
-            client.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key]),
-        )
-        .await;
+        let sql = if shared {
+            "SELECT pg_advisory_lock_shared(hashtextextended($1, 0))"
+        } else {
+            "SELECT pg_advisory_lock(hashtextextended($1, 0))"
+        };
+        let locked = tokio::time::timeout(timeout, client.execute(sql, &[&key])).await;
         match locked {
             Ok(Ok(_)) => Ok(DirectoryLock { _client: client }),
             Ok(Err(e)) => Err(e.into()),

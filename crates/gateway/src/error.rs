@@ -35,6 +35,12 @@ pub enum GatewayError {
     /// The directory could not answer (57P03).
     #[error("the gateway cannot reach its directory right now")]
     Directory(String),
+    /// A move's cutover holds the tenant (internal: the session waits, then retries).
+    #[error("tenant {0} is held for a move's cutover")]
+    Held(bulkhead_model::TenantId),
+    /// The hold outlasted the bound (57014).
+    #[error("tenant {0} is being moved and its cutover did not finish within {1} s; the transaction did not run, retry it")]
+    HeldTooLong(bulkhead_model::TenantId, u64),
     /// Not supported yet (0A000).
     #[error("{0}")]
     Unsupported(String),
@@ -56,6 +62,7 @@ impl GatewayError {
             GatewayError::Backend(_) => SqlState::ConnectionFailure,
             GatewayError::Directory(_) => SqlState::CannotConnectNow,
             GatewayError::Unsupported(_) => SqlState::FeatureNotSupported,
+            GatewayError::Held(_) | GatewayError::HeldTooLong(..) => SqlState::QueryCanceled,
             GatewayError::ClientGone => SqlState::ConnectionFailure,
         }
     }
@@ -72,6 +79,7 @@ impl GatewayError {
             GatewayError::Backend(_) => "backend",
             GatewayError::Directory(_) => "directory",
             GatewayError::Unsupported(_) => "unsupported",
+            GatewayError::Held(_) | GatewayError::HeldTooLong(..) => "held",
             GatewayError::ClientGone => "client_gone",
         }
     }

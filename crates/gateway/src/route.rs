@@ -132,6 +132,9 @@ pub async fn resolve(
             )))
         }
     };
+    if placement.held {
+        return Err(GatewayError::Held(*tenant));
+    }
     let password = placement.gateway_password.clone().ok_or_else(|| {
         GatewayError::Backend(format!(
             "cluster {} is not prepared for the gateway",

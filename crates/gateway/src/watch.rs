@@ -22,6 +22,8 @@ pub struct DirectoryWatch {
     /// Bumped with every change of any generation: one load tells that nothing moved.
     changes: AtomicU64,
     tenants: Mutex<HashMap<TenantId, u64>>,
+    /// Woken on every change: sessions waiting out a held tenant retry at once.
+    changed: tokio::sync::Notify,
 }
 
 /// What a session saw when it resolved its route.
@@ -56,16 +58,24 @@ impl DirectoryWatch {
         self.changes.load(Ordering::Acquire)
     }
 
+    /// Resolves at the next change of anything (register before re-checking, as with
+    /// [`tokio::sync::Notify`]).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
     fn bump_tenant(&self, tenant: TenantId) {
         if let Ok(mut t) = self.tenants.lock() {
             *t.entry(tenant).or_default() += 1;
         }
         self.changes.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
     }
 
     fn bump_all(&self) {
         self.global.fetch_add(1, Ordering::AcqRel);
         self.changes.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
     }
 
     fn on_payload(&self, payload: &str) {

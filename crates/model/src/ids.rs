@@ -24,6 +24,13 @@ impl TenantId {
         self.0
     }
 
+    /// How the gateway's backend sessions holding this tenant's context begin their
+    /// `application_name` (then a token unique to the switch): the mover finds the
+    /// tenant's backends by it when it drains them at a cutover.
+    pub fn session_tag(&self) -> String {
+        format!("bh {} ", self.simple())
+    }
+
     /// The 32 lowercase hex digits without dashes, used to build identifiers such as `t_<hex>`.
     pub fn simple(&self) -> String {
         self.0.simple().to_string()

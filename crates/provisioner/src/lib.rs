@@ -19,9 +19,9 @@ mod tenants;
 pub use cluster_prep::{add_cluster, prepare_cluster, upsert_cluster};
 pub use connect::{admin_connect, AdminConn};
 pub use error::{describe, ProvisionError};
-pub use modes::{RemovedData, TenantPlace};
+pub use modes::{drop_place_with, migrate_place, RemovedData, TenantPlace};
 pub use service_db::HELPERS_SQL;
 pub use services::{create_service, remove_service};
 pub use tenants::{
-    create_tenant, delete_tenant, provision, CreateTenant, TenantCreated, TenantDeleted,
+    build, create_tenant, delete_tenant, provision, CreateTenant, TenantCreated, TenantDeleted,
 };

@@ -178,7 +178,9 @@ pub async fn create_place(
     Ok(())
 }
 
-async fn migrate_place(
+/// Applies the service's migrations a schema or database place lacks (shared places follow
+/// their pool database).
+pub async fn migrate_place(
     cluster: &Cluster,
     place: &TenantPlace,
     plans: &[MigrationPlan],
@@ -240,6 +242,16 @@ pub async fn drop_place(
     cluster: &Cluster,
     place: &TenantPlace,
 ) -> Result<RemovedData, ProvisionError> {
+    drop_place_with(cluster, place, true).await
+}
+
+/// Like [`drop_place`], keeping the tenant's runtime role when `drop_role` is false: a
+/// move's source on the cluster that also holds its target shares that role.
+pub async fn drop_place_with(
+    cluster: &Cluster,
+    place: &TenantPlace,
+    drop_role: bool,
+) -> Result<RemovedData, ProvisionError> {
     let mut removed = RemovedData::default();
     let r = ident(&place.role);
     match place.mode {
@@ -252,11 +264,14 @@ pub async fn drop_place(
         Mode::Schema => {
             if let Ok(pool) = admin_connect(cluster, &place.database).await {
                 let s = ident(place.schema.as_deref().unwrap_or_default());
-                let mut sql = format!("{DATABASE_ACL_LOCK} DROP SCHEMA IF EXISTS {s} CASCADE;");
-                for role in [Some(&place.role), place.owner.as_ref()]
-                    .into_iter()
-                    .flatten()
-                {
+                // The schema's migration records go with it: a place made again under the
+                // same name (a tenant moved back, an id reused) is migrated from scratch.
+                let mut sql = format!(
+                    "{DATABASE_ACL_LOCK} DROP SCHEMA IF EXISTS {s} CASCADE; DELETE FROM bulkhead.applied_migrations WHERE target = {};",
+                    literal(place.schema.as_deref().unwrap_or_default())
+                );
+                let runtime = drop_role.then_some(&place.role);
+                for role in [runtime, place.owner.as_ref()].into_iter().flatten() {
                     sql.push_str(&format!(
                         "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {lit}) THEN EXECUTE 'DROP OWNED BY {id}'; END IF; END $$;",
                         lit = literal(role),
@@ -286,7 +301,20 @@ pub async fn drop_place(
         }
     }
     let admin = admin_connect(cluster, "postgres").await?;
-    let mut sql = format!("DROP ROLE IF EXISTS {r};");
+    let mut sql = if drop_role {
+        format!("DROP ROLE IF EXISTS {r};")
+    } else if place.mode == Mode::Schema {
+        // The schema is gone, and with it the role's grants on its tables; what is left is
+        // the CONNECT on the pool database the schema mode granted.
+        format!(
+            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {lit}) THEN EXECUTE 'REVOKE CONNECT ON DATABASE {d} FROM {id}'; END IF; END $$;",
+            lit = literal(&place.role),
+            d = ident(&place.database).replace('\'', "''"),
+            id = r.replace('\'', "''")
+        )
+    } else {
+        String::new()
+    };
     if let Some(owner) = &place.owner {
         sql.push_str(&format!("DROP ROLE IF EXISTS {};", ident(owner)));
     }

@@ -205,7 +205,9 @@ pub async fn provision(
     }
 }
 
-async fn build(
+/// Creates a tenant's place (its pool database or template current first), migrated to the
+/// service's latest version, and health-checks it. Used by provisioning and by moves.
+pub async fn build(
     dir: &Directory,
     service: &Service,
     tenant: &Tenant,

@@ -58,13 +58,15 @@ pub struct HeldContext {
 }
 
 /// A token no other switch of this process used (and a random prefix, so none of another
-/// gateway process either).
-fn next_token() -> String {
-    static PREFIX: OnceLock<u64> = OnceLock::new();
+/// gateway process either). It names the tenant, so the mover can tell which backends hold
+/// a tenant's context (`pg_stat_activity.application_name`) when it drains them at cutover;
+/// at most 63 bytes, PostgreSQL's limit.
+fn next_token(tenant: &bulkhead_model::TenantId) -> String {
+    static PREFIX: OnceLock<u32> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(1);
-    let prefix = *PREFIX.get_or_init(rand::random::<u64>);
+    let prefix = *PREFIX.get_or_init(rand::random::<u32>);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("bulkhead {prefix:016x}.{n:x}")
+    format!("{}{prefix:08x}.{n:x}", tenant.session_tag())
 }
 
 impl HeldContext {
@@ -76,7 +78,7 @@ impl HeldContext {
     /// Starts a switch to `route`'s context: returns the token the switch must set as
     /// `application_name`.
     pub fn switch_to(&mut self, route: &Route) -> String {
-        let token = next_token();
+        let token = next_token(&route.tenant);
         self.pending = Some((token.clone(), Settings::of(route)));
         token
     }
@@ -160,8 +162,11 @@ mod tests {
 
     #[test]
     fn tokens_are_never_reused() {
-        let a = next_token();
-        let b = next_token();
+        let t = bulkhead_model::TenantId::random();
+        let a = next_token(&t);
+        let b = next_token(&t);
         assert_ne!(a, b);
+        assert!(a.starts_with(&t.session_tag()));
+        assert!(a.len() <= 63, "{a} is longer than application_name keeps");
     }
 }

@@ -109,9 +109,29 @@ impl GatewayState {
         tenant: &bulkhead_model::TenantId,
     ) -> Result<Arc<crate::route::Route>, GatewayError> {
         let role = self.gateway_role().await?;
-        self.cache
-            .route(&self.directory, &self.watch, service, tenant, role)
-            .await
+        let deadline = tokio::time::Instant::now() + HOLD_BOUND;
+        loop {
+            let changed = self.watch.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self
+                .cache
+                .route(&self.directory, &self.watch, service, tenant, role)
+                .await
+            {
+                // A move's cutover: wait for the release (a directory change), re-checking
+                // now and then in case a notification was missed.
+                Err(GatewayError::Held(t)) => {
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
+                        return Err(GatewayError::HeldTooLong(t, HOLD_BOUND.as_secs()));
+                    }
+                    let nap = (deadline - now).min(std::time::Duration::from_millis(100));
+                    let _ = tokio::time::timeout(nap, changed).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The metrics as Prometheus text.
@@ -123,6 +143,9 @@ impl GatewayState {
         self.next_pid.fetch_add(1, Ordering::Relaxed)
     }
 }
+
+/// How long a tenant's new transaction waits for a move's cutover before it is refused.
+pub const HOLD_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Accepts clients until `shutdown` completes.
 pub async fn serve(

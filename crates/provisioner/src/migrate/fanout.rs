@@ -130,6 +130,9 @@ pub async fn migrate_service(
     progress: &dyn Progress,
 ) -> Result<MigrateSummary, ProvisionError> {
     let started = Instant::now();
+    // Moves of this service's tenants hold this lock shared while they copy and cut over: a
+    // migration waits for them, so a source and its target never end at different versions.
+    let _moves = dir.lock(&moves_lock_key(service_name), MOVES_WAIT).await?;
     let service = dir.service(service_name).await?;
     let plans = Arc::new(plans_for(dir, &service).await?);
     let latest = plans.last().map(|p| p.version).unwrap_or(0);
@@ -192,6 +195,14 @@ pub async fn migrate_service(
     summary.millis = started.elapsed().as_millis() as u64;
     Ok(summary)
 }
+
+/// The advisory lock a service's migrations take and its moves share.
+pub fn moves_lock_key(service: &ServiceName) -> String {
+    format!("moves/{service}")
+}
+
+/// How long a migration waits for the moves under way in its service.
+const MOVES_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn skipped(target: &Target, why: &str) -> TargetOutcome {
     TargetOutcome {

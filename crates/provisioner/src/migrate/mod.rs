@@ -12,7 +12,8 @@ mod target;
 pub use apply::{applied_versions, apply_pending, pending, Applied, ApplyFailure, ApplySettings};
 pub use batch::{apply_batch, BATCH_SIZE};
 pub use fanout::{
-    migrate_service, MigrateOptions, MigrateSummary, Outcome, Progress, TargetOutcome,
+    migrate_service, moves_lock_key, MigrateOptions, MigrateSummary, Outcome, Progress,
+    TargetOutcome,
 };
 pub use files::{parse_file_name, read_migrations_dir};
 pub use plan::{plan, MigrationPlan, PlannedStatement, StatementClass};

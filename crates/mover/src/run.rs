@@ -1,0 +1,400 @@
+//! A move's phases, driven from what the directory records: each phase is written once it
+//! is done, so a mover that stops anywhere picks up at the first phase not recorded, and
+//! every phase tolerates being run again.
+
+use std::time::Instant;
+
+use bulkhead_directory::{Directory, Move, MovePhase, PlaceRecord, Service, Tenant, TenantRef};
+use bulkhead_provisioner::migrate::{moves_lock_key, plans_for};
+use bulkhead_provisioner::{build, drop_place_with, migrate_place, TenantPlace};
+
+use crate::place::{Side, Table};
+use crate::{copy, cutover, parity, replay, sequences};
+use crate::{Event, MoveError, MoveOptions, MoveProgress};
+
+/// How long a move waits for a migration of its service to finish before it starts.
+const MIGRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Everything a phase needs.
+pub(crate) struct Ctx<'a> {
+    pub dir: &'a Directory,
+    pub service: Service,
+    pub tenant: Tenant,
+    pub source: Side,
+    pub target: Side,
+    pub opts: &'a MoveOptions,
+    pub progress: &'a dyn MoveProgress,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) async fn load(
+        dir: &'a Directory,
+        m: &Move,
+        opts: &'a MoveOptions,
+        progress: &'a dyn MoveProgress,
+    ) -> Result<Ctx<'a>, MoveError> {
+        let service = dir.service(&m.service).await?;
+        let tenant = dir.tenant(&TenantRef::Id(m.tenant_id)).await?;
+        let source = Side {
+            cluster: dir.cluster(&m.from_cluster).await?,
+            place: TenantPlace::new(&service, m.tenant_id, m.from_mode),
+        };
+        let target = Side {
+            cluster: dir.cluster(&m.to_cluster).await?,
+            place: TenantPlace::new(&service, m.tenant_id, m.to_mode),
+        };
+        Ok(Ctx {
+            dir,
+            service,
+            tenant,
+            source,
+            target,
+            opts,
+            progress,
+        })
+    }
+
+    fn same_cluster(&self) -> bool {
+        self.source.cluster.name == self.target.cluster.name
+    }
+
+    /// The tenant's tables at the source, as the pre-checks accepted them.
+    pub(crate) async fn source_tables(&self) -> Result<Vec<Table>, MoveError> {
+        let shared = self.source.is_shared();
+        let raw = self.source.tables().await?;
+        let mut refused = Vec::new();
+        let mut tables = Vec::new();
+        for t in &raw {
+            match t.accept(shared) {
+                Ok(t) => tables.push(t),
+                Err(why) => refused.push(why),
+            }
+        }
+        if !refused.is_empty() {
+            return Err(MoveError::Refused(refused.join("; ")));
+        }
+        Ok(tables)
+    }
+}
+
+/// Runs `m` from its recorded phase to `switched` (a rollback move on to `finalized`).
+pub(crate) async fn run(
+    dir: &Directory,
+    m: Move,
+    opts: &MoveOptions,
+    progress: &dyn MoveProgress,
+) -> Result<Move, MoveError> {
+    let _shared = dir
+        .lock_shared(&moves_lock_key(&m.service), MIGRATION_WAIT)
+        .await?;
+    let ctx = Ctx::load(dir, &m, opts, progress).await?;
+    let tables = ctx.source_tables().await?;
+    let m = catch_up_migrations(&ctx, m, &tables).await?;
+    let mut m = m;
+    while m.phase.is_open() {
+        progress.event(&Event::Phase(m.phase));
+        let result = match m.phase {
+            MovePhase::Planned => provision(&ctx, &m, &tables).await,
+            MovePhase::Provisioned => start_stream(&ctx, &m, &tables).await,
+            MovePhase::Copying => copy_tables(&ctx, &m, &tables).await,
+            MovePhase::Copied => catch_up(&ctx, &m, &tables).await,
+            MovePhase::Cutover => cut_over(&ctx, &m, &tables).await,
+            _ => Ok(()),
+        };
+        match result {
+            Ok(()) => {}
+            Err(MoveError::Parity(why)) => {
+                abort(&ctx, &m, &why).await?;
+                return Err(MoveError::Parity(why));
+            }
+            Err(e) => {
+                let _ = dir.set_move_error(m.id, &e.to_string()).await;
+                return Err(e);
+            }
+        }
+        let done = m.phase;
+        m = dir.get_move(m.id).await?;
+        if opts.halt_after == Some(done) {
+            return Err(MoveError::Halted(done.as_str()));
+        }
+    }
+    if m.phase == MovePhase::Switched && m.rollback_of.is_some() {
+        // A rollback keeps nothing of the place it left.
+        finalize_with(&ctx, &m).await?;
+        m = dir.get_move(m.id).await?;
+    }
+    progress.event(&Event::Phase(m.phase));
+    Ok(m)
+}
+
+/// A migration that ran while this move's mover was stopped reached the source only (a
+/// running mover holds migrations off): bring the target to the source's version, and when
+/// the tenant's set of tables changed, start the stream and the copy over.
+async fn catch_up_migrations(ctx: &Ctx<'_>, m: Move, tables: &[Table]) -> Result<Move, MoveError> {
+    if m.phase < MovePhase::Provisioned {
+        return Ok(m);
+    }
+    let Some(placement) = ctx.dir.placement(&m.service, &m.tenant_id).await? else {
+        return Ok(m);
+    };
+    if placement.schema_version == m.version {
+        return Ok(m);
+    }
+    let plans = plans_for(ctx.dir, &ctx.service).await?;
+    let label = format!("tenant {} ({})", ctx.tenant.slug, ctx.target.place.mode);
+    migrate_place(&ctx.target.cluster, &ctx.target.place, &plans, &label).await?;
+    let published = published_tables(ctx, &m).await?;
+    let mut now: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
+    now.sort();
+    ctx.dir
+        .set_move_version(m.id, placement.schema_version)
+        .await?;
+    if m.phase >= MovePhase::Copying && published != now {
+        replay::drop(&ctx.source, &m.slot_name, &m.publication).await?;
+        ctx.dir.reset_copied_tables(m.id).await?;
+        ctx.dir
+            .set_move_phase(m.id, MovePhase::Provisioned, None)
+            .await?;
+        tracing::info!(tenant = %m.tenant_id, "a migration changed the tenant's tables during the move: copying again");
+    }
+    Ok(ctx.dir.get_move(m.id).await?)
+}
+
+/// The tables in the move's publication, sorted.
+async fn published_tables(ctx: &Ctx<'_>, m: &Move) -> Result<Vec<String>, MoveError> {
+    let client = ctx.source.connect().await?;
+    let rows = client
+        .query(
+            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1",
+            &[&m.publication],
+        )
+        .await
+        .map_err(MoveError::sql("reading the move's publication"))?;
+    client.release();
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Planned → provisioned: the target place at the source's version, with the same tables.
+async fn provision(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveError> {
+    let plans = plans_for(ctx.dir, &ctx.service).await?;
+    if m.rollback_of.is_some() {
+        // The kept source of the move being rolled back: bring it to the current version.
+        let label = format!("tenant {} ({})", ctx.tenant.slug, ctx.target.place.mode);
+        migrate_place(&ctx.target.cluster, &ctx.target.place, &plans, &label).await?;
+    } else {
+        // Whatever an interrupted attempt left is removed first.
+        if ctx.target.place.mode != ctx.source.place.mode || !ctx.same_cluster() {
+            drop_place_with(&ctx.target.cluster, &ctx.target.place, !ctx.same_cluster()).await?;
+        }
+        build(
+            ctx.dir,
+            &ctx.service,
+            &ctx.tenant,
+            &ctx.target.cluster,
+            &ctx.target.place,
+            &plans,
+        )
+        .await?;
+    }
+    let target_tables = ctx.target.tables().await?;
+    for t in tables {
+        let Some(other) = target_tables.iter().find(|o| o.name == t.name) else {
+            return Err(MoveError::Refused(format!(
+                "table {} is missing at the target ({}); source and target differ in their migrations",
+                t.name,
+                ctx.target.describe()
+            )));
+        };
+        let mut a = t.columns.clone();
+        let mut b = other.columns.clone();
+        a.sort();
+        b.sort();
+        if a != b {
+            return Err(MoveError::Refused(format!(
+                "table {} has columns {:?} at the source and {:?} at the target",
+                t.name, t.columns, other.columns
+            )));
+        }
+    }
+    ctx.dir
+        .set_move_phase(m.id, MovePhase::Provisioned, None)
+        .await?;
+    Ok(())
+}
+
+/// Provisioned → copying: publication and slot at the source.
+async fn start_stream(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveError> {
+    let lsn = replay::create(
+        &ctx.source,
+        tables,
+        &ctx.tenant.id,
+        &m.slot_name,
+        &m.publication,
+    )
+    .await?;
+    ctx.dir.set_move_start(m.id, &lsn).await?;
+    ctx.dir
+        .set_move_phase(m.id, MovePhase::Copying, None)
+        .await?;
+    Ok(())
+}
+
+/// Copying → copied: every table not copied yet, one by one (a resumed copy skips the done).
+async fn copy_tables(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveError> {
+    let mut copied_now = 0;
+    for t in tables {
+        if m.tables_copied.contains(&t.name) {
+            continue;
+        }
+        if copied_now > 0 && ctx.opts.halt_after == Some(MovePhase::Copying) {
+            // Crash tests: stop between tables.
+            return Err(MoveError::Halted("copying (between tables)"));
+        }
+        let rows =
+            copy::copy_table(&ctx.source, &ctx.target, t, &ctx.tenant.id, ctx.progress).await?;
+        ctx.dir
+            .add_copied_table(m.id, &t.name, i64::try_from(rows).unwrap_or(i64::MAX))
+            .await?;
+        copied_now += 1;
+    }
+    ctx.dir
+        .set_move_phase(m.id, MovePhase::Copied, None)
+        .await?;
+    Ok(())
+}
+
+/// Copied → cutover: replay until the slot is empty.
+async fn catch_up(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveError> {
+    let mut applier = replay::Applier::new(
+        &ctx.source,
+        &ctx.target,
+        ctx.tenant.id,
+        &m.slot_name,
+        &m.publication,
+        tables,
+    );
+    let mut applied = 0u64;
+    loop {
+        let step = applier.step(None).await?;
+        applied += step.changes;
+        let lag = replay::lag_bytes(&ctx.source, &m.slot_name).await?;
+        ctx.progress.event(&Event::CatchingUp {
+            applied,
+            lag_bytes: lag,
+        });
+        if step.transactions == 0 {
+            break;
+        }
+    }
+    ctx.dir
+        .set_move_phase(m.id, MovePhase::Cutover, None)
+        .await?;
+    Ok(())
+}
+
+/// Cutover → switched: hold, drain, fence, final replay, parity, sequences, switch.
+async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveError> {
+    let tenant = ctx.tenant.id;
+    let started = Instant::now();
+    ctx.dir.hold_placement(&m.service, &tenant, true).await?;
+    let ended = cutover::drain(&ctx.source, &tenant, ctx.opts.drain_bound).await?;
+    ctx.source.fence(true).await?;
+    // A transaction that began between the drain and the fence can no longer write; end it.
+    let ended = ended + cutover::drain(&ctx.source, &tenant, ctx.opts.drain_bound).await?;
+    let upto = cutover::flushed_lsn(&ctx.source).await?;
+    let mut applier = replay::Applier::new(
+        &ctx.source,
+        &ctx.target,
+        tenant,
+        &m.slot_name,
+        &m.publication,
+        tables,
+    );
+    while applier.step(Some(&upto)).await?.transactions > 0 {}
+    if ctx.opts.halt_after == Some(MovePhase::Cutover) {
+        // Crash tests: stop held and fenced, before the switch.
+        return Err(MoveError::Halted(
+            "cutover (held and fenced, before the switch)",
+        ));
+    }
+    let parity = parity::compare(&ctx.source, &ctx.target, tables, &tenant).await?;
+    let differing: Vec<String> = parity
+        .iter()
+        .filter(|p| !p.matches())
+        .map(|p| {
+            format!(
+                "{}: {} rows at the source, {} at the target",
+                p.table, p.source_rows, p.target_rows
+            )
+        })
+        .collect();
+    if !differing.is_empty() {
+        return Err(MoveError::Parity(differing.join("; ")));
+    }
+    let carried = sequences::carry(&ctx.source, &ctx.target, tables, &tenant).await?;
+    ctx.target.fence(false).await?;
+    let record = PlaceRecord {
+        mode: ctx.target.place.mode,
+        cluster: ctx.target.cluster.name.clone(),
+        database: ctx.target.place.database.clone(),
+        schema: ctx.target.place.schema.clone(),
+        role: ctx.target.place.role.clone(),
+    };
+    let summary =
+        serde_json::json!({ "tables": parity, "sequences": carried, "sessions_ended": ended });
+    let pause = started.elapsed();
+    ctx.dir
+        .switch_move(m, &record, &summary, pause.as_millis() as i64)
+        .await?;
+    ctx.progress.event(&Event::Switched {
+        pause_ms: pause.as_millis() as u64,
+        sessions_ended: ended,
+    });
+    // The slot would keep WAL at the source forever: it goes now; the source stays, fenced.
+    if let Err(e) = replay::drop(&ctx.source, &m.slot_name, &m.publication).await {
+        tracing::warn!(error = %e, "dropping the move's slot after the switch failed; drop slot {} by hand", m.slot_name);
+    }
+    Ok(())
+}
+
+/// Gives up an open move: the tenant is released where it was, with nothing lost, and what
+/// the move built is removed (a rollback's target, the kept source of an earlier move, is
+/// fenced again instead).
+pub(crate) async fn abort(ctx: &Ctx<'_>, m: &Move, why: &str) -> Result<(), MoveError> {
+    if m.phase >= MovePhase::Cutover {
+        ctx.source.fence(false).await?;
+    }
+    ctx.dir
+        .hold_placement(&m.service, &ctx.tenant.id, false)
+        .await?;
+    replay::drop(&ctx.source, &m.slot_name, &m.publication).await?;
+    if m.rollback_of.is_some() {
+        ctx.target.fence(true).await?;
+    } else {
+        remove_place(&ctx.target, !ctx.same_cluster()).await?;
+    }
+    ctx.dir
+        .set_move_phase(m.id, MovePhase::Aborted, Some(why))
+        .await?;
+    ctx.progress.event(&Event::Phase(MovePhase::Aborted));
+    Ok(())
+}
+
+/// Removes a place the tenant no longer uses, fenced first so that a runtime role shared
+/// with the live place (same cluster) loses its way in.
+async fn remove_place(side: &Side, drop_role: bool) -> Result<(), MoveError> {
+    if let Err(e) = side.fence(true).await {
+        tracing::debug!(error = %e, "fencing a place being removed (it may not exist)");
+    }
+    drop_place_with(&side.cluster, &side.place, drop_role).await?;
+    Ok(())
+}
+
+/// Switched → finalized: the kept source is removed.
+pub(crate) async fn finalize_with(ctx: &Ctx<'_>, m: &Move) -> Result<(), MoveError> {
+    remove_place(&ctx.source, !ctx.same_cluster()).await?;
+    ctx.dir
+        .set_move_phase(m.id, MovePhase::Finalized, None)
+        .await?;
+    Ok(())
+}
