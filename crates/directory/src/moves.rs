@@ -353,8 +353,8 @@ impl Directory {
         Ok(())
     }
 
-    /// The switch: in one transaction, the placement points at `to` (epoch + 1, released,
-    /// active) and the move is `switched` with its parity and pause.
+    /// The switch: in one transaction, the placement points at `to` (at the move's version,
+    /// epoch + 1, released, active) and the move is `switched` with its parity and pause.
     pub async fn switch_move(
         &self,
         m: &Move,
@@ -367,7 +367,8 @@ impl Directory {
         let n = tx
             .execute(
                 "UPDATE directory.placements SET mode = $3, cluster = $4, database_name = $5, schema_name = $6,
-                        role_name = $7, epoch = epoch + 1, held_at = NULL, state = 'active', updated_at = now()
+                        role_name = $7, schema_version = $8, epoch = epoch + 1, held_at = NULL, state = 'active',
+                        updated_at = now()
                   WHERE service = $1 AND tenant_id = $2",
                 &[
                     &m.service.as_str(),
@@ -377,6 +378,7 @@ impl Directory {
                     &to.database,
                     &to.schema,
                     &to.role,
+                    &m.version,
                 ],
             )
             .await?;

@@ -102,6 +102,29 @@ impl Side {
             .collect())
     }
 
+    /// The newest service migration applied at this place.
+    pub async fn applied_version(&self) -> Result<i64, MoveError> {
+        let key = match self.place.mode {
+            Mode::Shared => "shared",
+            Mode::Schema => self.schema(),
+            Mode::Database => "database",
+        };
+        let client = self.connect().await?;
+        let version: i64 = client
+            .query_one(
+                "SELECT coalesce(max(version), 0)::bigint FROM bulkhead.applied_migrations WHERE target = $1",
+                &[&key],
+            )
+            .await
+            .map_err(MoveError::sql(format!(
+                "reading the migration version of {}",
+                self.describe()
+            )))?
+            .get(0);
+        client.release();
+        Ok(version)
+    }
+
     /// Keeps the tenant's runtime role out of this side (its transactions there fail), or
     /// lets it back in: the role's group (shared, database) or its USAGE on the schema.
     pub async fn fence(&self, fenced: bool) -> Result<(), MoveError> {

@@ -134,30 +134,40 @@ async fn catch_up_migrations(ctx: &Ctx<'_>, m: Move, tables: &[Table]) -> Result
     if m.phase < MovePhase::Provisioned {
         return Ok(m);
     }
-    let Some(placement) = ctx.dir.placement(&m.service, &m.tenant_id).await? else {
-        return Ok(m);
-    };
-    if placement.schema_version == m.version {
-        return Ok(m);
-    }
-    let plans = plans_for(ctx.dir, &ctx.service).await?;
+    // Applies only what the target lacks against the source (nothing, mostly).
+    let version = ctx.source.applied_version().await?;
+    let plans = plans_up_to(ctx, version).await?;
     let label = format!("tenant {} ({})", ctx.tenant.slug, ctx.target.place.mode);
     migrate_place(&ctx.target.cluster, &ctx.target.place, &plans, &label).await?;
-    let published = published_tables(ctx, &m).await?;
-    let mut now: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
-    now.sort();
-    ctx.dir
-        .set_move_version(m.id, placement.schema_version)
-        .await?;
-    if m.phase >= MovePhase::Copying && published != now {
-        replay::drop(&ctx.source, &m.slot_name, &m.publication).await?;
-        ctx.dir.reset_copied_tables(m.id).await?;
-        ctx.dir
-            .set_move_phase(m.id, MovePhase::Provisioned, None)
-            .await?;
-        tracing::info!(tenant = %m.tenant_id, "a migration changed the tenant's tables during the move: copying again");
+    if version != m.version {
+        ctx.dir.set_move_version(m.id, version).await?;
+    }
+    if m.phase >= MovePhase::Copying {
+        let published = published_tables(ctx, &m).await?;
+        let mut now: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
+        now.sort();
+        if published != now {
+            replay::drop(&ctx.source, &m.slot_name, &m.publication).await?;
+            ctx.dir.reset_copied_tables(m.id).await?;
+            ctx.dir
+                .set_move_phase(m.id, MovePhase::Provisioned, None)
+                .await?;
+            tracing::info!(tenant = %m.tenant_id, "a migration changed the tenant's tables during the move: copying again");
+        }
     }
     Ok(ctx.dir.get_move(m.id).await?)
+}
+
+/// The service's migrations up to `version`.
+async fn plans_up_to(
+    ctx: &Ctx<'_>,
+    version: i64,
+) -> Result<Vec<bulkhead_provisioner::migrate::MigrationPlan>, MoveError> {
+    Ok(plans_for(ctx.dir, &ctx.service)
+        .await?
+        .into_iter()
+        .filter(|p| p.version <= version)
+        .collect())
 }
 
 /// The tables in the move's publication, sorted.
@@ -176,7 +186,9 @@ async fn published_tables(ctx: &Ctx<'_>, m: &Move) -> Result<Vec<String>, MoveEr
 
 /// Planned → provisioned: the target place at the source's version, with the same tables.
 async fn provision(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveError> {
-    let plans = plans_for(ctx.dir, &ctx.service).await?;
+    // The target is built at the source's version, not at a migration registered since
+    // (which waits for this move, then reaches the new place).
+    let plans = plans_up_to(ctx, m.version).await?;
     if m.rollback_of.is_some() {
         // The kept source of the move being rolled back: bring it to the current version.
         let label = format!("tenant {} ({})", ctx.tenant.slug, ctx.target.place.mode);
