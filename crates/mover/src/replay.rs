@@ -395,7 +395,7 @@ mod tests {
         };
         assert_eq!(
             key_condition(&r, &[Value::Text("a".into()), Value::Null]).expect("key"),
-            "tenant_id = 'a'"
+            "\"tenant_id\" = 'a'"
         );
         assert!(key_condition(&r, &[Value::Null, Value::Null]).is_err());
     }
