@@ -2,6 +2,7 @@
 
 mod clusters;
 mod health;
+mod moves;
 mod proof;
 mod services;
 mod tenants;
@@ -62,6 +63,10 @@ pub(crate) fn v1() -> Router<ApiState> {
         )
         .route("/tenants/{tenant}/suspend", post(tenants::suspend))
         .route("/tenants/{tenant}/resume", post(tenants::resume))
+        .route("/tenants/{tenant}/move", post(moves::start))
+        .route("/tenants/{tenant}/move/finalize", post(moves::finalize))
+        .route("/tenants/{tenant}/move/rollback", post(moves::rollback))
+        .route("/tenants/{tenant}/moves", get(moves::list))
         .route("/verify", get(proof::verify))
         .route("/probe", post(proof::probe))
 }

@@ -267,6 +267,9 @@ pub(crate) enum TenantCmd {
     /// API keys: passwords that log a client in as this tenant at the gateway.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Move a tenant online to another mode or cluster (same tenant id, same tokens); then
+    /// `--finalize` removes the kept source, or `--rollback` moves it back.
+    Move(MoveArgs),
     /// Delete a tenant: its rows, schema or database in every service, its roles, its record.
     Delete {
         /// Slug or id.
@@ -275,6 +278,33 @@ pub(crate) enum TenantCmd {
         #[arg(long)]
         confirm: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MoveArgs {
+    /// Slug or id.
+    pub tenant: TenantRef,
+    /// The mode to move to.
+    #[arg(long, required_unless_present_any = ["finalize", "rollback", "status"])]
+    pub to: Option<Mode>,
+    /// The cluster to move to (default: where it is).
+    #[arg(long)]
+    pub cluster: Option<ClusterName>,
+    /// The service, when the tenant lives in several.
+    #[arg(long)]
+    pub service: Option<ServiceName>,
+    /// Seconds the cutover waits for the tenant's open transactions before ending them.
+    #[arg(long, default_value_t = 5)]
+    pub drain_seconds: u64,
+    /// Remove the source the last move kept.
+    #[arg(long, conflicts_with_all = ["to", "rollback", "status"])]
+    pub finalize: bool,
+    /// Undo the last move: abort one under way, or move a switched one back.
+    #[arg(long, conflicts_with_all = ["to", "finalize", "status"])]
+    pub rollback: bool,
+    /// Show the tenant's moves.
+    #[arg(long, conflicts_with_all = ["to", "finalize", "rollback"])]
+    pub status: bool,
 }
 
 #[derive(Debug, Subcommand)]

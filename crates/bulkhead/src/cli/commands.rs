@@ -309,6 +309,7 @@ async fn tenant(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Result<(), F
                 eprintln!("key id {} for tenant {tenant}; shown only now: store it as the tenant's database password", key["id"].as_str().unwrap_or_default());
             }
         }
+        TenantCmd::Move(args) => super::moves::run(api, as_json, args).await?,
         TenantCmd::Key(KeyCmd::Revoke { id }) => {
             api.call(Method::DELETE, &format!("/v1/keys/{id}"), None)
                 .await?;

@@ -4,6 +4,7 @@ mod args;
 mod client;
 mod commands;
 mod migrate;
+mod moves;
 mod output;
 mod proof;
 

@@ -1,0 +1,115 @@
+//! `bulkhead tenant move` through the real CLI (in-process mover with live progress) and the
+//! HTTP API: move, status, the refusal while a source is kept, finalize, rollback, errors.
+
+mod support;
+
+use support::{workspace, CliOutput, Up};
+
+fn ok(out: CliOutput) -> CliOutput {
+    assert_eq!(
+        out.code, 0,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_moves_through_the_cli_and_the_api() {
+    let ws = workspace();
+    let up = Up::start(&ws.path().join(".bulkhead"), &[]);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../provisioner/tests/fixtures/billing");
+    let fixtures = fixtures.to_str().expect("utf8");
+    ok(up.cli(&[
+        "service",
+        "create",
+        "billing",
+        "--migrations",
+        fixtures,
+        "--reference",
+        "countries",
+    ]));
+    ok(up.cli(&["tenant", "create", "acme", "--service", "billing"]));
+
+    let out = ok(up.cli(&["tenant", "move", "acme", "--to", "schema"]));
+    assert!(out.stderr.contains("phase: copying"), "{}", out.stderr);
+    assert!(out.stderr.contains("copied customers"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("switched: the tenant's new transactions waited"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("shared on local -> schema on local: switched"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("parity customers"), "{}", out.stdout);
+
+    let refused = up.cli(&["tenant", "move", "acme", "--to", "database"]);
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--finalize"), "{}", refused.stderr);
+    let out = ok(up.cli(&["tenant", "move", "acme", "--finalize"]));
+    assert!(out.stdout.contains("finalized"), "{}", out.stdout);
+    let status = ok(up.cli(&["--json", "tenant", "move", "acme", "--status"]));
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    assert_eq!(status[0]["phase"], "finalized");
+    let nothing = up.cli(&["tenant", "move", "acme", "--rollback"]);
+    assert_eq!(nothing.code, 2, "nothing to roll back: {}", nothing.stderr);
+
+    let token = bulkhead_server::Instance::read(&up.data_dir)
+        .expect("read")
+        .expect("instance")
+        .token;
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: &str| {
+        http.post(format!("{}{path}", up.api_url))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let r = post("/v1/tenants/acme/move", "{\"to\": \"database\"}")
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    let m: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(m["phase"], "switched");
+    assert_eq!(m["to_mode"], "database");
+    let r = post("/v1/tenants/acme/move/rollback", "{}")
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    let m: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        m["phase"], "finalized",
+        "a rollback removes the place it left: {m}"
+    );
+    assert_eq!(m["to_mode"], "schema");
+    let r = post("/v1/tenants/acme/move", "{\"to\": \"sideways\"}")
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 400);
+    let r = post("/v1/tenants/nobody/move", "{\"to\": \"shared\"}")
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 404);
+    let r = post("/v1/tenants/acme/move", "{\"to\": \"schema\"}")
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 400, "already there");
+    let moves: serde_json::Value = http
+        .get(format!("{}/v1/tenants/acme/moves", up.api_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(moves.as_array().map(Vec::len), Some(3), "{moves}");
+    assert!(up.stop().success());
+}
