@@ -275,7 +275,25 @@ async fn copy_tables(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), Mo
     Ok(())
 }
 
-/// Copied → cutover: replay until the slot is empty.
+/// Rows copied within one cluster above which the mover asks for a checkpoint.
+const CHECKPOINT_AFTER_ROWS: i64 = 50_000;
+
+async fn checkpoint(side: &Side) -> Result<(), MoveError> {
+    let client = side.connect().await?;
+    client
+        .batch_execute("CHECKPOINT")
+        .await
+        .map_err(MoveError::sql(
+            "asking the source for a checkpoint after the copy",
+        ))?;
+    client.release();
+    Ok(())
+}
+
+/// Changes left in a replay step below which the move cuts over.
+const CUTOVER_REMAINDER: u64 = 500;
+
+/// Copied → cutover: replay until a step finds little left.
 async fn catch_up(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveError> {
     let mut applier = replay::Applier::new(
         &ctx.source,
@@ -285,6 +303,13 @@ async fn catch_up(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
         &m.publication,
         tables,
     );
+    if ctx.same_cluster() && m.rows_copied >= CHECKPOINT_AFTER_ROWS {
+        // The copy's own WAL sits between the slot's restart point and now, and every read
+        // of the slot decodes from there until PostgreSQL logs a running-transactions record
+        // past it (every 15 s, or at a checkpoint): ask for the checkpoint now, so the reads
+        // at cutover stay short.
+        checkpoint(&ctx.source).await?;
+    }
     let mut applied = 0u64;
     loop {
         let step = applier.step(None).await?;
@@ -294,7 +319,9 @@ async fn catch_up(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
             applied,
             lag_bytes: lag,
         });
-        if step.transactions == 0 {
+        // Close enough when a step finds little left: the writes keep coming, and the
+        // cutover replays the remainder while the tenant is held.
+        if step.changes < CUTOVER_REMAINDER {
             break;
         }
     }
@@ -308,11 +335,15 @@ async fn catch_up(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
 async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveError> {
     let tenant = ctx.tenant.id;
     let started = Instant::now();
+    let mut steps = Steps(Vec::new(), Some(started));
     ctx.dir.hold_placement(&m.service, &tenant, true).await?;
+    steps.mark("hold");
     let ended = cutover::drain(&ctx.source, &tenant, ctx.opts.drain_bound).await?;
+    steps.mark("drain");
     ctx.source.fence(true).await?;
     // A transaction that began between the drain and the fence can no longer write; end it.
     let ended = ended + cutover::drain(&ctx.source, &tenant, ctx.opts.drain_bound).await?;
+    steps.mark("fence");
     let upto = cutover::flushed_lsn(&ctx.source).await?;
     let mut applier = replay::Applier::new(
         &ctx.source,
@@ -323,6 +354,7 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
         tables,
     );
     while applier.step(Some(&upto)).await?.transactions > 0 {}
+    steps.mark("replay");
     if ctx.opts.halt_after == Some(MovePhase::Cutover) {
         // Crash tests: stop held and fenced, before the switch.
         return Err(MoveError::Halted(
@@ -343,8 +375,10 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
     if !differing.is_empty() {
         return Err(MoveError::Parity(differing.join("; ")));
     }
+    steps.mark("parity");
     let carried = sequences::carry(&ctx.source, &ctx.target, tables, &tenant).await?;
     ctx.target.fence(false).await?;
+    steps.mark("sequences");
     let record = PlaceRecord {
         mode: ctx.target.place.mode,
         cluster: ctx.target.cluster.name.clone(),
@@ -352,8 +386,9 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
         schema: ctx.target.place.schema.clone(),
         role: ctx.target.place.role.clone(),
     };
-    let summary =
-        serde_json::json!({ "tables": parity, "sequences": carried, "sessions_ended": ended });
+    let summary = serde_json::json!({
+        "tables": parity, "sequences": carried, "sessions_ended": ended, "cutover_ms": steps.0,
+    });
     let pause = started.elapsed();
     ctx.dir
         .switch_move(m, &record, &summary, pause.as_millis() as i64)
@@ -367,6 +402,17 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
         tracing::warn!(error = %e, "dropping the move's slot after the switch failed; drop slot {} by hand", m.slot_name);
     }
     Ok(())
+}
+
+/// Milliseconds each cutover step took, in order.
+struct Steps(Vec<(&'static str, u64)>, Option<Instant>);
+
+impl Steps {
+    fn mark(&mut self, step: &'static str) {
+        let since = self.1.replace(Instant::now());
+        let ms = since.map(|t| t.elapsed().as_millis() as u64);
+        self.0.push((step, ms.unwrap_or(0)));
+    }
 }
 
 /// Gives up an open move: the tenant is released where it was, with nothing lost, and what
