@@ -504,3 +504,129 @@ async fn a_database_tenant_moves_to_another_cluster() {
     );
     assert_acked(&env, &key, &acked).await;
 }
+
+#[tokio::test]
+async fn a_move_without_parity_aborts_and_the_tenant_stays_with_all_its_rows() {
+    let env = env("no_parity").await;
+    let (id, key) = tenant(&env, "acme", Mode::Shared).await;
+    let writer = Writer::start(&env, &key, 1).await;
+    wait_commits(&writer, 20).await;
+    bulkhead_mover::start(
+        &env.dir,
+        &request(id, Mode::Schema, None),
+        &halting(MovePhase::Copied),
+        &(),
+    )
+    .await
+    .expect_err("halts");
+    // Something outside Bulkhead loses a row at the target.
+    let pool = format!("bh_{}", env.service);
+    let pg = bulkhead_pgkit::shared_cluster().expect("cluster");
+    let c = pg.connect(&pool).await.expect("pool");
+    c.batch_execute(&format!(
+        "SET session_replication_role = replica; DELETE FROM t_{}.customers WHERE id = 3",
+        id.simple()
+    ))
+    .await
+    .expect("sabotage");
+    let e = bulkhead_mover::start(
+        &env.dir,
+        &request(id, Mode::Schema, None),
+        &MoveOptions::default(),
+        &(),
+    )
+    .await
+    .expect_err("no parity");
+    assert!(matches!(e, MoveError::Parity(_)), "{e}");
+    assert!(e.to_string().contains("customers"), "names the table: {e}");
+    wait_commits(&writer, 10).await;
+    let acked = writer.stop().await;
+    assert_acked(&env, &key, &acked).await;
+    let p = placement(&env, &id).await;
+    assert_eq!(
+        (p.mode, p.epoch),
+        (Mode::Shared, 1),
+        "the tenant stayed where it was"
+    );
+    let m = &env
+        .dir
+        .moves_of(&env.service.parse().expect("s"), &id)
+        .await
+        .expect("moves")[0];
+    assert_eq!(m.phase, MovePhase::Aborted);
+    assert!(
+        !exists(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 't_{}')",
+                id.simple()
+            ),
+            &pool
+        )
+        .await,
+        "the target is removed"
+    );
+    // And the tenant can move again afterwards.
+    let writer = Writer::start(&env, &key, 10_000).await;
+    bulkhead_mover::start(
+        &env.dir,
+        &request(id, Mode::Schema, None),
+        &MoveOptions::default(),
+        &(),
+    )
+    .await
+    .expect("moves once the target is sound");
+    let again = writer.stop().await;
+    let (customers, _) = snapshot(&env, &key).await;
+    for (k, v) in acked.customers.iter().chain(again.customers.iter()) {
+        assert_eq!(customers.get(k), Some(v), "customer {k}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_target_cluster_is_refused() {
+    let env = env("full_target").await;
+    let tiny = bulkhead_pgkit::ThrowawayCluster::start().expect("cluster");
+    bulkhead_provisioner::add_cluster(
+        &env.dir,
+        &NewCluster {
+            name: "tiny".parse().expect("n"),
+            region: "local".parse().expect("r"),
+            admin_dsn: tiny.dsn("postgres"),
+            capacity: Some(1),
+        },
+    )
+    .await
+    .expect("cluster");
+    bulkhead_provisioner::create_tenant(
+        &env.dir,
+        &bulkhead_provisioner::CreateTenant {
+            tenant: bulkhead_directory::NewTenant {
+                slug: "filler".parse().expect("slug"),
+                id: None,
+                tier: None,
+                region: None,
+            },
+            service: Some(env.service.parse().expect("s")),
+            mode: Some(Mode::Shared),
+            cluster: Some("tiny".parse().expect("c")),
+        },
+    )
+    .await
+    .expect("the one placement tiny takes");
+    let (id, _) = tenant(&env, "acme", Mode::Shared).await;
+    let e = bulkhead_mover::start(
+        &env.dir,
+        &request(id, Mode::Database, Some("tiny")),
+        &MoveOptions::default(),
+        &(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(e.to_string().contains("cluster tiny is full"), "{e}");
+    assert!(env
+        .dir
+        .moves_of(&env.service.parse().expect("s"), &id)
+        .await
+        .expect("moves")
+        .is_empty());
+}
