@@ -398,6 +398,32 @@ async fn a_backend_restart_gives_clients_an_error_not_a_hang_and_the_gateway_rec
 }
 
 #[tokio::test]
+async fn an_idle_connection_the_server_closed_is_not_handed_to_a_client() {
+    let env = env("closed_idle", 2).await;
+    let key = tenant_key(&env, "patient", Mode::Database).await;
+    let c = connect(&env, &key).await.expect("connect");
+    c.simple_query("SELECT 1").await.expect("warm the pool");
+    let pg = shared_cluster().expect("cluster");
+    let admin = pg.connect("postgres").await.expect("admin");
+    let role = env.dir.gateway_role().await.expect("role");
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            &[&role],
+        )
+        .await
+        .expect("terminate");
+    // Idle past the re-check threshold, the dead connection is noticed at checkout and a
+    // fresh one serves: the client sees no error at all.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let row = c
+        .query_one("SELECT 3::int", &[])
+        .await
+        .expect("served by a fresh connection");
+    assert_eq!(row.get::<_, i32>(0), 3);
+}
+
+#[tokio::test]
 async fn psycopg_works_through_the_gateway() {
     let env = env("psycopg", 2).await;
     let key = tenant_key(&env, "pythonista", Mode::Schema).await;

@@ -43,6 +43,8 @@ pub struct ServerConn {
     pub prepared: HashSet<String>,
     /// The tenant context its session holds.
     pub held: HeldContext,
+    /// When it was last given back to its pool.
+    pub idle_since: std::time::Instant,
 }
 
 fn backend_err(what: &str, e: impl std::fmt::Display) -> GatewayError {
@@ -50,6 +52,17 @@ fn backend_err(what: &str, e: impl std::fmt::Display) -> GatewayError {
 }
 
 impl ServerConn {
+    /// True when an idle connection can no longer serve: the server closed it (a terminated
+    /// backend, a dropped database) or sent something unasked while idle (which, with LISTEN
+    /// refused, only a server about to close does). Never blocks.
+    pub fn is_unusable(&self) -> bool {
+        let mut byte = [0u8; 1];
+        match self.stream.try_read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => !self.rbuf.is_empty(),
+            _ => true,
+        }
+    }
+
     /// Connects, authenticates and waits for the first ReadyForQuery. Refuses servers older
     /// than `min_version_num` (RLS fixes of CVE-2024-10976/10978 are in 15.9).
     pub async fn connect(
@@ -71,6 +84,7 @@ impl ServerConn {
             key: (0, Bytes::new()),
             prepared: HashSet::new(),
             held: HeldContext::default(),
+            idle_since: std::time::Instant::now(),
         };
         let mut out = BytesMut::new();
         to_server::startup(

@@ -83,7 +83,8 @@ impl Leased {
 
     /// Returns a clean connection to the pool.
     pub fn give_back(mut self) {
-        if let (Some(conn), Some(permit)) = (self.conn.take(), self.permit.take()) {
+        if let (Some(mut conn), Some(permit)) = (self.conn.take(), self.permit.take()) {
+            conn.idle_since = std::time::Instant::now();
             if conn.has_buffered() {
                 return;
             }
@@ -97,6 +98,9 @@ impl Leased {
     }
 }
 
+/// Idle time after which a connection is checked before it serves again.
+const RECHECK_AFTER_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// An idle connection to `target`: one for which `prefer` holds if there is one, else the
 /// one idle longest (the others' tenants are likelier to come back).
 fn take_idle(
@@ -106,10 +110,18 @@ fn take_idle(
 ) -> Option<Leased> {
     let (conn, permit) = pool.idle.lock().ok().and_then(|mut idle| {
         let list = idle.get_mut(&**target)?;
-        match list.iter().rposition(|(c, _)| prefer(c)) {
-            Some(i) => Some(list.remove(i)),
-            None if list.is_empty() => None,
-            None => Some(list.remove(0)),
+        loop {
+            let taken = match list.iter().rposition(|(c, _)| prefer(c)) {
+                Some(i) => list.remove(i),
+                None if list.is_empty() => return None,
+                None => list.remove(0),
+            };
+            // One that sat idle a while may have been closed by the server meanwhile (a
+            // terminated backend, a dropped database): check it (one non-blocking read) and
+            // drop it if so, its permit coming back. A busy pool skips the check.
+            if taken.0.idle_since.elapsed() < RECHECK_AFTER_IDLE || !taken.0.is_unusable() {
+                return Some(taken);
+            }
         }
     })?;
     Some(Leased {
