@@ -92,6 +92,7 @@ async fn serve(
     if !report.applied.is_empty() {
         tracing::info!(applied = ?report.applied, "migrated the directory schema");
     }
+    warn_of_unfinished_moves(&directory).await;
     let mut clusters = Vec::new();
     if let Some((admin_dsn, _, _)) = &local {
         let c = bulkhead_provisioner::upsert_cluster(&directory, &local_cluster(admin_dsn)).await?;
@@ -214,5 +215,30 @@ fn local_cluster(admin_dsn: &str) -> NewCluster {
             .unwrap_or_else(|_| unreachable!("`local` is a valid region")),
         admin_dsn: admin_dsn.to_string(),
         capacity: None,
+    }
+}
+
+/// Moves a mover left under way (it stopped) or kept sources awaiting finalize: named at
+/// startup with what to run, since a held tenant waits for its mover.
+async fn warn_of_unfinished_moves(directory: &Directory) {
+    let Ok(moves) = directory.unfinished_moves().await else {
+        return;
+    };
+    for m in moves {
+        if m.phase.is_open() {
+            tracing::warn!(
+                tenant = %m.tenant_id, service = %m.service, phase = %m.phase,
+                "a move to {} on {} stopped before its switch{}; run `bulkhead tenant move {} --to {} --cluster {}` to resume it or `--rollback` to give it up",
+                m.to_mode, m.to_cluster,
+                if m.phase == bulkhead_directory::MovePhase::Cutover { " (the tenant's new transactions are held meanwhile)" } else { "" },
+                m.tenant_id, m.to_mode, m.to_cluster
+            );
+        } else {
+            tracing::info!(
+                tenant = %m.tenant_id, service = %m.service,
+                "a move's source is kept until `bulkhead tenant move {} --finalize` (or `--rollback`)",
+                m.tenant_id
+            );
+        }
     }
 }
