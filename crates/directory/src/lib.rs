@@ -8,6 +8,7 @@
 
 mod clusters;
 mod credentials;
+mod data_keys;
 mod error;
 mod gateway_auth;
 mod migrations;
@@ -21,6 +22,7 @@ mod tenants;
 
 pub use clusters::{Cluster, ClusterFacts, NewCluster};
 pub use credentials::{check_username, CredentialLogin, ServiceCredential};
+pub use data_keys::{StoredCertificate, StoredDataKey};
 pub use error::{DirectoryError, ErrorKind};
 pub use gateway_auth::{IssuedKey, RouteFacts, RoutePlacement, ServiceAuth};
 pub use migrations::{MigrationFile, RegisterReport, StoredMigration};

@@ -43,10 +43,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "moves",
         sql: include_str!("../migrations/V6__moves.sql"),
     },
+    Migration {
+        version: 7,
+        name: "backups",
+        sql: include_str!("../migrations/V7__backups.sql"),
+    },
 ];
 
 /// The newest directory schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 6;
+pub const SCHEMA_VERSION: i32 = 7;
 
 /// What [`Directory::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,7 @@ pub mod pgoutput;
 pub mod place;
 mod replay;
 mod run;
-mod sequences;
+pub mod sequences;
 
 use std::time::Duration;
 

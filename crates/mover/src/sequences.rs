@@ -79,3 +79,37 @@ pub async fn carry(
     dst.release();
     Ok(carried)
 }
+
+/// Sets every sequence owned by a column of `tables` at `side` past the tenant's largest
+/// value in that column (a restore's rows came with their ids).
+pub async fn advance_past_rows(
+    side: &Side,
+    tables: &[String],
+    tenant: &TenantId,
+) -> Result<(), MoveError> {
+    let client = side.connect().await?;
+    for table in tables {
+        let owned = client
+            .query(OWNED, &[&side.qualified(table)])
+            .await
+            .map_err(MoveError::sql("listing sequences"))?;
+        for s in &owned {
+            let (column, seq): (String, String) = (s.get(0), s.get(1));
+            client
+                .query_one(
+                    &format!(
+                        "SELECT setval($1::text::regclass, greatest((SELECT last_value FROM {seq}),
+                                (SELECT coalesce(max({c})::bigint, 1) FROM {t}{f})), true)",
+                        c = ident(&column),
+                        t = side.qualified(table),
+                        f = side.tenant_filter(tenant)
+                    ),
+                    &[&seq],
+                )
+                .await
+                .map_err(MoveError::sql(format!("setting sequence {seq}")))?;
+        }
+    }
+    client.release();
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! The master key and the per-tenant data keys it wraps.
+//!
+//! The master key is 32 random bytes: `BULKHEAD_MASTER_KEY` (64 hex digits) when set, else the
+//! data folder's `secrets/master.key` (made on first use, mode 0600). Each tenant's data key is
+//! 32 random bytes, stored in the directory only wrapped (AES-256-GCM under the master key,
+//! the tenant id as associated data). Destroying it (an erasure) makes every backup of the
+//! tenant unreadable. Certificates are signed with HMAC-SHA256 under a key derived from the
+//! master key, never with the master key itself.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use bulkhead_directory::{Directory, StoredDataKey};
+use bulkhead_model::TenantId;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::BackupError;
+
+/// The environment variable holding the master key.
+pub const MASTER_KEY_ENV: &str = "BULKHEAD_MASTER_KEY";
+
+/// The master key.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+fn parse_hex_key(text: &str, whence: &str) -> Result<[u8; 32], BackupError> {
+    let bytes = hex::decode(text.trim())
+        .map_err(|_| BackupError::Key(format!("{whence} is not 64 hex digits")))?;
+    bytes
+        .try_into()
+        .map_err(|_| BackupError::Key(format!("{whence} is not 64 hex digits (32 bytes)")))
+}
+
+impl MasterKey {
+    /// From raw bytes (tests).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// `BULKHEAD_MASTER_KEY`, else `secrets_dir/master.key` (created on first use).
+    pub fn load(secrets_dir: &Path) -> Result<Self, BackupError> {
+        if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
+            return Ok(Self(parse_hex_key(&text, MASTER_KEY_ENV)?));
+        }
+        let path = secrets_dir.join("master.key");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => return Ok(Self(parse_hex_key(&text, &path.display().to_string())?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BackupError::io(format!("reading {}", path.display()))(e)),
+        }
+        let key: [u8; 32] = rand::random();
+        std::fs::create_dir_all(secrets_dir).map_err(BackupError::io(format!(
+            "creating {}",
+            secrets_dir.display()
+        )))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(BackupError::io(format!("creating {}", path.display())))?;
+        f.write_all(hex::encode(key).as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(BackupError::io(format!("writing {}", path.display())))?;
+        Ok(Self(key))
+    }
+
+    fn derived(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Signs `text` (hex HMAC-SHA256 under the certificate key).
+    pub fn sign(&self, text: &str) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.derived("bulkhead certificate v1"))
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(text.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// True when `signature` is `text`'s (compared in constant time).
+    pub fn verify(&self, text: &str, signature: &str) -> bool {
+        let Ok(sig) = hex::decode(signature) else {
+            return false;
+        };
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.derived("bulkhead certificate v1"))
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(text.as_bytes());
+        mac.verify_slice(&sig).is_ok()
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new((&self.derived("bulkhead data key wrapping v1")).into())
+    }
+}
+
+/// A tenant's data key, unwrapped.
+pub struct DataKey(pub(crate) Aes256Gcm);
+
+/// Seals `plain` under `cipher` with a fresh nonce: `nonce || ciphertext+tag`.
+pub(crate) fn seal(cipher: &Aes256Gcm, plain: &[u8], aad: &[u8]) -> Vec<u8> {
+    let nonce: [u8; 12] = rand::random();
+    let mut out = nonce.to_vec();
+    let sealed = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
+        .unwrap_or_else(|_| unreachable!("AES-GCM encrypts any message below 64 GiB"));
+    out.extend_from_slice(&sealed);
+    out
+}
+
+/// Opens what [`seal`] made; None when it was altered or the key is wrong.
+pub(crate) fn open(cipher: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < 12 + 16 {
+        return None;
+    }
+    let (nonce, body) = sealed.split_at(12);
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad })
+        .ok()
+}
+
+/// The tenant's data key, made (and stored wrapped) on first use.
+pub async fn data_key(
+    dir: &Directory,
+    master: &MasterKey,
+    tenant: &TenantId,
+) -> Result<DataKey, BackupError> {
+    let stored = match dir.data_key(tenant).await? {
+        Some(s) => s,
+        None => {
+            let fresh: [u8; 32] = rand::random();
+            let wrapped = seal(&master.cipher(), &fresh, tenant.as_uuid().as_bytes());
+            dir.ensure_data_key(tenant, &wrapped).await?
+        }
+    };
+    unwrap(master, tenant, stored)
+}
+
+/// The tenant's existing data key (restores never make one).
+pub async fn existing_data_key(
+    dir: &Directory,
+    master: &MasterKey,
+    tenant: &TenantId,
+) -> Result<DataKey, BackupError> {
+    match dir.data_key(tenant).await? {
+        Some(stored) => unwrap(master, tenant, stored),
+        None => Err(BackupError::Key(format!(
+            "tenant {tenant} has no data key in this directory, so no backup of it was made here"
+        ))),
+    }
+}
+
+fn unwrap(
+    master: &MasterKey,
+    tenant: &TenantId,
+    stored: StoredDataKey,
+) -> Result<DataKey, BackupError> {
+    match stored {
+        StoredDataKey::Destroyed(at) => Err(BackupError::Key(format!(
+            "tenant {tenant}'s data key was destroyed at {at} (the tenant was erased): its backups can no longer be read"
+        ))),
+        StoredDataKey::Wrapped(w) => {
+            let key = open(&master.cipher(), &w, tenant.as_uuid().as_bytes()).ok_or_else(|| {
+                BackupError::Key(format!(
+                    "the master key does not open tenant {tenant}'s data key (a different {MASTER_KEY_ENV} or master.key?)"
+                ))
+            })?;
+            let key: [u8; 32] = key
+                .try_into()
+                .map_err(|_| BackupError::Key("a stored data key has the wrong length".into()))?;
+            Ok(DataKey(Aes256Gcm::new((&key).into())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_data_opens_only_unaltered_and_with_its_aad() {
+        let c = Aes256Gcm::new((&[7u8; 32]).into());
+        let s = seal(&c, b"rows", b"frame 1");
+        assert_eq!(open(&c, &s, b"frame 1").as_deref(), Some(&b"rows"[..]));
+        assert!(open(&c, &s, b"frame 2").is_none(), "moved to another place");
+        let mut flipped = s.clone();
+        flipped[14] ^= 1;
+        assert!(open(&c, &flipped, b"frame 1").is_none(), "a flipped byte");
+        let other = Aes256Gcm::new((&[8u8; 32]).into());
+        assert!(open(&other, &s, b"frame 1").is_none(), "another key");
+    }
+
+    #[test]
+    fn signatures_verify_and_altered_texts_do_not() {
+        let m = MasterKey::from_bytes([1; 32]);
+        let sig = m.sign("{\"rows\": 3}");
+        assert!(m.verify("{\"rows\": 3}", &sig));
+        assert!(!m.verify("{\"rows\": 4}", &sig));
+        assert!(!MasterKey::from_bytes([2; 32]).verify("{\"rows\": 3}", &sig));
+    }
+}
