@@ -17,6 +17,9 @@ pub enum ApiError {
     /// Provisioning or a migration failed.
     #[error(transparent)]
     Provision(#[from] bulkhead_provisioner::ProvisionError),
+    /// A backup, restore or erasure was refused or failed.
+    #[error(transparent)]
+    Backup(#[from] bulkhead_backup::BackupError),
     /// A move was refused or failed.
     #[error(transparent)]
     Move(#[from] bulkhead_mover::MoveError),
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::Directory(e) => (by_kind(e.kind()), e.kind().label()),
             ApiError::Provision(e) => (by_kind(e.kind()), e.kind().label()),
             ApiError::Move(e) => (by_kind(e.kind()), e.kind().label()),
+            ApiError::Backup(e) => (by_kind(e.kind()), e.kind().label()),
             ApiError::NeedsConfirmation(_) | ApiError::Invalid(_) | ApiError::Body(_) => {
                 (StatusCode::BAD_REQUEST, "invalid")
             }

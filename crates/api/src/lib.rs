@@ -24,6 +24,8 @@ pub struct ApiState {
     pub(crate) gateway: Option<Arc<bulkhead_gateway::GatewayState>>,
     /// Where the gateway listens (the probe attacks through it).
     pub(crate) gateway_addr: Option<std::net::SocketAddr>,
+    /// Where the master key lives (`secrets/` of the data folder).
+    pub(crate) secrets_dir: Option<std::path::PathBuf>,
 }
 
 impl ApiState {
@@ -34,7 +36,14 @@ impl ApiState {
             token: Arc::from(token),
             gateway: None,
             gateway_addr: None,
+            secrets_dir: None,
         }
+    }
+
+    /// The data folder's secrets, where the master key for backups is kept.
+    pub fn with_secrets_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.secrets_dir = Some(dir);
+        self
     }
 
     /// Serves the gateway's metrics at `/metrics`.

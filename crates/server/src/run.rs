@@ -190,7 +190,8 @@ async fn serve(
     let app = bulkhead_api::router(
         ApiState::new(directory, &token)
             .with_gateway(gateway.state.clone())
-            .with_gateway_addr(gateway_addr),
+            .with_gateway_addr(gateway_addr)
+            .with_secrets_dir(dir.secrets_dir()),
     );
     let shutdown = async move {
         tokio::select! {

@@ -1,5 +1,6 @@
 //! Route table.
 
+mod backups;
 mod clusters;
 mod health;
 mod moves;
@@ -63,6 +64,14 @@ pub(crate) fn v1() -> Router<ApiState> {
         )
         .route("/tenants/{tenant}/suspend", post(tenants::suspend))
         .route("/tenants/{tenant}/resume", post(tenants::resume))
+        .route("/tenants/{tenant}/backup", get(backups::backup))
+        .route(
+            "/tenants/{tenant}/restore",
+            post(backups::restore).layer(axum::extract::DefaultBodyLimit::max(8 << 30)),
+        )
+        .route("/tenants/{tenant}/clone", post(backups::clone))
+        .route("/tenants/{tenant}/erase", post(backups::erase))
+        .route("/tenants/{tenant}/certificate", get(backups::certificate))
         .route("/tenants/{tenant}/move", post(moves::start))
         .route("/tenants/{tenant}/move/finalize", post(moves::finalize))
         .route("/tenants/{tenant}/move/rollback", post(moves::rollback))

@@ -270,6 +270,54 @@ pub(crate) enum TenantCmd {
     /// Move a tenant online to another mode or cluster (same tenant id, same tokens); then
     /// `--finalize` removes the kept source, or `--rollback` moves it back.
     Move(MoveArgs),
+    /// Back up a tenant's rows into one encrypted, compressed, checksummed file.
+    Backup {
+        /// Slug or id.
+        tenant: TenantRef,
+        /// The archive to write.
+        #[arg(short, long)]
+        output: std::path::PathBuf,
+    },
+    /// Replace a tenant's rows with a backup (atomically; in whatever mode it is now).
+    Restore {
+        /// Slug or id.
+        tenant: TenantRef,
+        /// The archive.
+        archive: std::path::PathBuf,
+        /// The archive is another tenant's: restore it into a new tenant of this slug.
+        #[arg(long)]
+        as_new: Option<Slug>,
+        /// The new tenant's mode (default: the archive's).
+        #[arg(long, requires = "as_new")]
+        mode: Option<Mode>,
+    },
+    /// Copy a tenant into a new one (a backup restored as new).
+    Clone {
+        /// Slug or id of the source.
+        tenant: TenantRef,
+        /// The new tenant's slug.
+        slug: Slug,
+        /// The new tenant's mode (default: the source's).
+        #[arg(long)]
+        mode: Option<Mode>,
+    },
+    /// Erase a tenant: suspend it, delete its data, destroy its key (its backups become
+    /// unreadable) and sign a deletion certificate.
+    Erase {
+        /// Slug or id.
+        tenant: TenantRef,
+        /// Required: erasure cannot be undone.
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Print an erased tenant's deletion certificate; --verify checks its signature.
+    Certificate {
+        /// Slug or id it had.
+        tenant: String,
+        /// Exit 9 unless the signature holds.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Delete a tenant: its rows, schema or database in every service, its roles, its record.
     Delete {
         /// Slug or id.

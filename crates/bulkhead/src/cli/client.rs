@@ -62,6 +62,8 @@ pub(crate) struct ApiClient {
     /// The control database, when the instance was found through the data folder: long
     /// work then runs in this process and shows live progress.
     pub control_dsn: Option<String>,
+    /// The data folder's secrets (the master key), under the same condition.
+    pub secrets_dir: Option<std::path::PathBuf>,
 }
 
 impl ApiClient {
@@ -96,11 +98,13 @@ impl ApiClient {
             .map_err(|e| {
                 Failure::new(exit::INTERNAL, format!("cannot build an HTTP client: {e}"))
             })?;
+        let secrets_dir = control_dsn.as_ref().map(|_| cli.data_dir.join("secrets"));
         Ok(Self {
             http,
             base,
             token,
             control_dsn,
+            secrets_dir,
         })
     }
 
@@ -137,6 +141,50 @@ impl ApiClient {
         if status.is_success() {
             return Ok(body);
         }
+        Err(failure_of(&body))
+    }
+
+    /// A request with a binary body or answer (archives).
+    pub(crate) async fn call_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, Failure> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .http
+            .request(method, &url)
+            .timeout(Duration::from_secs(3600));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/octet-stream")
+                .body(body);
+        }
+        let resp = req.send().await.map_err(|e| {
+            Failure::new(
+                exit::UNREACHABLE,
+                format!("Bulkhead at {} does not answer ({e})", self.base),
+            )
+        })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| {
+            Failure::new(exit::INTERNAL, format!("unreadable answer from {url}: {e}"))
+        })?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Err(failure_of(&body))
+    }
+}
+
+/// The failure an API error body describes.
+fn failure_of(body: &Value) -> Failure {
+    {
         let message = body["error"]["message"]
             .as_str()
             .unwrap_or("request failed")
@@ -149,6 +197,6 @@ impl ApiClient {
             Some("unauthorized") => exit::UNAUTHORIZED,
             _ => exit::INTERNAL,
         };
-        Err(Failure::new(code, message))
+        Failure::new(code, message)
     }
 }

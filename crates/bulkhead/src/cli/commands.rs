@@ -310,6 +310,11 @@ async fn tenant(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Result<(), F
             }
         }
         TenantCmd::Move(args) => super::moves::run(api, as_json, args).await?,
+        TenantCmd::Backup { .. }
+        | TenantCmd::Restore { .. }
+        | TenantCmd::Clone { .. }
+        | TenantCmd::Erase { .. }
+        | TenantCmd::Certificate { .. } => super::backups::run(api, as_json, cmd).await?,
         TenantCmd::Key(KeyCmd::Revoke { id }) => {
             api.call(Method::DELETE, &format!("/v1/keys/{id}"), None)
                 .await?;

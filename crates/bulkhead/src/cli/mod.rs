@@ -1,6 +1,7 @@
 //! The command line: argument definitions and dispatch of the directory verbs to the API.
 
 mod args;
+mod backups;
 mod client;
 mod commands;
 mod migrate;
