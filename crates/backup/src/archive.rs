@@ -150,7 +150,7 @@ impl<W: Write> Writer<W> {
 
     /// A chunk of COPY bytes.
     pub fn data(&mut self, raw: &[u8]) -> Result<(), BackupError> {
-        let packed = zstd::bulk::compress(raw, 3).map_err(BackupError::io("compressing"))?;
+        let packed = zstd::bulk::compress(raw, 1).map_err(BackupError::io("compressing"))?;
         self.frame(b'D', &packed)
     }
 

@@ -394,3 +394,39 @@ async fn erasure_destroys_the_key_and_signs_a_certificate() {
             .expect("certificate");
     assert!(!valid, "nor under another master key");
 }
+
+#[tokio::test]
+async fn an_older_backup_restores_after_a_migration() {
+    let env = env("older").await;
+    let t = tenant(&env, "acme", Mode::Schema).await;
+    seed(&env, &t, 30).await;
+    let before = rows(&env, &t).await;
+    let archive = take(&env, &t).await;
+    let svc = env.service.parse().expect("s");
+    env.dir
+        .register_migrations(
+            &svc,
+            &[bulkhead_directory::MigrationFile {
+                version: 3,
+                name: "customer_notes".into(),
+                sql: "ALTER TABLE customers ADD COLUMN note text;".into(),
+            }],
+        )
+        .await
+        .expect("register");
+    let summary =
+        bulkhead_provisioner::migrate::migrate_service(&env.dir, &svc, &Default::default(), &())
+            .await
+            .expect("migrate");
+    assert_eq!(summary.failed(), 0);
+    scribble(&env, &t).await;
+    let r = restore(&env, &t, &archive)
+        .await
+        .expect("an older backup restores");
+    assert_eq!(r.version, 2);
+    assert_eq!(
+        rows(&env, &t).await,
+        before,
+        "rows as backed up; the new column is empty"
+    );
+}
