@@ -46,6 +46,17 @@ pub async fn backup<W: Write>(
         mode: placement.mode.to_string(),
         created_at: chrono::Utc::now().to_rfc3339(),
     };
+    // A tenant may write any tenant_id in its own schema or database; restored into shared
+    // tables such rows would belong to another tenant, so a backup never carries them.
+    let foreign = side.foreign_rows(&tenant.id).await?;
+    if !foreign.is_empty() {
+        let list: Vec<String> = foreign.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+        return Err(BackupError::Refused(format!(
+            "tenant {} has rows whose tenant_id is not its own in {}; correct or delete them before backing it up",
+            tenant.slug,
+            list.join(", ")
+        )));
+    }
     let tables = side.tables().await?;
     let mut writer = Writer::new(out, &key, &header)?;
     let mut client = side.connect().await?;
@@ -65,18 +76,33 @@ pub async fn backup<W: Write>(
             .map(|c| ident(c))
             .collect::<Vec<_>>()
             .join(", ");
-        let rows: i64 = tx
+        // In the snapshot too (a row could have been written since the check above).
+        let foreign = if !side.is_shared() && t.columns.iter().any(|c| c == "tenant_id") {
+            format!(
+                "count(*) FILTER (WHERE tenant_id IS DISTINCT FROM '{}')",
+                tenant.id
+            )
+        } else {
+            "0::bigint".to_string()
+        };
+        let counted = tx
             .query_one(
                 &format!(
-                    "SELECT count(*) FROM {}{}",
+                    "SELECT count(*), {foreign} FROM {}{}",
                     side.qualified(&t.name),
                     side.tenant_filter(&tenant.id)
                 ),
                 &[],
             )
             .await
-            .map_err(BackupError::sql(format!("counting {}", t.name)))?
-            .get(0);
+            .map_err(BackupError::sql(format!("counting {}", t.name)))?;
+        let (rows, foreign): (i64, i64) = (counted.get(0), counted.get(1));
+        if foreign > 0 {
+            return Err(BackupError::Refused(format!(
+                "table {} has {foreign} rows whose tenant_id is not tenant {}'s",
+                t.name, tenant.slug
+            )));
+        }
         writer.table(&TableStart {
             name: t.name.clone(),
             columns: t.columns.clone(),

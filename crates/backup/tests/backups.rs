@@ -430,3 +430,27 @@ async fn an_older_backup_restores_after_a_migration() {
         "rows as backed up; the new column is empty"
     );
 }
+
+#[tokio::test]
+async fn a_backup_never_carries_rows_under_another_tenants_id() {
+    let env = env("planted").await;
+    let a = tenant(&env, "attacker", Mode::Schema).await;
+    let b = tenant(&env, "victim", Mode::Shared).await;
+    let (c, s) = place(&env, &a).await;
+    c.batch_execute(&format!(
+        "INSERT INTO \"{s}\".customers (tenant_id, id, name) VALUES ('{b}', 1, 'planted')"
+    ))
+    .await
+    .expect("plant");
+    let e = bulkhead_backup::backup(
+        &env.dir,
+        &env.master,
+        &TenantRef::Id(a),
+        None,
+        Vec::new(),
+        &(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(e.to_string().contains("tenant_id is not its own"), "{e}");
+}

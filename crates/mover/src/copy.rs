@@ -24,6 +24,13 @@ pub async fn copy_table(
     progress: &dyn MoveProgress,
 ) -> Result<u64, MoveError> {
     let started = Instant::now();
+    // Into shared tables only rows under the tenant's own id go, whatever the source holds
+    // (a row under another id left out makes parity fail: the move stops, nothing leaks).
+    let source_filter = if target.is_shared() {
+        format!(" WHERE tenant_id = '{tenant}'")
+    } else {
+        source.tenant_filter(tenant)
+    };
     let columns = table
         .columns
         .iter()
@@ -36,7 +43,7 @@ pub async fn copy_table(
             &format!(
                 "SELECT count(*) FROM {}{}",
                 source.qualified(&table.name),
-                source.tenant_filter(tenant)
+                source_filter
             ),
             &[],
         )
@@ -62,7 +69,7 @@ pub async fn copy_table(
         .copy_out(&format!(
             "COPY (SELECT {columns} FROM {}{}) TO STDOUT (FORMAT binary)",
             source.qualified(&table.name),
-            source.tenant_filter(tenant)
+            source_filter
         ))
         .await
         .map_err(MoveError::sql(format!(

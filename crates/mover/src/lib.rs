@@ -172,7 +172,16 @@ pub async fn start(
         place: TenantPlace::new(&svc, tenant.id, placement.mode),
     };
     let target_cluster = dir.cluster(&to_cluster).await?;
-    precheck(dir, &svc, &tenant, &placement, &source, &target_cluster).await?;
+    precheck(
+        dir,
+        &svc,
+        &tenant,
+        &placement,
+        &source,
+        &target_cluster,
+        req.to,
+    )
+    .await?;
     let m = dir
         .create_move(&NewMove {
             service,
@@ -197,6 +206,7 @@ async fn precheck(
     placement: &bulkhead_directory::Placement,
     source: &Side,
     target: &bulkhead_directory::Cluster,
+    to: Mode,
 ) -> Result<(), MoveError> {
     if let Some(region) = &tenant.region {
         if *region != target.region {
@@ -266,6 +276,17 @@ async fn precheck(
             return Err(MoveError::Refused(format!(
                 "cluster {} runs PostgreSQL {major} and cluster {} runs {tmajor}; moves copy in binary format between equal major versions",
                 source.cluster.name, target.name
+            )));
+        }
+    }
+    if to == Mode::Shared {
+        let foreign = source.foreign_rows(&tenant.id).await?;
+        if !foreign.is_empty() {
+            let list: Vec<String> = foreign.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+            return Err(MoveError::Refused(format!(
+                "tenant {} has rows whose tenant_id is not its own in {}; in shared tables they would belong to another tenant: correct or delete them first",
+                tenant.slug,
+                list.join(", ")
             )));
         }
     }

@@ -53,6 +53,46 @@ impl Side {
         }
     }
 
+    /// Rows of this (schema or database) place whose `tenant_id` is not the tenant's, per
+    /// table that has the column. A tenant may write any value there in its own place;
+    /// carried into shared tables such rows would land under another tenant's id, so moves
+    /// to shared mode and backups refuse them.
+    pub async fn foreign_rows(&self, tenant: &TenantId) -> Result<Vec<(String, i64)>, MoveError> {
+        if self.is_shared() {
+            return Ok(Vec::new());
+        }
+        let client = self.connect().await?;
+        let tables = client
+            .query(
+                "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+                  WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1",
+                &[&self.schema()],
+            )
+            .await
+            .map_err(MoveError::sql("listing tables with tenant_id"))?;
+        let mut found = Vec::new();
+        for t in &tables {
+            let name: String = t.get(0);
+            let n: i64 = client
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM {} WHERE tenant_id IS DISTINCT FROM '{tenant}'",
+                        self.qualified(&name)
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(MoveError::sql(format!("checking tenant ids in {name}")))?
+                .get(0);
+            if n > 0 {
+                found.push((name, n));
+            }
+        }
+        client.release();
+        Ok(found)
+    }
+
     /// An administrator connection to the side's database.
     pub async fn connect(&self) -> Result<AdminConn, MoveError> {
         Ok(admin_connect(&self.cluster, &self.place.database).await?)

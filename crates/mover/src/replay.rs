@@ -257,6 +257,7 @@ impl<'a> Applier<'a> {
         match change {
             Message::Insert { id, new } => {
                 let r = rel(id)?;
+                self.own_rows_only(r, new)?;
                 let table = self.table(&r.table)?;
                 let (mut cols, mut vals) = (Vec::new(), Vec::new());
                 for (c, v) in r.columns.iter().zip(new) {
@@ -289,6 +290,7 @@ impl<'a> Applier<'a> {
             }
             Message::Update { id, old, new } => {
                 let r = rel(id)?;
+                self.own_rows_only(r, new)?;
                 let mut sets = Vec::new();
                 for (c, v) in r.columns.iter().zip(new) {
                     if *v != Value::Unchanged {
@@ -322,6 +324,27 @@ impl<'a> Applier<'a> {
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Into shared tables, a row under another tenant's id would be that tenant's: refused,
+    /// and the move stops before any of the batch is applied.
+    fn own_rows_only(&self, r: &Relation, row: &[Value]) -> Result<(), MoveError> {
+        if !self.target.is_shared() {
+            return Ok(());
+        }
+        let me = self.tenant.to_string();
+        for (c, v) in r.columns.iter().zip(row) {
+            if c.name == "tenant_id"
+                && !matches!(v, Value::Text(t) if *t == me)
+                && *v != Value::Unchanged
+            {
+                return Err(MoveError::Refused(format!(
+                    "a change at the source writes a row of table {} under tenant id {:?}, not the moving tenant's; the move stops (shared tables must not receive it)",
+                    r.table, v
+                )));
+            }
         }
         Ok(())
     }

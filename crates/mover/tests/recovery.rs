@@ -630,3 +630,81 @@ async fn a_full_target_cluster_is_refused() {
         .expect("moves")
         .is_empty());
 }
+
+/// A schema tenant may write any tenant_id in its own tables; moved into shared tables such
+/// a row would belong to the tenant it names. The move refuses before copying, and a row
+/// planted while the move runs stops it; the named tenant never sees it.
+#[tokio::test]
+async fn rows_planted_under_another_tenants_id_never_reach_shared_tables() {
+    let env = env("planted").await;
+    let (a, a_key) = tenant(&env, "attacker", Mode::Schema).await;
+    let (b, b_key) = tenant(&env, "victim", Mode::Shared).await;
+    let ca = connect(&env, &a_key).await.expect("a");
+    ca.execute(
+        &format!("INSERT INTO customers (tenant_id, id, name) VALUES ('{b}', 7, 'planted')"),
+        &[],
+    )
+    .await
+    .expect("a tenant may write any tenant_id in its own schema");
+    let e = bulkhead_mover::start(
+        &env.dir,
+        &request(a, Mode::Shared, None),
+        &MoveOptions::default(),
+        &(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(e.to_string().contains("tenant_id is not its own"), "{e}");
+    assert!(env
+        .dir
+        .moves_of(&env.service.parse().expect("s"), &a)
+        .await
+        .expect("m")
+        .is_empty());
+
+    ca.execute("DELETE FROM customers WHERE id = 7", &[])
+        .await
+        .expect("clean");
+    bulkhead_mover::start(
+        &env.dir,
+        &request(a, Mode::Shared, None),
+        &halting(MovePhase::Copied),
+        &(),
+    )
+    .await
+    .expect_err("halts");
+    ca.execute(
+        &format!("INSERT INTO customers (tenant_id, id, name) VALUES ('{b}', 8, 'planted later')"),
+        &[],
+    )
+    .await
+    .expect("planted during the move");
+    let e = bulkhead_mover::start(
+        &env.dir,
+        &request(a, Mode::Shared, None),
+        &MoveOptions::default(),
+        &(),
+    )
+    .await
+    .expect_err("stops");
+    assert!(e.to_string().contains("not the moving tenant's"), "{e}");
+    let cb = connect(&env, &b_key).await.expect("b");
+    let seen: i64 = cb
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .expect("b reads")
+        .get(0);
+    assert_eq!(seen, 0, "the victim sees no planted row");
+    let aborted = bulkhead_mover::rollback(
+        &env.dir,
+        &TenantRef::Id(a),
+        None,
+        &MoveOptions::default(),
+        &(),
+    )
+    .await
+    .expect("rollback");
+    assert_eq!(aborted.phase, MovePhase::Aborted);
+    assert_eq!(placement(&env, &a).await.mode, Mode::Schema);
+    let _ = b;
+}
