@@ -101,6 +101,39 @@ pub async fn restore(
         .map_err(BackupError::sql(
             "clearing the tenant's rows for the restore",
         ))?;
+    // An archive older than the place: its rows go into a scratch schema made at the
+    // archive's version, the newer migrations run there over them, and the result moves in.
+    let scratch = if header.version < now {
+        let svc = dir.service(&service).await?;
+        let plans = bulkhead_provisioner::migrate::plans_for(dir, &svc).await?;
+        let newer: Vec<_> = plans
+            .iter()
+            .filter(|p| p.version > header.version && p.version <= now)
+            .collect();
+        if let Some(p) = newer.iter().find(|p| !p.transactional) {
+            return Err(BackupError::Refused(format!(
+                "the backup is at version {} and migration V{}__{} cannot run inside the restore's transaction (CREATE INDEX CONCURRENTLY or similar), so its rows cannot be migrated forward",
+                header.version, p.version, p.name
+            )));
+        }
+        let mut sql = format!("CREATE SCHEMA {SCRATCH}; SET LOCAL search_path = {SCRATCH}, ref;");
+        for p in plans.iter().filter(|p| p.version <= header.version) {
+            push_tenant_statements(&mut sql, p);
+        }
+        tx.batch_execute(&sql)
+            .await
+            .map_err(BackupError::sql(format!(
+                "making the archive's version {} in a scratch schema",
+                header.version
+            )))?;
+        let mut forward = format!("SET LOCAL search_path = {SCRATCH}, ref;");
+        for p in newer {
+            push_tenant_statements(&mut forward, p);
+        }
+        Some(forward)
+    } else {
+        None
+    };
     let mut current: Option<Current> = None;
     let mut done: Vec<(String, u64, String)> = Vec::new();
     loop {
@@ -109,19 +142,25 @@ pub async fn restore(
                 if current.is_some() {
                     return Err(BackupError::Corrupt("a table starts inside another".into()));
                 }
-                let Some(columns_now) = current_tables.get(&start.name) else {
-                    return Err(BackupError::Refused(format!(
-                        "the backup has table {}, which the tenant's place no longer has",
-                        start.name
-                    )));
-                };
-                if let Some(missing) = start.columns.iter().find(|c| !columns_now.contains(c)) {
-                    return Err(BackupError::Refused(format!(
-                        "the backup's table {} has column {missing}, which the tenant's place no longer has",
-                        start.name
-                    )));
+                // At the place's version the archive's tables and columns must be there; an
+                // older archive is checked by its own version's tables in the scratch schema.
+                if scratch.is_none() {
+                    let Some(columns_now) = current_tables.get(&start.name) else {
+                        return Err(BackupError::Refused(format!(
+                            "the backup has table {}, which the tenant's place no longer has",
+                            start.name
+                        )));
+                    };
+                    if let Some(missing) = start.columns.iter().find(|c| !columns_now.contains(c)) {
+                        return Err(BackupError::Refused(format!(
+                            "the backup's table {} has column {missing}, which the tenant's place no longer has",
+                            start.name
+                        )));
+                    }
                 }
-                current = Some(begin_table(&tx, &side, &start, from != tenant.id).await?);
+                current = Some(
+                    begin_table(&tx, &side, &start, from != tenant.id, scratch.is_some()).await?,
+                );
             }
             Frame::Data(raw) => {
                 let c = current
@@ -168,6 +207,39 @@ pub async fn restore(
     if done.is_empty() && !current_tables.is_empty() {
         return Err(BackupError::Corrupt("it holds no table".into()));
     }
+    if let Some(forward) = &scratch {
+        tx.batch_execute(forward)
+            .await
+            .map_err(BackupError::sql("migrating the archive's rows forward"))?;
+        let mut sql = String::new();
+        for (name, columns) in &current_tables {
+            let cols = columns
+                .iter()
+                .map(|c| ident(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let select = columns
+                .iter()
+                .map(|c| {
+                    if c == "tenant_id" {
+                        format!("'{}'::uuid", tenant.id)
+                    } else {
+                        ident(c)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            sql.push_str(&format!(
+                "INSERT INTO {} ({cols}) OVERRIDING SYSTEM VALUE SELECT {select} FROM {SCRATCH}.{};",
+                side.qualified(name),
+                ident(name)
+            ));
+        }
+        sql.push_str(&format!("DROP SCHEMA {SCRATCH} CASCADE;"));
+        tx.batch_execute(&sql)
+            .await
+            .map_err(BackupError::sql("moving the migrated rows into place"))?;
+    }
     tx.commit()
         .await
         .map_err(BackupError::sql("committing the restore"))?;
@@ -182,6 +254,18 @@ pub async fn restore(
         version: header.version,
         tables: done.into_iter().map(|(n, r, _)| (n, r)).collect(),
     })
+}
+
+/// The scratch schema of a restore from an older archive (inside the restore's transaction).
+const SCRATCH: &str = "bh_restore_scratch";
+
+fn push_tenant_statements(sql: &mut String, plan: &bulkhead_provisioner::migrate::MigrationPlan) {
+    for st in &plan.statements {
+        if st.class == bulkhead_provisioner::migrate::StatementClass::Tenant {
+            sql.push_str(&st.sql);
+            sql.push_str(";\n");
+        }
+    }
 }
 
 /// Removes the tenant's rows from every table of its place (shared: its rows; schema and
@@ -211,6 +295,7 @@ async fn begin_table(
     side: &Side,
     start: &TableStart,
     rename: bool,
+    scratch: bool,
 ) -> Result<Current, BackupError> {
     let cols = start
         .columns
@@ -218,7 +303,11 @@ async fn begin_table(
         .map(|c| ident(c))
         .collect::<Vec<_>>()
         .join(", ");
-    let (into, via_temp) = if rename {
+    let (into, via_temp) = if scratch {
+        // An older archive: into the scratch schema at its version (moved over after the
+        // newer migrations ran there, see `forward`).
+        (format!("{SCRATCH}.{}", ident(&start.name)), None)
+    } else if rename {
         // Another tenant's rows: through a temporary table, to give them this tenant's id.
         tx.batch_execute(&format!(
             "CREATE TEMPORARY TABLE bh_restore ON COMMIT DROP AS SELECT {cols} FROM {} WITH NO DATA",

@@ -398,18 +398,25 @@ async fn erasure_destroys_the_key_and_signs_a_certificate() {
 #[tokio::test]
 async fn an_older_backup_restores_after_a_migration() {
     let env = env("older").await;
-    let t = tenant(&env, "acme", Mode::Schema).await;
-    seed(&env, &t, 30).await;
-    let before = rows(&env, &t).await;
-    let archive = take(&env, &t).await;
+    let mut tenants = Vec::new();
+    for (i, mode) in [Mode::Shared, Mode::Schema, Mode::Database]
+        .into_iter()
+        .enumerate()
+    {
+        let t = tenant(&env, &format!("t{i}"), mode).await;
+        seed(&env, &t, 30).await;
+        let before = rows(&env, &t).await;
+        let archive = take(&env, &t).await;
+        tenants.push((t, mode, before, archive));
+    }
     let svc = env.service.parse().expect("s");
     env.dir
         .register_migrations(
             &svc,
             &[bulkhead_directory::MigrationFile {
                 version: 3,
-                name: "customer_notes".into(),
-                sql: "ALTER TABLE customers ADD COLUMN note text;".into(),
+                name: "customer_shouts".into(),
+                sql: "ALTER TABLE customers ADD COLUMN shout text; UPDATE customers SET shout = upper(name);".into(),
             }],
         )
         .await
@@ -419,16 +426,33 @@ async fn an_older_backup_restores_after_a_migration() {
             .await
             .expect("migrate");
     assert_eq!(summary.failed(), 0);
-    scribble(&env, &t).await;
-    let r = restore(&env, &t, &archive)
-        .await
-        .expect("an older backup restores");
-    assert_eq!(r.version, 2);
-    assert_eq!(
-        rows(&env, &t).await,
-        before,
-        "rows as backed up; the new column is empty"
-    );
+    for (t, mode, before, archive) in &tenants {
+        scribble(&env, t).await;
+        let r = restore(&env, t, archive)
+            .await
+            .expect("an older backup restores");
+        assert_eq!(r.version, 2);
+        assert_eq!(&rows(&env, t).await, before, "rows as backed up ({mode})");
+        let (c, sch) = place(&env, t).await;
+        let shouts: Vec<Option<String>> = c
+            .query(
+                &format!("SELECT shout FROM \"{sch}\".customers WHERE tenant_id = $1 ORDER BY id LIMIT 2"),
+                &[&t.as_uuid()],
+            )
+            .await
+            .expect("shouts")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(
+            shouts,
+            vec![
+                Some("NAME 1 IT'S".to_string()),
+                Some("NAME 2 IT'S".to_string())
+            ],
+            "the newer migration ran over the restored rows ({mode})"
+        );
+    }
 }
 
 #[tokio::test]
