@@ -41,8 +41,10 @@ pub(crate) struct Setup {
     pub suspended: Side,
     /// The service credential (user, password).
     pub credential: (String, String),
-    service: ServiceName,
+    pub service: ServiceName,
     tenants: Vec<TenantId>,
+    /// The directory (vectors that need an operator's action, such as a move).
+    pub dir: Directory,
 }
 
 fn random(n: usize) -> String {
@@ -101,6 +103,7 @@ impl Setup {
             credential: (format!("probe_{tag}_svc"), random(32)),
             service: service.clone(),
             tenants: Vec::new(),
+            dir: dir.clone(),
         };
         match setup.fill(dir, &tag).await {
             Ok(()) => Ok(setup),

@@ -184,3 +184,73 @@ pub(super) async fn function(setup: &Setup, pair: &Pair) -> Verdict {
     let a = login!(setup, pair);
     judge_read(texts(&a, "SELECT probe_secrets()").await, pair)
 }
+
+/// A schema or database tenant writes a row under the victim's id into its own table (which
+/// its own place allows), then the operator moves it into shared tables: the row must not
+/// arrive there as the victim's.
+pub(super) async fn planted_then_moved(setup: &Setup, pair: &Pair) -> Verdict {
+    if pair.mode == bulkhead_model::Mode::Shared {
+        return (
+            Outcome::Blocked,
+            "shared tables refuse a row under another id (see `insert with the other's tenant id`)"
+                .into(),
+        );
+    }
+    let a = login!(setup, pair);
+    let planted = format!("planted-{}", pair.b.id.simple());
+    if let Err(e) = a
+        .execute(
+            &format!(
+                "INSERT INTO probe_rows (tenant_id, id, secret) VALUES ('{}', 78, '{planted}')",
+                pair.b.id
+            ),
+            &[],
+        )
+        .await
+    {
+        return (
+            Outcome::Blocked,
+            format!("could not even plant the row: {}", describe(&e)),
+        );
+    }
+    let req = bulkhead_mover::MoveRequest {
+        tenant: bulkhead_directory::TenantRef::Id(pair.a.id),
+        service: Some(setup.service.clone()),
+        to: bulkhead_model::Mode::Shared,
+        cluster: None,
+    };
+    let moved = bulkhead_mover::start(&setup.dir, &req, &Default::default(), &()).await;
+    let how = match &moved {
+        Ok(_) => "the move went through".to_string(),
+        Err(e) => format!("the move was refused: {e}"),
+    };
+    let victim = super::victim_rows(setup, pair).await;
+    // Put the attacker back where it was, whatever happened.
+    if moved.is_ok() {
+        let _ = bulkhead_mover::rollback(
+            &setup.dir,
+            &bulkhead_directory::TenantRef::Id(pair.a.id),
+            Some(&setup.service),
+            &Default::default(),
+            &(),
+        )
+        .await;
+    }
+    if let Ok(a) = setup.gateway.login(&pair.a.key).await {
+        let _ = a.execute("DELETE FROM probe_rows WHERE id = 78", &[]).await;
+    }
+    match victim {
+        Ok(rows) if rows == pair.b.secrets => (
+            Outcome::Blocked,
+            format!("{how}; the other tenant's rows are intact"),
+        ),
+        Ok(rows) => (
+            Outcome::Leak,
+            format!("{how}; the other tenant now has: {rows:?}"),
+        ),
+        Err(e) => (
+            Outcome::Inconclusive,
+            format!("{how}; could not read the victim back: {e}"),
+        ),
+    }
+}

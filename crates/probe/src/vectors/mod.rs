@@ -42,6 +42,10 @@ const PER_MODE: &[(&str, Vector)] = &[
     }),
     ("foreign-key probing", |s, p| Box::pin(data::fk_probe(s, p))),
     ("functions", |s, p| Box::pin(data::function(s, p))),
+    (
+        "rows under the other's id, then a move to shared",
+        |s, p| Box::pin(data::planted_then_moved(s, p)),
+    ),
     ("SET bulkhead.tenant_id", |s, p| {
         Box::pin(context::set_tenant(s, p, false))
     }),
