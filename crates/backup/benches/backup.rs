@@ -7,45 +7,13 @@
 use std::time::{Duration, Instant};
 
 use bulkhead_backup::MasterKey;
-use bulkhead_directory::{Directory, MigrationFile, NewCluster, NewService, NewTenant, TenantRef};
-use bulkhead_model::{Mode, TenantId};
-use bulkhead_pgkit::ThrowawayCluster;
-use bulkhead_provisioner::{add_cluster, create_service, create_tenant, CreateTenant};
+use bulkhead_directory::TenantRef;
 use futures_util::{SinkExt, StreamExt};
 
-const ORDERS: &str = "CREATE TABLE orders (
-    tenant_id uuid NOT NULL DEFAULT bulkhead.current_tenant(),
-    id bigint NOT NULL,
-    customer_id bigint NOT NULL,
-    amount numeric(12, 2) NOT NULL,
-    status text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    note text,
-    PRIMARY KEY (tenant_id, id)
-);
-CREATE INDEX orders_by_customer ON orders (tenant_id, customer_id);";
-const COLUMNS: &str = "tenant_id, id, customer_id, amount, status, created_at, note";
+#[path = "../../../bench/support/orders.rs"]
+mod orders;
 
-async fn tenant(dir: &Directory, slug: &str) -> TenantId {
-    create_tenant(
-        dir,
-        &CreateTenant {
-            tenant: NewTenant {
-                slug: slug.parse().expect("slug"),
-                id: None,
-                tier: None,
-                region: None,
-            },
-            service: Some("bench".parse().expect("service")),
-            mode: Some(Mode::Shared),
-            cluster: None,
-        },
-    )
-    .await
-    .expect("tenant")
-    .tenant
-    .id
-}
+use orders::COLUMNS;
 
 fn rate(rows: i64, d: Duration) -> String {
     format!(
@@ -64,67 +32,8 @@ async fn main() {
             rows = w[1].parse().unwrap_or(rows);
         }
     }
-    let pg = ThrowawayCluster::start_with_settings(&[
-        ("fsync", "on"),
-        ("synchronous_commit", "on"),
-        ("full_page_writes", "on"),
-        ("shared_buffers", "1GB"),
-        ("wal_buffers", "64MB"),
-        ("max_wal_size", "4GB"),
-    ])
-    .expect("cluster");
-    let admin = pg.connect("postgres").await.expect("admin");
-    admin
-        .batch_execute("CREATE DATABASE control")
-        .await
-        .expect("control");
-    let dir = Directory::connect(&pg.dsn("control"))
-        .await
-        .expect("directory");
-    dir.migrate().await.expect("migrate");
-    add_cluster(
-        &dir,
-        &NewCluster {
-            name: "main".parse().expect("n"),
-            region: "local".parse().expect("r"),
-            admin_dsn: pg.dsn("postgres"),
-            capacity: None,
-        },
-    )
-    .await
-    .expect("cluster");
-    create_service(
-        &dir,
-        &NewService {
-            name: "bench".parse().expect("s"),
-            default_mode: Mode::Shared,
-            tier_modes: Default::default(),
-            cluster: None,
-            reference_tables: vec![],
-            migrations: vec![MigrationFile {
-                version: 1,
-                name: "orders".into(),
-                sql: ORDERS.into(),
-            }],
-        },
-    )
-    .await
-    .expect("service");
-    let big = tenant(&dir, "big").await;
-    let other = tenant(&dir, "other").await;
+    let orders::Bench { pg, dir, big, .. } = orders::setup(rows, rows / 5).await;
     let mut pool = pg.connect("bh_bench").await.expect("pool");
-    for (t, n) in [(big, rows), (other, rows / 5)] {
-        pool.batch_execute(&format!(
-            "INSERT INTO orders ({COLUMNS}) SELECT '{t}', g, g % 5000, (g % 10000) / 100.0, \
-             (ARRAY['new', 'paid', 'shipped'])[1 + g % 3], now() - g * interval '1 second', \
-             CASE WHEN g % 7 = 0 THEN 'gift wrap, leave at the door' END FROM generate_series(1, {n}) g"
-        ))
-        .await
-        .expect("fill");
-    }
-    pool.batch_execute("VACUUM ANALYZE orders")
-        .await
-        .expect("vacuum");
     let work = tempfile::tempdir().expect("tmp");
 
     // Plain COPY to a file and back (the same rows: delete them first, like a restore).

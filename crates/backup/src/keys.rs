@@ -82,25 +82,23 @@ impl MasterKey {
         mac.finalize().into_bytes().into()
     }
 
-    /// Signs `text` (hex HMAC-SHA256 under the certificate key).
-    pub fn sign(&self, text: &str) -> String {
+    fn certificate_mac(&self, text: &str) -> Hmac<Sha256> {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.derived("bulkhead certificate v1"))
                 .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(text.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        mac
+    }
+
+    /// Signs `text` (hex HMAC-SHA256 under the certificate key).
+    pub fn sign(&self, text: &str) -> String {
+        hex::encode(self.certificate_mac(text).finalize().into_bytes())
     }
 
     /// True when `signature` is `text`'s (compared in constant time).
     pub fn verify(&self, text: &str, signature: &str) -> bool {
-        let Ok(sig) = hex::decode(signature) else {
-            return false;
-        };
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.derived("bulkhead certificate v1"))
-                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(text.as_bytes());
-        mac.verify_slice(&sig).is_ok()
+        hex::decode(signature)
+            .is_ok_and(|sig| self.certificate_mac(text).verify_slice(&sig).is_ok())
     }
 
     fn cipher(&self) -> Aes256Gcm {

@@ -176,8 +176,7 @@ pub async fn restore(
                 let c = current.take().ok_or_else(|| {
                     BackupError::Corrupt("a table ends that did not start".into())
                 })?;
-                let rows = end_table(&tx, &side, c, &tenant.id, &mut done, progress).await?;
-                let _ = rows;
+                end_table(&tx, &side, c, &tenant.id, &mut done, progress).await?;
             }
             Frame::Manifest(m) => {
                 if current.is_some() {
@@ -340,7 +339,7 @@ async fn end_table(
     tenant: &TenantId,
     done: &mut Vec<(String, u64, String)>,
     progress: &dyn Progress,
-) -> Result<u64, BackupError> {
+) -> Result<(), BackupError> {
     let rows = c
         .sink
         .as_mut()
@@ -379,5 +378,5 @@ async fn end_table(
         seconds: c.started.elapsed().as_secs_f64(),
     });
     done.push((c.name, rows, hex::encode(c.sha.finalize())));
-    Ok(rows)
+    Ok(())
 }

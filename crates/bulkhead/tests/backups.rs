@@ -111,10 +111,7 @@ async fn backups_restores_clones_and_erasure_through_the_cli_and_the_api() {
     assert!(shown.stdout.contains("\"schema\""), "{}", shown.stdout);
 
     // The API: a backup as bytes, a restore from them.
-    let token = bulkhead_server::Instance::read(&up.data_dir)
-        .expect("read")
-        .expect("instance")
-        .token;
+    let token = up.api_token();
     let http = reqwest::Client::new();
     let r = http
         .get(format!("{}/v1/tenants/acme/backup", up.api_url))

@@ -161,37 +161,21 @@ async fn directory_verbs_work_and_refuse_bad_input_clearly() {
 async fn the_api_answers_json_errors_with_status_codes() {
     let ws = workspace();
     let up = Up::start(&ws.path().join(".bulkhead"), &[]);
-    let token = bulkhead_server::Instance::read(&up.data_dir)
-        .expect("read")
-        .expect("instance")
-        .token;
+    let token = up.api_token();
     let http = reqwest::Client::new();
-    let post = |path: &str, body: &str| {
-        http.post(format!("{}{path}", up.api_url))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-    };
-    let r = post("/v1/tenants", "{\"slug\": \"ACME\"}")
-        .await
-        .expect("post");
+    let r = up.post_json("/v1/tenants", "{\"slug\": \"ACME\"}").await;
     assert_eq!(r.status().as_u16(), 400);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error"]["kind"], "invalid");
-    let r = post("/v1/tenants", "{not json").await.expect("post");
+    let r = up.post_json("/v1/tenants", "{not json").await;
     assert_eq!(r.status().as_u16(), 400);
-    let r = post("/v1/tenants", "{\"slug\": \"acme\", \"colour\": \"red\"}")
-        .await
-        .expect("post");
+    let r = up
+        .post_json("/v1/tenants", "{\"slug\": \"acme\", \"colour\": \"red\"}")
+        .await;
     assert_eq!(r.status().as_u16(), 400, "unknown fields are refused");
-    let r = post("/v1/tenants", "{\"slug\": \"acme\"}")
-        .await
-        .expect("post");
+    let r = up.post_json("/v1/tenants", "{\"slug\": \"acme\"}").await;
     assert_eq!(r.status().as_u16(), 201);
-    let r = post("/v1/tenants", "{\"slug\": \"acme\"}")
-        .await
-        .expect("post");
+    let r = up.post_json("/v1/tenants", "{\"slug\": \"acme\"}").await;
     assert_eq!(r.status().as_u16(), 409);
     let r = http
         .get(format!("{}/v1/tenants/nobody", up.api_url))

@@ -63,28 +63,16 @@ async fn a_tenant_moves_through_the_cli_and_the_api() {
     let nothing = up.cli(&["tenant", "move", "acme", "--rollback"]);
     assert_eq!(nothing.code, 2, "nothing to roll back: {}", nothing.stderr);
 
-    let token = bulkhead_server::Instance::read(&up.data_dir)
-        .expect("read")
-        .expect("instance")
-        .token;
+    let token = up.api_token();
     let http = reqwest::Client::new();
-    let post = |path: &str, body: &str| {
-        http.post(format!("{}{path}", up.api_url))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-    };
-    let r = post("/v1/tenants/acme/move", "{\"to\": \"database\"}")
-        .await
-        .expect("post");
+    let r = up
+        .post_json("/v1/tenants/acme/move", "{\"to\": \"database\"}")
+        .await;
     assert_eq!(r.status().as_u16(), 200);
     let m: serde_json::Value = r.json().await.expect("json");
     assert_eq!(m["phase"], "switched");
     assert_eq!(m["to_mode"], "database");
-    let r = post("/v1/tenants/acme/move/rollback", "{}")
-        .await
-        .expect("post");
+    let r = up.post_json("/v1/tenants/acme/move/rollback", "{}").await;
     assert_eq!(r.status().as_u16(), 200);
     let m: serde_json::Value = r.json().await.expect("json");
     assert_eq!(
@@ -92,17 +80,17 @@ async fn a_tenant_moves_through_the_cli_and_the_api() {
         "a rollback removes the place it left: {m}"
     );
     assert_eq!(m["to_mode"], "schema");
-    let r = post("/v1/tenants/acme/move", "{\"to\": \"sideways\"}")
-        .await
-        .expect("post");
+    let r = up
+        .post_json("/v1/tenants/acme/move", "{\"to\": \"sideways\"}")
+        .await;
     assert_eq!(r.status().as_u16(), 400);
-    let r = post("/v1/tenants/nobody/move", "{\"to\": \"shared\"}")
-        .await
-        .expect("post");
+    let r = up
+        .post_json("/v1/tenants/nobody/move", "{\"to\": \"shared\"}")
+        .await;
     assert_eq!(r.status().as_u16(), 404);
-    let r = post("/v1/tenants/acme/move", "{\"to\": \"schema\"}")
-        .await
-        .expect("post");
+    let r = up
+        .post_json("/v1/tenants/acme/move", "{\"to\": \"schema\"}")
+        .await;
     assert_eq!(r.status().as_u16(), 400, "already there");
     let moves: serde_json::Value = http
         .get(format!("{}/v1/tenants/acme/moves", up.api_url))

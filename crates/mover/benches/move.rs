@@ -9,28 +9,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulkhead_directory::{Directory, MigrationFile, NewCluster, NewService, NewTenant, TenantRef};
+use bulkhead_directory::TenantRef;
 use bulkhead_gateway::{serve, GatewaySettings, GatewayState};
 use bulkhead_model::{Mode, TenantId};
 use bulkhead_mover::{Event, MoveOptions, MoveProgress, MoveRequest};
 use bulkhead_pgkit::ThrowawayCluster;
-use bulkhead_provisioner::{add_cluster, create_service, create_tenant, CreateTenant};
 use futures_util::{SinkExt, StreamExt};
 use tokio_postgres::NoTls;
 
-const ORDERS: &str = "CREATE TABLE orders (
-    tenant_id uuid NOT NULL DEFAULT bulkhead.current_tenant(),
-    id bigint NOT NULL,
-    customer_id bigint NOT NULL,
-    amount numeric(12, 2) NOT NULL,
-    status text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    note text,
-    PRIMARY KEY (tenant_id, id)
-);
-CREATE INDEX orders_by_customer ON orders (tenant_id, customer_id);";
+#[path = "../../../bench/support/orders.rs"]
+mod orders;
 
-const COLUMNS: &str = "tenant_id, id, customer_id, amount, status, created_at, note";
+use orders::{COLUMNS, ORDERS};
 
 struct Args {
     rows: i64,
@@ -54,27 +44,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-async fn tenant(dir: &Directory, slug: &str) -> TenantId {
-    create_tenant(
-        dir,
-        &CreateTenant {
-            tenant: NewTenant {
-                slug: slug.parse().expect("slug"),
-                id: None,
-                tier: None,
-                region: None,
-            },
-            service: Some("bench".parse().expect("service")),
-            mode: Some(Mode::Shared),
-            cluster: None,
-        },
-    )
-    .await
-    .expect("tenant")
-    .tenant
-    .id
 }
 
 /// Copies the tenant's rows into a fresh database's table with `COPY ... (FORMAT binary)`,
@@ -142,71 +111,10 @@ impl MoveProgress for Recorder {
 #[tokio::main]
 async fn main() {
     let a = args();
-    let pg = ThrowawayCluster::start_with_settings(&[
-        ("fsync", "on"),
-        ("synchronous_commit", "on"),
-        ("full_page_writes", "on"),
-        ("shared_buffers", "1GB"),
-        ("wal_buffers", "64MB"),
-        ("max_wal_size", "4GB"),
-    ])
-    .expect("cluster");
-    let admin = pg.connect("postgres").await.expect("admin");
-    admin
-        .batch_execute("CREATE DATABASE control")
-        .await
-        .expect("control");
-    let dir = Directory::connect(&pg.dsn("control"))
-        .await
-        .expect("directory");
-    dir.migrate().await.expect("migrate");
-    add_cluster(
-        &dir,
-        &NewCluster {
-            name: "main".parse().expect("n"),
-            region: "local".parse().expect("r"),
-            admin_dsn: pg.dsn("postgres"),
-            capacity: None,
-        },
-    )
-    .await
-    .expect("cluster");
-    create_service(
-        &dir,
-        &NewService {
-            name: "bench".parse().expect("s"),
-            default_mode: Mode::Shared,
-            tier_modes: Default::default(),
-            cluster: None,
-            reference_tables: vec![],
-            migrations: vec![MigrationFile {
-                version: 1,
-                name: "orders".into(),
-                sql: ORDERS.into(),
-            }],
-        },
-    )
-    .await
-    .expect("service");
-    let big = tenant(&dir, "big").await;
-    let other = tenant(&dir, "other").await;
-    let pool = pg.connect("bh_bench").await.expect("pool");
     let fill = Instant::now();
-    for (t, n) in [(big, a.rows), (other, a.others)] {
-        pool.batch_execute(&format!(
-            "INSERT INTO orders ({COLUMNS}) SELECT '{t}', g, g % 5000, (g % 10000) / 100.0, \
-             (ARRAY['new', 'paid', 'shipped'])[1 + g % 3], now() - g * interval '1 second', \
-             CASE WHEN g % 7 = 0 THEN 'gift wrap, leave at the door' END \
-             FROM generate_series(1, {n}) g"
-        ))
-        .await
-        .expect("fill");
-    }
-    pool.batch_execute("VACUUM ANALYZE orders")
-        .await
-        .expect("vacuum");
+    let orders::Bench { pg, dir, big } = orders::setup(a.rows, a.others).await;
     eprintln!(
-        "filled {} + {} rows in {:.1} s",
+        "set up with {} + {} rows in {:.1} s",
         a.rows,
         a.others,
         fill.elapsed().as_secs_f64()
@@ -363,5 +271,4 @@ async fn main() {
         }
         prev = *t;
     }
-    let _ = other;
 }

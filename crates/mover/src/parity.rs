@@ -36,7 +36,7 @@ impl TableParity {
 /// How a row is hashed: with each column type's own 64-bit hash function (fast), or through
 /// the row's text form for tables with a column type that has none (json, point, ...).
 #[derive(Clone, Copy)]
-enum RowHash {
+pub enum RowHash {
     Typed,
     Text,
 }
@@ -103,20 +103,31 @@ async fn typed_hash_works(side: &Side, table: &Table) -> Result<bool, MoveError>
     Ok(works)
 }
 
-/// Compares every table; source and target are read concurrently.
+/// How each table's rows will be hashed; asked before the cutover's hold, so the hold only
+/// hashes.
+pub async fn plan(source: &Side, tables: &[Table]) -> Result<Vec<RowHash>, MoveError> {
+    let mut hows = Vec::with_capacity(tables.len());
+    for table in tables {
+        hows.push(if typed_hash_works(source, table).await? {
+            RowHash::Typed
+        } else {
+            RowHash::Text
+        });
+    }
+    Ok(hows)
+}
+
+/// Compares every table (hashed as [`plan`] said); source and target are read concurrently.
 pub async fn compare(
     source: &Side,
     target: &Side,
     tables: &[Table],
+    hows: &[RowHash],
     tenant: &TenantId,
 ) -> Result<Vec<TableParity>, MoveError> {
     let mut out = Vec::with_capacity(tables.len());
-    for table in tables {
-        let how = if typed_hash_works(source, table).await? {
-            RowHash::Typed
-        } else {
-            RowHash::Text
-        };
+    for (table, how) in tables.iter().zip(hows) {
+        let how = *how;
         let (s, t) = tokio::join!(
             fingerprint(source, table, tenant, how),
             fingerprint(target, table, tenant, how)

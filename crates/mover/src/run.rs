@@ -334,8 +334,12 @@ async fn catch_up(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
 /// Cutover → switched: hold, drain, fence, final replay, parity, sequences, switch.
 async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveError> {
     let tenant = ctx.tenant.id;
+    let hows = parity::plan(&ctx.source, tables).await?;
     let started = Instant::now();
-    let mut steps = Steps(Vec::new(), Some(started));
+    let mut steps = Steps {
+        done: Vec::new(),
+        last: started,
+    };
     ctx.dir.hold_placement(&m.service, &tenant, true).await?;
     steps.mark("hold");
     let ended = cutover::drain(&ctx.source, &tenant, ctx.opts.drain_bound).await?;
@@ -361,7 +365,7 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
             "cutover (held and fenced, before the switch)",
         ));
     }
-    let parity = parity::compare(&ctx.source, &ctx.target, tables, &tenant).await?;
+    let parity = parity::compare(&ctx.source, &ctx.target, tables, &hows, &tenant).await?;
     let differing: Vec<String> = parity
         .iter()
         .filter(|p| !p.matches())
@@ -387,7 +391,7 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
         role: ctx.target.place.role.clone(),
     };
     let summary = serde_json::json!({
-        "tables": parity, "sequences": carried, "sessions_ended": ended, "cutover_ms": steps.0,
+        "tables": parity, "sequences": carried, "sessions_ended": ended, "cutover_ms": steps.done,
     });
     let pause = started.elapsed();
     ctx.dir
@@ -405,13 +409,16 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
 }
 
 /// Milliseconds each cutover step took, in order.
-struct Steps(Vec<(&'static str, u64)>, Option<Instant>);
+struct Steps {
+    done: Vec<(&'static str, u64)>,
+    last: Instant,
+}
 
 impl Steps {
     fn mark(&mut self, step: &'static str) {
-        let since = self.1.replace(Instant::now());
-        let ms = since.map(|t| t.elapsed().as_millis() as u64);
-        self.0.push((step, ms.unwrap_or(0)));
+        self.done
+            .push((step, self.last.elapsed().as_millis() as u64));
+        self.last = Instant::now();
     }
 }
 

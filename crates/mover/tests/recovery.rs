@@ -312,25 +312,8 @@ async fn moves_that_could_not_finish_are_refused_before_anything_is_copied() {
     )
     .await
     .expect("cluster");
-    let (pinned, _) = {
-        let created = bulkhead_provisioner::create_tenant(
-            &env.dir,
-            &bulkhead_provisioner::CreateTenant {
-                tenant: bulkhead_directory::NewTenant {
-                    slug: "pinned".parse().expect("slug"),
-                    id: None,
-                    tier: None,
-                    region: Some("local".parse().expect("r")),
-                },
-                service: Some(env.service.parse().expect("s")),
-                mode: Some(Mode::Shared),
-                cluster: Some("main".parse().expect("c")),
-            },
-        )
-        .await
-        .expect("tenant");
-        (created.tenant.id, ())
-    };
+    let (pinned, _) =
+        tenant_placed(&env, "pinned", Mode::Shared, Some("main"), Some("local")).await;
     let e = bulkhead_mover::start(
         &env.dir,
         &request(pinned, Mode::Database, Some("faraway")),
@@ -597,22 +580,8 @@ async fn a_full_target_cluster_is_refused() {
     )
     .await
     .expect("cluster");
-    bulkhead_provisioner::create_tenant(
-        &env.dir,
-        &bulkhead_provisioner::CreateTenant {
-            tenant: bulkhead_directory::NewTenant {
-                slug: "filler".parse().expect("slug"),
-                id: None,
-                tier: None,
-                region: None,
-            },
-            service: Some(env.service.parse().expect("s")),
-            mode: Some(Mode::Shared),
-            cluster: Some("tiny".parse().expect("c")),
-        },
-    )
-    .await
-    .expect("the one placement tiny takes");
+    // The one placement tiny takes.
+    tenant_placed(&env, "filler", Mode::Shared, Some("tiny"), None).await;
     let (id, _) = tenant(&env, "acme", Mode::Shared).await;
     let e = bulkhead_mover::start(
         &env.dir,

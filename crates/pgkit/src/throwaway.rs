@@ -57,6 +57,19 @@ impl ThrowawayCluster {
         Self::start_with_settings(&[])
     }
 
+    /// A throwaway cluster with production durability (fsync, synchronous_commit and
+    /// full_page_writes on) sized like `bulkhead up`'s embedded one, for benchmarks.
+    pub fn start_durable() -> Result<Self, PgKitError> {
+        Self::start_with_settings(&[
+            ("fsync", "on"),
+            ("synchronous_commit", "on"),
+            ("full_page_writes", "on"),
+            ("shared_buffers", "1GB"),
+            ("wal_buffers", "64MB"),
+            ("max_wal_size", "4GB"),
+        ])
+    }
+
     /// Starts a throwaway cluster with some settings changed, e.g. `("wal_level", "replica")`.
     pub fn start_with_settings(settings: &[(&str, &str)]) -> Result<Self, PgKitError> {
         ATEXIT.call_once(|| {

@@ -73,15 +73,7 @@ async fn main() {
     let a = args();
     // Durable, and sized like the research baselines (shared_buffers 1GB, max_wal_size 4GB):
     // CREATE DATABASE copies the template through WAL, which small WAL buffers slow down.
-    let pg = ThrowawayCluster::start_with_settings(&[
-        ("fsync", "on"),
-        ("synchronous_commit", "on"),
-        ("full_page_writes", "on"),
-        ("shared_buffers", "1GB"),
-        ("wal_buffers", "64MB"),
-        ("max_wal_size", "4GB"),
-    ])
-    .expect("cluster");
+    let pg = ThrowawayCluster::start_durable().expect("cluster");
     let admin = pg.connect("postgres").await.expect("admin");
     admin
         .batch_execute("CREATE DATABASE control")

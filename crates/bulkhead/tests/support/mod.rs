@@ -124,6 +124,26 @@ impl Up {
         cli(&self.data_dir, args)
     }
 
+    /// The API's bearer token (from the instance file).
+    pub fn api_token(&self) -> String {
+        bulkhead_server::Instance::read(&self.data_dir)
+            .expect("read")
+            .expect("instance")
+            .token
+    }
+
+    /// POSTs a JSON body to the API with the bearer token.
+    pub async fn post_json(&self, path: &str, body: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.api_url))
+            .bearer_auth(self.api_token())
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("post")
+    }
+
     /// A superuser DSN of the embedded PostgreSQL for `database`.
     pub fn postgres_dsn(&self, database: &str) -> String {
         let embedded: serde_json::Value = serde_json::from_str(

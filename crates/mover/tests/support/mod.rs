@@ -78,6 +78,17 @@ pub async fn env(label: &str) -> Env {
 
 /// Creates a tenant in `mode` and returns its id and an API key.
 pub async fn tenant(env: &Env, slug: &str, mode: Mode) -> (TenantId, String) {
+    tenant_placed(env, slug, mode, None, None).await
+}
+
+/// Creates a tenant in `mode` on `cluster` (default: the service's), pinned to `region`.
+pub async fn tenant_placed(
+    env: &Env,
+    slug: &str,
+    mode: Mode,
+    cluster: Option<&str>,
+    region: Option<&str>,
+) -> (TenantId, String) {
     let created = create_tenant(
         &env.dir,
         &CreateTenant {
@@ -85,11 +96,11 @@ pub async fn tenant(env: &Env, slug: &str, mode: Mode) -> (TenantId, String) {
                 slug: slug.parse().expect("slug"),
                 id: None,
                 tier: None,
-                region: None,
+                region: region.map(|r| r.parse().expect("region")),
             },
             service: Some(env.service.parse().expect("s")),
             mode: Some(mode),
-            cluster: None,
+            cluster: cluster.map(|c| c.parse().expect("cluster")),
         },
     )
     .await
