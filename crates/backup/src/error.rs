@@ -28,6 +28,9 @@ pub enum BackupError {
     /// The archive cannot be opened with the keys at hand.
     #[error("{0}; nothing was changed")]
     Key(String),
+    /// The master key is malformed or its file unreadable.
+    #[error(transparent)]
+    MasterKey(#[from] bulkhead_keys::KeyError),
     /// The request does not fit (another tenant's backup, a newer version, no placement).
     #[error("{0}")]
     Refused(String),
@@ -50,7 +53,9 @@ impl BackupError {
             BackupError::Place(e) => e.kind(),
             BackupError::Corrupt(_) | BackupError::Refused(_) => ErrorKind::Invalid,
             BackupError::Key(_) => ErrorKind::Unsuitable,
-            BackupError::Sql { .. } | BackupError::Io { .. } => ErrorKind::Internal,
+            BackupError::Sql { .. } | BackupError::Io { .. } | BackupError::MasterKey(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 

@@ -7,103 +7,16 @@
 //! tenant unreadable. Certificates are signed with HMAC-SHA256 under a key derived from the
 //! master key, never with the master key itself.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use bulkhead_directory::{Directory, StoredDataKey};
+pub use bulkhead_keys::{MasterKey, MASTER_KEY_ENV};
 use bulkhead_model::TenantId;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use crate::BackupError;
 
-/// The environment variable holding the master key.
-pub const MASTER_KEY_ENV: &str = "BULKHEAD_MASTER_KEY";
-
-/// The master key.
-#[derive(Clone)]
-pub struct MasterKey([u8; 32]);
-
-impl std::fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(..)")
-    }
-}
-
-fn parse_hex_key(text: &str, whence: &str) -> Result<[u8; 32], BackupError> {
-    let bytes = hex::decode(text.trim())
-        .map_err(|_| BackupError::Key(format!("{whence} is not 64 hex digits")))?;
-    bytes
-        .try_into()
-        .map_err(|_| BackupError::Key(format!("{whence} is not 64 hex digits (32 bytes)")))
-}
-
-impl MasterKey {
-    /// From raw bytes (tests).
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// `BULKHEAD_MASTER_KEY`, else `secrets_dir/master.key` (created on first use).
-    pub fn load(secrets_dir: &Path) -> Result<Self, BackupError> {
-        if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
-            return Ok(Self(parse_hex_key(&text, MASTER_KEY_ENV)?));
-        }
-        let path = secrets_dir.join("master.key");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => return Ok(Self(parse_hex_key(&text, &path.display().to_string())?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(BackupError::io(format!("reading {}", path.display()))(e)),
-        }
-        let key: [u8; 32] = rand::random();
-        std::fs::create_dir_all(secrets_dir).map_err(BackupError::io(format!(
-            "creating {}",
-            secrets_dir.display()
-        )))?;
-        let mut f = std::fs::OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(BackupError::io(format!("creating {}", path.display())))?;
-        f.write_all(hex::encode(key).as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(BackupError::io(format!("writing {}", path.display())))?;
-        Ok(Self(key))
-    }
-
-    fn derived(&self, purpose: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(purpose.as_bytes());
-        mac.finalize().into_bytes().into()
-    }
-
-    fn certificate_mac(&self, text: &str) -> Hmac<Sha256> {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.derived("bulkhead certificate v1"))
-                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(text.as_bytes());
-        mac
-    }
-
-    /// Signs `text` (hex HMAC-SHA256 under the certificate key).
-    pub fn sign(&self, text: &str) -> String {
-        hex::encode(self.certificate_mac(text).finalize().into_bytes())
-    }
-
-    /// True when `signature` is `text`'s (compared in constant time).
-    pub fn verify(&self, text: &str, signature: &str) -> bool {
-        hex::decode(signature)
-            .is_ok_and(|sig| self.certificate_mac(text).verify_slice(&sig).is_ok())
-    }
-
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new((&self.derived("bulkhead data key wrapping v1")).into())
-    }
+fn wrapping(master: &MasterKey) -> Aes256Gcm {
+    Aes256Gcm::new((&master.derived("bulkhead data key wrapping v1")).into())
 }
 
 /// A tenant's data key, unwrapped.
@@ -141,7 +54,7 @@ pub async fn data_key(
         Some(s) => s,
         None => {
             let fresh: [u8; 32] = rand::random();
-            let wrapped = seal(&master.cipher(), &fresh, tenant.as_uuid().as_bytes());
+            let wrapped = seal(&wrapping(master), &fresh, tenant.as_uuid().as_bytes());
             dir.ensure_data_key(tenant, &wrapped).await?
         }
     };
@@ -172,7 +85,7 @@ fn unwrap(
             "tenant {tenant}'s data key was destroyed at {at} (the tenant was erased): its backups can no longer be read"
         ))),
         StoredDataKey::Wrapped(w) => {
-            let key = open(&master.cipher(), &w, tenant.as_uuid().as_bytes()).ok_or_else(|| {
+            let key = open(&wrapping(master), &w, tenant.as_uuid().as_bytes()).ok_or_else(|| {
                 BackupError::Key(format!(
                     "the master key does not open tenant {tenant}'s data key (a different {MASTER_KEY_ENV} or master.key?)"
                 ))
@@ -200,14 +113,5 @@ mod tests {
         assert!(open(&c, &flipped, b"frame 1").is_none(), "a flipped byte");
         let other = Aes256Gcm::new((&[8u8; 32]).into());
         assert!(open(&other, &s, b"frame 1").is_none(), "another key");
-    }
-
-    #[test]
-    fn signatures_verify_and_altered_texts_do_not() {
-        let m = MasterKey::from_bytes([1; 32]);
-        let sig = m.sign("{\"rows\": 3}");
-        assert!(m.verify("{\"rows\": 3}", &sig));
-        assert!(!m.verify("{\"rows\": 4}", &sig));
-        assert!(!MasterKey::from_bytes([2; 32]).verify("{\"rows\": 3}", &sig));
     }
 }

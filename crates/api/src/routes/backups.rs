@@ -18,7 +18,7 @@ fn master(s: &ApiState) -> Result<MasterKey, ApiError> {
     let dir = s.secrets_dir.as_ref().ok_or_else(|| {
         ApiError::Internal("this server has no data folder for its master key".into())
     })?;
-    Ok(MasterKey::load(dir)?)
+    Ok(MasterKey::load(dir).map_err(bulkhead_backup::BackupError::from)?)
 }
 
 /// Streams a fresh backup of the tenant.

@@ -41,7 +41,10 @@ async fn local(api: &ApiClient) -> Result<Option<(Directory, MasterKey)>, Failur
     let dir = Directory::connect(dsn)
         .await
         .map_err(|e| Failure::new(exit::UNREACHABLE, e.to_string()))?;
-    Ok(Some((dir, MasterKey::load(secrets).map_err(fail)?)))
+    Ok(Some((
+        dir,
+        MasterKey::load(secrets).map_err(|e| fail(e.into()))?,
+    )))
 }
 
 pub(crate) async fn run(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Result<(), Failure> {
