@@ -6,6 +6,7 @@
 //! Invariant: every write goes through a validated model type and a bound parameter; the
 //! directory never formats user text into SQL.
 
+mod audit_log;
 mod clusters;
 mod credentials;
 mod data_keys;
@@ -19,7 +20,9 @@ mod service_databases;
 mod services;
 mod store;
 mod tenants;
+mod usage;
 
+pub use audit_log::{AuditEntry, AuditHead, ChainSeal, GENESIS, GLOBAL_CHAIN};
 pub use clusters::{Cluster, ClusterFacts, NewCluster};
 pub use credentials::{check_username, CredentialLogin, ServiceCredential};
 pub use data_keys::{StoredCertificate, StoredDataKey};
@@ -32,4 +35,5 @@ pub use schema::{MigrationReport, SCHEMA_VERSION};
 pub use service_databases::{ServiceDatabase, ServiceDatabaseKind};
 pub use services::{NewService, Service};
 pub use store::{ensure_database, quote_ident, Directory, DirectoryLock, CHANGE_CHANNEL};
+pub use usage::{UsageEvent, UsageRow, UsageSource, STORAGE_METRIC};
 pub use tenants::{NewTenant, Tenant, TenantRef};

@@ -48,10 +48,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "backups",
         sql: include_str!("../migrations/V7__backups.sql"),
     },
+    Migration {
+        version: 8,
+        name: "audit_and_metering",
+        sql: include_str!("../migrations/V8__audit_and_metering.sql"),
+    },
 ];
 
 /// The newest directory schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 7;
+pub const SCHEMA_VERSION: i32 = 8;
 
 /// What [`Directory::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
