@@ -23,6 +23,15 @@ pub enum ApiError {
     /// A move was refused or failed.
     #[error(transparent)]
     Move(#[from] bulkhead_mover::MoveError),
+    /// Reading or writing the audit log failed.
+    #[error(transparent)]
+    Audit(#[from] bulkhead_audit::AuditError),
+    /// Metering failed.
+    #[error(transparent)]
+    Metering(#[from] bulkhead_metering::MeteringError),
+    /// A query parameter is malformed.
+    #[error("{0}")]
+    BadQuery(String),
     /// A request that needs an explicit confirmation.
     #[error("{0}")]
     NeedsConfirmation(&'static str),
@@ -66,9 +75,12 @@ impl ApiError {
             ApiError::Provision(e) => (by_kind(e.kind()), e.kind().label()),
             ApiError::Move(e) => (by_kind(e.kind()), e.kind().label()),
             ApiError::Backup(e) => (by_kind(e.kind()), e.kind().label()),
-            ApiError::NeedsConfirmation(_) | ApiError::Invalid(_) | ApiError::Body(_) => {
-                (StatusCode::BAD_REQUEST, "invalid")
-            }
+            ApiError::Audit(e) => (by_kind(e.kind()), e.kind().label()),
+            ApiError::Metering(e) => (by_kind(e.kind()), e.kind().label()),
+            ApiError::NeedsConfirmation(_)
+            | ApiError::Invalid(_)
+            | ApiError::Body(_)
+            | ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "invalid"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

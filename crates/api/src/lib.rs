@@ -26,6 +26,10 @@ pub struct ApiState {
     pub(crate) gateway_addr: Option<std::net::SocketAddr>,
     /// Where the master key lives (`secrets/` of the data folder).
     pub(crate) secrets_dir: Option<std::path::PathBuf>,
+    /// The audit log control-plane actions are recorded in (none: not recorded).
+    pub(crate) audit: Option<bulkhead_audit::AuditLog>,
+    /// Prices per unit for `/v1/cost`.
+    pub(crate) prices: bulkhead_metering::Prices,
 }
 
 impl ApiState {
@@ -37,6 +41,38 @@ impl ApiState {
             gateway: None,
             gateway_addr: None,
             secrets_dir: None,
+            audit: None,
+            prices: Default::default(),
+        }
+    }
+
+    /// Records control-plane actions in `audit` (and serves `/v1/audit`).
+    pub fn with_audit(mut self, audit: bulkhead_audit::AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Prices per unit for `/v1/cost` (a request's `prices` override them).
+    pub fn with_prices(mut self, prices: bulkhead_metering::Prices) -> Self {
+        self.prices = prices;
+        self
+    }
+
+    /// Records `action` by the API about `tenant` (a failure to record is logged: the
+    /// action is done already).
+    pub(crate) async fn record(
+        &self,
+        action: &str,
+        tenant: bulkhead_model::TenantId,
+        details: serde_json::Value,
+    ) {
+        if let Some(a) = &self.audit {
+            a.record_or_log(
+                bulkhead_audit::Event::new(action, "api")
+                    .tenant(tenant)
+                    .details(details),
+            )
+            .await;
         }
     }
 

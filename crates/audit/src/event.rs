@@ -114,6 +114,37 @@ impl Event {
     }
 }
 
+/// What an audit event says of a move.
+pub fn move_details(m: &bulkhead_directory::Move) -> Value {
+    serde_json::json!({
+        "move": m.id.to_string(),
+        "service": m.service.to_string(),
+        "from": format!("{}@{}", m.from_mode, m.from_cluster),
+        "to": format!("{}@{}", m.to_mode, m.to_cluster),
+        "phase": m.phase.to_string(),
+        "rows_copied": m.rows_copied,
+    })
+}
+
+/// The events of a migration run: one per tenant place that was migrated to a newer version.
+pub fn migration_events(
+    actor: &str,
+    service: &str,
+    targets: impl IntoIterator<Item = (TenantId, i64, i64, String)>,
+) -> Vec<Event> {
+    targets
+        .into_iter()
+        .filter(|(_, from, to, _)| to > from)
+        .map(|(t, from, to, label)| {
+            Event::new(action::MIGRATION_APPLIED, actor)
+                .tenant(t)
+                .details(serde_json::json!({
+                    "service": service, "from": from, "to": to, "target": label,
+                }))
+        })
+        .collect()
+}
+
 /// The actor name of a CLI user: `cli:<login>`.
 pub fn cli_actor() -> String {
     let user = std::env::var("USER")

@@ -20,7 +20,7 @@ use bulkhead_keys::MasterKey;
 use bulkhead_model::TenantId;
 use chrono::{DateTime, Utc};
 
-pub use event::{action, cli_actor, Event};
+pub use event::{action, cli_actor, migration_events, move_details, Event};
 pub use seal::KeyedSeal;
 pub use verify::{ChainReport, Finding, FindingKind};
 pub use writer::AuditWriter;

@@ -74,7 +74,10 @@ pub fn entry_hash(e: &AuditEntry) -> Vec<u8> {
     field(&mut b, &e.n.to_be_bytes());
     field(
         &mut b,
-        e.tenant_id.map(|t| t.to_string()).unwrap_or_default().as_bytes(),
+        e.tenant_id
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+            .as_bytes(),
     );
     field(&mut b, e.actor.as_bytes());
     field(&mut b, e.action.as_bytes());
@@ -100,7 +103,11 @@ impl KeyedSeal {
     }
 
     fn mac(&self, chain: &str, bytes: &[u8]) -> hmac::Hmac<Sha256> {
-        let mut m = hmac(&self.master.derived(&format!("bulkhead audit chain v1 {chain}")));
+        let mut m = hmac(
+            &self
+                .master
+                .derived(&format!("bulkhead audit chain v1 {chain}")),
+        );
         m.update(bytes);
         m
     }
@@ -163,8 +170,7 @@ mod tests {
             actor: "api".into(),
             action: "tenant.created".into(),
             details: json!({"slug": "acme"}),
-            at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_001)
-                .unwrap_or_default(),
+            at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_001).unwrap_or_default(),
             prev_hash: vec![0; 32],
             hash: vec![],
             mac: vec![],

@@ -242,7 +242,10 @@ pub fn verify_chain(
     // Storage order against numbering.
     let mut highest: Option<(i64, i64)> = None;
     for (i, e) in entries.iter().enumerate() {
-        let counted = authentic[i] || findings.iter().any(|f| f.kind == FindingKind::Altered && f.id == Some(e.id));
+        let counted = authentic[i]
+            || findings
+                .iter()
+                .any(|f| f.kind == FindingKind::Altered && f.id == Some(e.id));
         if !counted {
             continue;
         }

@@ -62,7 +62,11 @@ async fn each_kind_of_tampering_is_detected_and_located() {
     assert!(reports.iter().all(|r| r.intact()), "{reports:#?}");
 
     tamper(&db, &format!("UPDATE audit.events SET details = jsonb_set(details, '{{key}}', '\"evil\"') WHERE chain = '{edited}' AND n = 3")).await;
-    tamper(&db, &format!("DELETE FROM audit.events WHERE chain = '{deleted}' AND n IN (5, 6)")).await;
+    tamper(
+        &db,
+        &format!("DELETE FROM audit.events WHERE chain = '{deleted}' AND n IN (5, 6)"),
+    )
+    .await;
     tamper(&db, &format!(
         "INSERT INTO audit.events (chain, n, tenant_id, actor, action, details, at, prev_hash, hash, mac)
          SELECT chain, 11, tenant_id, 'api', 'tenant.erased', '{{}}', now(), hash, hash, mac
@@ -80,7 +84,11 @@ async fn each_kind_of_tampering_is_detected_and_located() {
           WHERE e.id = x.target;
          ALTER TABLE audit.events ADD CONSTRAINT events_n_check CHECK (n >= 1)"
     )).await;
-    tamper(&db, &format!("DELETE FROM audit.events WHERE chain = '{cut}' AND n = 10")).await;
+    tamper(
+        &db,
+        &format!("DELETE FROM audit.events WHERE chain = '{cut}' AND n = 10"),
+    )
+    .await;
     // Content changed and the hash recomputed without the key: the MAC gives it away.
     tamper(&db, &format!(
         "UPDATE audit.events SET actor = 'someone', hash = sha256(hash) WHERE chain = '{forged}' AND n = 4"
@@ -106,12 +114,19 @@ async fn each_kind_of_tampering_is_detected_and_located() {
         .and_then(|r| r.findings.first().cloned())
         .expect("finding");
     assert_eq!(removed.through, Some(6));
-    assert!(removed.message.contains("entries 5 to 6"), "{}", removed.message);
+    assert!(
+        removed.message.contains("entries 5 to 6"),
+        "{}",
+        removed.message
+    );
     assert_eq!(of(inserted), vec![(FindingKind::Inserted, Some(11))]);
     assert_eq!(of(reordered), vec![(FindingKind::Reordered, Some(7))]);
     assert_eq!(of(cut), vec![(FindingKind::Removed, Some(10))]);
     assert_eq!(of(forged), vec![(FindingKind::Altered, Some(4))]);
-    let global = reports.iter().find(|r| r.chain == "global").expect("global");
+    let global = reports
+        .iter()
+        .find(|r| r.chain == "global")
+        .expect("global");
     assert!(global.intact());
 
     // One tenant's verification reads only its chain.
@@ -126,18 +141,25 @@ async fn a_rolled_back_head_and_a_wrong_key_are_detected() {
     let t = TenantId::random();
     ten_events(&log, t).await;
     let other = AuditLog::new(
-        Directory::connect(&dsn)
-            .await
-            .expect("connect"),
+        Directory::connect(&dsn).await.expect("connect"),
         MasterKey::from_bytes([6; 32]),
     );
     let wrong = other.verify(Some(&t)).await.expect("verify");
     assert!(!wrong[0].intact(), "another master key verifies nothing");
     // Rewinding the head to an earlier state (as if the last entries never happened) needs
     // a head MAC; a copied-over head of another chain does not verify.
-    tamper(&db, &format!("UPDATE audit.heads SET n = 7 WHERE chain = '{t}'")).await;
+    tamper(
+        &db,
+        &format!("UPDATE audit.heads SET n = 7 WHERE chain = '{t}'"),
+    )
+    .await;
     let r = log.verify(Some(&t)).await.expect("verify");
-    assert!(r[0].findings.iter().any(|f| f.kind == FindingKind::Altered && f.n.is_none()), "{r:#?}");
+    assert!(
+        r[0].findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Altered && f.n.is_none()),
+        "{r:#?}"
+    );
 }
 
 #[tokio::test]
@@ -217,7 +239,10 @@ async fn the_writer_batches_off_path_and_a_flush_loses_nothing() {
     let total: usize = reports.iter().map(|r| r.entries).sum();
     assert_eq!(total, 2_050);
     assert!(reports.iter().all(|r| r.intact()), "{reports:#?}");
-    let listed = log.list(Some(&tenants[1]), None, 10_000).await.expect("list");
+    let listed = log
+        .list(Some(&tenants[1]), None, 10_000)
+        .await
+        .expect("list");
     assert_eq!(listed.len(), 500);
     assert!(listed.iter().all(|e| e.tenant_id == Some(tenants[1])));
 }

@@ -70,6 +70,16 @@ pub struct Manifest {
     pub finished_at: String,
 }
 
+impl Manifest {
+    /// What the audit log keeps of a backup.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "service": self.header.service, "version": self.header.version,
+            "tables": self.tables.len(), "rows": self.tables.iter().map(|t| t.rows).sum::<u64>(),
+        })
+    }
+}
+
 /// A table's start frame.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableStart {

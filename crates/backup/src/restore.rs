@@ -36,6 +36,16 @@ pub struct Restored {
     pub tables: Vec<(String, u64)>,
 }
 
+impl Restored {
+    /// What the audit log keeps of it.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mode": self.mode.to_string(), "from_tenant": self.from_tenant, "version": self.version,
+            "rows": self.tables.iter().map(|(_, n)| n).sum::<u64>(),
+        })
+    }
+}
+
 /// Reads the archive's header (to find its tenant before choosing where it goes).
 pub fn header_of(input: &mut impl Read) -> Result<Header, BackupError> {
     Ok(read_header(input)?.0)

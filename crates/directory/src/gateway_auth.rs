@@ -174,20 +174,20 @@ impl Directory {
     }
 
     /// Revokes an API key by id.
-    pub async fn revoke_key(&self, id: &str) -> Result<(), DirectoryError> {
+    pub async fn revoke_key(&self, id: &str) -> Result<TenantId, DirectoryError> {
         let id = uuid::Uuid::from_str(id)
             .map_err(|_| DirectoryError::InvalidInput(format!("`{id}` is not a key id")))?;
         let client = self.client().await?;
-        let n = client
-            .execute(
-                "UPDATE directory.tenant_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        let row = client
+            .query_opt(
+                "UPDATE directory.tenant_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING tenant_id",
                 &[&id],
             )
             .await?;
-        if n == 0 {
-            return Err(DirectoryError::not_found("key", id));
+        match row {
+            Some(r) => Ok(TenantId::from(r.get::<_, uuid::Uuid>(0))),
+            None => Err(DirectoryError::not_found("key", id)),
         }
-        Ok(())
     }
 
     /// The tenant an API key belongs to, when the key is valid and not revoked.

@@ -35,5 +35,5 @@ pub use schema::{MigrationReport, SCHEMA_VERSION};
 pub use service_databases::{ServiceDatabase, ServiceDatabaseKind};
 pub use services::{NewService, Service};
 pub use store::{ensure_database, quote_ident, Directory, DirectoryLock, CHANGE_CHANNEL};
-pub use usage::{UsageEvent, UsageRow, UsageSource, STORAGE_METRIC};
 pub use tenants::{NewTenant, Tenant, TenantRef};
+pub use usage::{UsageEvent, UsageRow, UsageSource, STORAGE_METRIC};

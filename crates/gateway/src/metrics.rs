@@ -1,7 +1,8 @@
 //! Gateway metrics in Prometheus text format: clients, queries (a simple Query or an
 //! extended-protocol batch up to Sync) per service with a latency histogram, errors per kind,
-//! refusals per guard rule, and pool connections and checkout timeouts per cluster. Label values are service and cluster names and fixed words only, never tenant
-//! ids, so cardinality stays bounded.
+//! refusals per guard rule, pool connections and checkout timeouts per cluster, and usage
+//! per tenant for the [`TOP_TENANTS`] busiest tenants only (everyone else summed under
+//! `tenant="other"`), so cardinality stays bounded however many tenants there are.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -170,6 +171,24 @@ impl Metrics {
     }
 }
 
+/// How many tenants get series of their own in `/metrics`.
+pub const TOP_TENANTS: usize = 20;
+
+/// Appends the usage counters of the busiest tenants (by transactions since start).
+pub fn render_tenants(out: &mut String, meters: &bulkhead_metering::Meters) {
+    let (top, rest) = meters.top(TOP_TENANTS);
+    for (i, metric) in bulkhead_metering::GATEWAY_METRICS.iter().enumerate() {
+        let name = format!("bulkhead_tenant_{metric}_total");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (tenant, c) in &top {
+            let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {}", c.values()[i]);
+        }
+        if !rest.is_empty() {
+            let _ = writeln!(out, "{name}{{tenant=\"other\"}} {}", rest.values()[i]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +210,32 @@ mod tests {
             .contains("bulkhead_gateway_query_seconds_bucket{service=\"billing\",le=\"0.001\"} 0"));
         assert!(text
             .contains("bulkhead_gateway_backend_connections{cluster=\"local\",state=\"idle\"} 3"));
+    }
+
+    #[test]
+    fn tenant_series_are_bounded() {
+        let meters = bulkhead_metering::Meters::default();
+        let mut busiest = None;
+        for i in 0..(TOP_TENANTS as u64 + 30) {
+            let t = bulkhead_model::TenantId::random();
+            meters.tenant(t).add(&bulkhead_metering::Counts {
+                transactions: i + 1,
+                ..Default::default()
+            });
+            busiest = Some(t);
+        }
+        let mut text = String::new();
+        render_tenants(&mut text, &meters);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("bulkhead_tenant_transactions_total{"))
+            .count();
+        assert_eq!(series, TOP_TENANTS + 1, "the top tenants and `other`");
+        let top = busiest.map(|t| t.to_string()).unwrap_or_default();
+        assert!(text.contains(&format!(
+            "bulkhead_tenant_transactions_total{{tenant=\"{top}\"}} 50"
+        )));
+        // The 30 quietest: 1 + 2 + ... + 30.
+        assert!(text.contains("bulkhead_tenant_transactions_total{tenant=\"other\"} 465"));
     }
 }

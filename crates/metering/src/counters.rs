@@ -84,7 +84,11 @@ impl TenantMeter {
     }
 
     fn take(&self) -> Counts {
-        let v: Vec<u64> = self.v.iter().map(|a| a.swap(0, Ordering::Relaxed)).collect();
+        let v: Vec<u64> = self
+            .v
+            .iter()
+            .map(|a| a.swap(0, Ordering::Relaxed))
+            .collect();
         from_values(&v)
     }
 }
@@ -182,7 +186,16 @@ mod tests {
         assert!(m.take().is_empty(), "nothing new since");
         m.tenant(a).add(&c);
         let (top, rest) = m.top(1);
-        assert_eq!(top, vec![(b, Counts { transactions: 5, ..Default::default() })]);
+        assert_eq!(
+            top,
+            vec![(
+                b,
+                Counts {
+                    transactions: 5,
+                    ..Default::default()
+                }
+            )]
+        );
         assert_eq!(rest.transactions, 4);
         assert_eq!(rest.statements, 6);
     }

@@ -96,15 +96,17 @@ impl Flusher {
     }
 }
 
+/// A flusher shared by the periodic task and on-demand flushes (`usage collect`).
+pub type SharedFlusher = Arc<tokio::sync::Mutex<Flusher>>;
+
 /// Flushes every `interval` until `stop` turns true, then once more (retrying a few times),
 /// so a clean shutdown writes everything counted.
 pub async fn run(
     dir: Directory,
-    meters: Arc<Meters>,
+    flusher: SharedFlusher,
     interval: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut flusher = Flusher::new(meters);
     loop {
         let stopping = tokio::select! {
             _ = tokio::time::sleep(interval) => false,
@@ -113,10 +115,11 @@ pub async fn run(
         if stopping {
             break;
         }
-        if let Err(e) = flusher.flush(&dir).await {
+        if let Err(e) = flusher.lock().await.flush(&dir).await {
             tracing::warn!(error = %e, "flushing usage counts failed; the batch is kept and retried");
         }
     }
+    let mut flusher = flusher.lock().await;
     for attempt in 1..=5 {
         match flusher.flush(&dir).await {
             Ok(_) if !flusher.has_pending() => {

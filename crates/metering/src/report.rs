@@ -48,7 +48,11 @@ pub fn usage(rows: &[UsageRow], slugs: &HashMap<TenantId, String>) -> Vec<UsageL
         })
         .collect();
     out.sort_by(|a, b| {
-        (a.slug.as_deref(), a.tenant_id, &a.metric).cmp(&(b.slug.as_deref(), b.tenant_id, &b.metric))
+        (a.slug.as_deref(), a.tenant_id, &a.metric).cmp(&(
+            b.slug.as_deref(),
+            b.tenant_id,
+            &b.metric,
+        ))
     });
     out
 }
@@ -111,7 +115,11 @@ pub struct CostLine {
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// Tenants ranked by cost (metrics without a price cost nothing and are left out).
-pub fn cost(rows: &[UsageRow], prices: &Prices, slugs: &HashMap<TenantId, String>) -> Vec<CostLine> {
+pub fn cost(
+    rows: &[UsageRow],
+    prices: &Prices,
+    slugs: &HashMap<TenantId, String>,
+) -> Vec<CostLine> {
     let mut units: BTreeMap<TenantId, BTreeMap<String, f64>> = BTreeMap::new();
     for r in rows {
         if !prices.0.contains_key(&r.metric) {

@@ -257,7 +257,10 @@ async fn the_outbox_commits_with_the_write_and_is_harvested_once_in_every_mode()
     .expect("replayed");
     let replay = outbox::harvest(&env.dir).await.expect("replay");
     assert_eq!((replay.rows, replay.counted), (1, 0));
-    assert_eq!(total(&rollups(&env.dir, &tenants[0]).await, "emails_sent"), 3);
+    assert_eq!(
+        total(&rollups(&env.dir, &tenants[0]).await, "emails_sent"),
+        3
+    );
 
     // A row planted under a tenant that does not live in that database is never counted.
     let pg = shared_cluster().expect("cluster");
@@ -277,7 +280,10 @@ async fn the_outbox_commits_with_the_write_and_is_harvested_once_in_every_mode()
         .expect("plant");
     let planted = outbox::harvest(&env.dir).await.expect("planted");
     assert_eq!((planted.rows, planted.refused), (0, 1));
-    assert_eq!(total(&rollups(&env.dir, &tenants[0]).await, "emails_sent"), 3);
+    assert_eq!(
+        total(&rollups(&env.dir, &tenants[0]).await, "emails_sent"),
+        3
+    );
 }
 
 #[tokio::test]
@@ -316,7 +322,10 @@ async fn storage_is_sampled_per_mode() {
     };
     // Shared: each table's size split by row share (300:100 of customers; the other tables
     // hold no rows).
-    let pool = pg.connect(&place(shared_a).await.database).await.expect("pool");
+    let pool = pg
+        .connect(&place(shared_a).await.database)
+        .await
+        .expect("pool");
     let customers: i64 = pool
         .query_one("SELECT pg_total_relation_size('public.customers')", &[])
         .await
@@ -348,5 +357,8 @@ async fn storage_is_sampled_per_mode() {
     let r = rollups(&env.dir, &schema).await;
     assert_eq!(total(&r, "storage_bytes"), expected);
     storage::sample(&env.dir).await.expect("again");
-    assert_eq!(total(&rollups(&env.dir, &schema).await, "storage_bytes"), expected);
+    assert_eq!(
+        total(&rollups(&env.dir, &schema).await, "storage_bytes"),
+        expected
+    );
 }

@@ -30,6 +30,42 @@ pub struct Config {
     /// Per-tenant limits by tier.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Usage metering.
+    #[serde(default)]
+    pub metering: MeteringConfig,
+}
+
+/// `[metering]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeteringConfig {
+    /// Seconds between flushes of the gateway's usage counters; default 10.
+    #[serde(default = "default_flush_seconds")]
+    pub flush_seconds: u64,
+    /// Seconds between harvests of the usage outboxes and storage samples; default 300.
+    #[serde(default = "default_collect_seconds")]
+    pub collect_seconds: u64,
+    /// Price per unit of each metric (per GiB-hour for `storage_bytes`), for `bulkhead cost`.
+    #[serde(default)]
+    pub prices: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        Self {
+            flush_seconds: default_flush_seconds(),
+            collect_seconds: default_collect_seconds(),
+            prices: Default::default(),
+        }
+    }
+}
+
+fn default_flush_seconds() -> u64 {
+    10
+}
+
+fn default_collect_seconds() -> u64 {
+    300
 }
 
 /// `[limits]`: `[limits.default]` for every tier, `[limits.tiers.<tier>]` for one.
@@ -286,6 +322,21 @@ impl Config {
         self.limits.default.check("limits.default").map_err(err)?;
         for (tier, l) in &self.limits.tiers {
             l.check(&format!("limits.tiers.{tier}")).map_err(err)?;
+        }
+        if self.metering.flush_seconds == 0 || self.metering.collect_seconds == 0 {
+            return Err(err(
+                "metering.flush_seconds and metering.collect_seconds must be at least 1".into(),
+            ));
+        }
+        if let Some((metric, price)) = self
+            .metering
+            .prices
+            .iter()
+            .find(|(_, p)| !p.is_finite() || **p < 0.0)
+        {
+            return Err(err(format!(
+                "metering.prices.{metric} is {price}: prices must be numbers of at least 0"
+            )));
         }
         if self.gateway.threads == 0 {
             return Err(err("gateway.threads must be at least 1".into()));

@@ -163,7 +163,13 @@ async fn serve(
         ),
         _ => None,
     };
+    let master = bulkhead_keys::MasterKey::load(&dir.secrets_dir())
+        .map_err(|e| ServerError::Gateway(format!("loading the master key: {e}")))?;
+    let audit = bulkhead_audit::AuditLog::new(directory.clone(), master);
+    let audit_writer = audit.writer();
     let settings = bulkhead_gateway::GatewaySettings {
+        audit: Some(audit_writer.clone()),
+        usage_flush: std::time::Duration::from_secs(config.metering.flush_seconds),
         tls,
         tls_required: config.gateway.tls_required,
         limits: config.limits.to_limits(),
@@ -187,8 +193,15 @@ async fn serve(
     )
     .await
     .map_err(|e| ServerError::Gateway(e.to_string()))?;
+    let collector = tokio::spawn(collect_usage(
+        directory.clone(),
+        std::time::Duration::from_secs(config.metering.collect_seconds),
+        stop_rx.clone(),
+    ));
     let app = bulkhead_api::router(
         ApiState::new(directory, &token)
+            .with_audit(audit)
+            .with_prices(bulkhead_metering::Prices(config.metering.prices.clone()))
             .with_gateway(gateway.state.clone())
             .with_gateway_addr(gateway_addr)
             .with_secrets_dir(dir.secrets_dir()),
@@ -205,7 +218,38 @@ async fn serve(
         .await
         .map_err(ServerError::io("serving the HTTP API"))?;
     gateway.stopped().await;
+    // Everything recorded before the stop is written before `up` returns.
+    audit_writer.flush().await;
+    let _ = collector.await;
     Ok(())
+}
+
+/// Harvests the usage outboxes and samples storage every `every` (and once at start).
+async fn collect_usage(
+    directory: Directory,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match bulkhead_metering::outbox::harvest(&directory).await {
+            Ok(h) if h.rows > 0 => {
+                tracing::info!(
+                    rows = h.rows,
+                    counted = h.counted,
+                    "harvested usage outboxes"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "harvesting usage outboxes failed"),
+        }
+        if let Err(e) = bulkhead_metering::storage::sample(&directory).await {
+            tracing::warn!(error = %e, "sampling tenant storage failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 fn local_cluster(admin_dsn: &str) -> NewCluster {

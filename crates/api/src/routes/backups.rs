@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
+use bulkhead_audit::action;
 use bulkhead_backup::{MasterKey, Restored};
 use bulkhead_directory::TenantRef;
 use bulkhead_model::{Mode, Slug};
@@ -30,6 +31,9 @@ pub(crate) async fn backup(
     let (manifest, bytes) =
         bulkhead_backup::backup(&s.directory, &key, &tenant.parse()?, None, Vec::new(), &())
             .await?;
+    if let Ok(t) = manifest.header.tenant_id.parse() {
+        s.record(action::BACKED_UP, t, manifest.summary()).await;
+    }
     let name = format!("attachment; filename=\"{}.bhk\"", manifest.header.slug);
     Ok((
         [
@@ -59,14 +63,15 @@ pub(crate) async fn restore(
 ) -> Result<Json<Restored>, ApiError> {
     let key = master(&s)?;
     if let Some(slug) = &q.as_new {
-        return Ok(Json(
-            bulkhead_backup::restore_as_new(&s.directory, &key, &body, slug, q.mode, &()).await?,
-        ));
+        let r =
+            bulkhead_backup::restore_as_new(&s.directory, &key, &body, slug, q.mode, &()).await?;
+        s.record(action::CLONED, r.tenant_id, r.summary()).await;
+        return Ok(Json(r));
     }
     let t = s.directory.tenant(&tenant.parse::<TenantRef>()?).await?;
-    Ok(Json(
-        bulkhead_backup::restore(&s.directory, &key, &t, &body[..], false, &()).await?,
-    ))
+    let r = bulkhead_backup::restore(&s.directory, &key, &t, &body[..], false, &()).await?;
+    s.record(action::RESTORED, r.tenant_id, r.summary()).await;
+    Ok(Json(r))
 }
 
 #[derive(Deserialize)]
@@ -84,10 +89,11 @@ pub(crate) async fn clone(
     Json(b): Json<CloneBody>,
 ) -> Result<Json<Restored>, ApiError> {
     let key = master(&s)?;
-    Ok(Json(
+    let r =
         bulkhead_backup::clone_tenant(&s.directory, &key, &tenant.parse()?, &b.slug, b.mode, &())
-            .await?,
-    ))
+            .await?;
+    s.record(action::CLONED, r.tenant_id, r.summary()).await;
+    Ok(Json(r))
 }
 
 #[derive(Deserialize)]
@@ -109,6 +115,12 @@ pub(crate) async fn erase(
     }
     let key = master(&s)?;
     let cert = bulkhead_backup::erase(&s.directory, &key, &tenant.parse()?).await?;
+    s.record(
+        action::ERASED,
+        cert.tenant_id,
+        json!({ "slug": cert.slug, "signature": cert.signature }),
+    )
+    .await;
     Ok(Json(certificate_json(&cert, true)))
 }
 

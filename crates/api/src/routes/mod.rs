@@ -1,5 +1,6 @@
 //! Route table.
 
+mod audit;
 mod backups;
 mod clusters;
 mod health;
@@ -7,6 +8,7 @@ mod moves;
 mod proof;
 mod services;
 mod tenants;
+mod usage;
 
 use axum::http::Uri;
 use axum::routing::{get, post};
@@ -76,6 +78,12 @@ pub(crate) fn v1() -> Router<ApiState> {
         .route("/tenants/{tenant}/move/finalize", post(moves::finalize))
         .route("/tenants/{tenant}/move/rollback", post(moves::rollback))
         .route("/tenants/{tenant}/moves", get(moves::list))
+        .route("/audit", get(audit::list))
+        .route("/audit/verify", get(audit::verify))
+        .route("/usage", get(usage::usage))
+        .route("/usage/export", get(usage::export))
+        .route("/usage/collect", post(usage::collect))
+        .route("/cost", get(usage::cost))
         .route("/verify", get(proof::verify))
         .route("/probe", post(proof::probe))
 }

@@ -5,6 +5,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::Json;
+use bulkhead_audit::{action, move_details};
 use bulkhead_directory::{Move, TenantRef};
 use bulkhead_model::{ClusterName, Mode, ServiceName};
 use bulkhead_mover::{MoveOptions, MoveRequest};
@@ -54,9 +55,9 @@ pub(crate) async fn start(
         to: b.to,
         cluster: b.cluster,
     };
-    Ok(Json(
-        bulkhead_mover::start(&s.directory, &req, &options(b.drain_seconds), &()).await?,
-    ))
+    let m = bulkhead_mover::start(&s.directory, &req, &options(b.drain_seconds), &()).await?;
+    s.record(action::MOVED, m.tenant_id, move_details(&m)).await;
+    Ok(Json(m))
 }
 
 /// Removes the kept source of the tenant's last move.
@@ -66,9 +67,11 @@ pub(crate) async fn finalize(
     body: Option<Json<Which>>,
 ) -> Result<Json<Move>, ApiError> {
     let which = body.map(|b| b.0).unwrap_or_default();
-    Ok(Json(
-        bulkhead_mover::finalize(&s.directory, &tenant.parse()?, which.service.as_ref()).await?,
-    ))
+    let m =
+        bulkhead_mover::finalize(&s.directory, &tenant.parse()?, which.service.as_ref()).await?;
+    s.record(action::MOVE_FINALIZED, m.tenant_id, move_details(&m))
+        .await;
+    Ok(Json(m))
 }
 
 /// Rolls the tenant's last move back (aborts one under way, moves a switched one back).
@@ -78,16 +81,17 @@ pub(crate) async fn rollback(
     body: Option<Json<Which>>,
 ) -> Result<Json<Move>, ApiError> {
     let which = body.map(|b| b.0).unwrap_or_default();
-    Ok(Json(
-        bulkhead_mover::rollback(
-            &s.directory,
-            &tenant.parse()?,
-            which.service.as_ref(),
-            &options(None),
-            &(),
-        )
-        .await?,
-    ))
+    let m = bulkhead_mover::rollback(
+        &s.directory,
+        &tenant.parse()?,
+        which.service.as_ref(),
+        &options(None),
+        &(),
+    )
+    .await?;
+    s.record(action::MOVE_ROLLED_BACK, m.tenant_id, move_details(&m))
+        .await;
+    Ok(Json(m))
 }
 
 /// The tenant's moves, newest first.

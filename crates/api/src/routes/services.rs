@@ -82,9 +82,21 @@ pub(crate) async fn migrate(
         canary: req.canary,
         ..Default::default()
     };
-    Ok(Json(
-        migrate_service(&s.directory, &name, &opts, &()).await?,
-    ))
+    let summary = migrate_service(&s.directory, &name, &opts, &()).await?;
+    if let Some(audit) = &s.audit {
+        let events = bulkhead_audit::migration_events(
+            "api",
+            &summary.service,
+            summary
+                .targets
+                .iter()
+                .filter_map(|t| t.tenant.map(|id| (id, t.from, t.to, t.label.clone()))),
+        );
+        if let Err(e) = audit.record_all(events).await {
+            tracing::error!(error = %e, "recording the migration's audit events failed");
+        }
+    }
+    Ok(Json(summary))
 }
 
 pub(crate) async fn status(

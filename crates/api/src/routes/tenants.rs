@@ -5,10 +5,12 @@ use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use bulkhead_audit::action;
 use bulkhead_directory::{Placement, Tenant, TenantRef};
 use bulkhead_model::TenantState;
 use bulkhead_provisioner::{CreateTenant, TenantCreated, TenantDeleted};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::{ApiError, ApiState};
 
@@ -32,6 +34,17 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<TenantCreated>), ApiError> {
     let Json(req) = body?;
     let created = bulkhead_provisioner::create_tenant(&s.directory, &req).await?;
+    s.record(
+        action::TENANT_CREATED,
+        created.tenant.id,
+        json!({
+            "slug": created.tenant.slug.to_string(),
+            "placement": created.placement.as_ref().map(|p| json!({
+                "service": p.service.to_string(), "mode": p.mode.to_string(), "cluster": p.cluster.to_string(),
+            })),
+        }),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -53,9 +66,14 @@ pub(crate) async fn delete(
             "deleting a tenant destroys its data; repeat with ?confirm=true (CLI: --confirm)",
         ));
     }
-    Ok(Json(
-        bulkhead_provisioner::delete_tenant(&s.directory, &which).await?,
-    ))
+    let deleted = bulkhead_provisioner::delete_tenant(&s.directory, &which).await?;
+    s.record(
+        action::TENANT_DELETED,
+        deleted.tenant.id,
+        json!({ "slug": deleted.tenant.slug.to_string(), "places": deleted.removed.len() }),
+    )
+    .await;
+    Ok(Json(deleted))
 }
 
 pub(crate) async fn show(
@@ -88,7 +106,14 @@ async fn set_state(
     state: TenantState,
 ) -> Result<Json<Tenant>, ApiError> {
     let which: TenantRef = which.parse()?;
-    Ok(Json(s.directory.set_tenant_state(&which, state).await?))
+    let tenant = s.directory.set_tenant_state(&which, state).await?;
+    let what = match state {
+        TenantState::Suspended => action::TENANT_SUSPENDED,
+        _ => action::TENANT_RESUMED,
+    };
+    s.record(what, tenant.id, json!({ "slug": tenant.slug.to_string() }))
+        .await;
+    Ok(Json(tenant))
 }
 
 /// Issues an API key for a tenant; the key is shown in this answer only.
@@ -100,10 +125,15 @@ pub(crate) async fn issue_key(
     let which: TenantRef = which.parse()?;
     let tenant = s.directory.tenant(&which).await?;
     let secret = Alphanumeric.sample_string(&mut rand::rng(), 40);
-    Ok((
-        StatusCode::CREATED,
-        Json(s.directory.issue_key(&tenant.id, &secret).await?),
-    ))
+    let issued = s.directory.issue_key(&tenant.id, &secret).await?;
+    // The key's id only: the secret never reaches the log.
+    s.record(
+        action::KEY_ISSUED,
+        tenant.id,
+        json!({ "key_id": issued.id }),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(issued)))
 }
 
 /// Revokes an API key by id.
@@ -111,6 +141,8 @@ pub(crate) async fn revoke_key(
     State(s): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.directory.revoke_key(&id).await?;
+    let tenant = s.directory.revoke_key(&id).await?;
+    s.record(action::KEY_REVOKED, tenant, json!({ "key_id": id }))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

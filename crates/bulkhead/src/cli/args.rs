@@ -59,8 +59,87 @@ pub(crate) enum Command {
         /// Whose cluster to probe (default: the default cluster).
         service: Option<ServiceName>,
     },
+    /// The tamper-evident audit log: list events, verify the chains (exit 9 on tampering).
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Usage per tenant and metric; `usage export` hands the hourly rollups to billing,
+    /// `usage collect` gathers counters, outboxes and storage now.
+    Usage(UsageArgs),
+    /// Tenants ranked by cost: usage times a price per unit.
+    Cost(CostArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCmd {
+    /// Events about a tenant (or every event), oldest first.
+    List {
+        /// Slug or id (default: every tenant and the global chain).
+        tenant: Option<TenantRef>,
+        /// From this date (2026-11-01) or RFC 3339 time on.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
+    /// Check the hash chains and MACs; names every entry altered, removed, inserted or
+    /// reordered, and exits 9 if there is one.
+    Verify {
+        /// Slug or id (default: every chain).
+        tenant: Option<String>,
+    },
+}
+
+/// A time range over the hourly rollups.
+#[derive(Debug, Args)]
+pub(crate) struct Range {
+    /// From this date (2026-11-01) or RFC 3339 time on (default: 30 days ago).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Up to (not including) this date or time (default: now; for exports, the current
+    /// hour's start, so that closed hours only are exported).
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct UsageArgs {
+    #[command(subcommand)]
+    pub cmd: Option<UsageCmd>,
+    /// Slug or id (default: every tenant).
+    pub tenant: Option<TenantRef>,
+    #[command(flatten)]
+    pub range: Range,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsageCmd {
+    /// The hourly rollups, ordered by hour, tenant and metric (stable across runs).
+    Export {
+        #[command(flatten)]
+        range: Range,
+        /// csv or json.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Gather now: flush the gateway's counters, harvest the usage outboxes, sample storage.
+    Collect,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CostArgs {
+    #[command(flatten)]
+    pub range: Range,
+    /// A price per unit, `METRIC=PRICE` (repeatable; per GiB-hour for storage_bytes), over
+    /// the configured `[metering.prices]`.
+    #[arg(long = "price")]
+    pub prices: Vec<String>,
 }
 
 #[derive(Debug, Args)]

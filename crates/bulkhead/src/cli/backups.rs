@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::time::Instant;
 
+use bulkhead_audit::action;
 use bulkhead_backup::{BackupError, Event, MasterKey, Progress};
 use bulkhead_directory::Directory;
 use reqwest::Method;
@@ -47,6 +48,20 @@ async fn local(api: &ApiClient) -> Result<Option<(Directory, MasterKey)>, Failur
     )))
 }
 
+/// Records what this process did in the audit log.
+async fn record(
+    api: &ApiClient,
+    dir: &Directory,
+    what: &str,
+    tenant: bulkhead_model::TenantId,
+    details: Value,
+) {
+    let event = bulkhead_audit::Event::new(what, &bulkhead_audit::cli_actor())
+        .tenant(tenant)
+        .details(details);
+    super::ledger::record_local(api, dir, vec![event]).await;
+}
+
 pub(crate) async fn run(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Result<(), Failure> {
     let here = local(api).await?;
     let progress = Lines(Instant::now());
@@ -72,6 +87,9 @@ pub(crate) async fn run(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Resu
                     std::fs::rename(&tmp, output).map_err(|e| {
                         Failure::new(exit::INTERNAL, format!("{}: {e}", output.display()))
                     })?;
+                    if let Ok(t) = manifest.header.tenant_id.parse() {
+                        record(api, dir, action::BACKED_UP, t, manifest.summary()).await;
+                    }
                     serde_json::to_value(&manifest).unwrap_or_default()
                 }
                 None => {
@@ -117,23 +135,36 @@ pub(crate) async fn run(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Resu
                 .map_err(|e| Failure::new(exit::INVALID, format!("{}: {e}", archive.display())))?;
             let restored = match &here {
                 Some((dir, key)) => {
-                    let r = match as_new {
-                        Some(slug) => {
+                    let (r, what) = match as_new {
+                        Some(slug) => (
                             bulkhead_backup::restore_as_new(
                                 dir, key, &bytes, slug, *mode, &progress,
                             )
-                            .await
-                        }
+                            .await,
+                            action::CLONED,
+                        ),
                         None => {
                             let t = dir
                                 .tenant(tenant)
                                 .await
                                 .map_err(|e| Failure::new(code_of(e.kind()), e.to_string()))?;
-                            bulkhead_backup::restore(dir, key, &t, &bytes[..], false, &progress)
-                                .await
+                            (
+                                bulkhead_backup::restore(
+                                    dir,
+                                    key,
+                                    &t,
+                                    &bytes[..],
+                                    false,
+                                    &progress,
+                                )
+                                .await,
+                                action::RESTORED,
+                            )
                         }
                     };
-                    serde_json::to_value(r.map_err(fail)?).unwrap_or_default()
+                    let r = r.map_err(fail)?;
+                    record(api, dir, what, r.tenant_id, r.summary()).await;
+                    serde_json::to_value(r).unwrap_or_default()
                 }
                 None => {
                     let mut path = format!("/v1/tenants/{tenant}/restore");
@@ -160,12 +191,13 @@ pub(crate) async fn run(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Resu
         }
         TenantCmd::Clone { tenant, slug, mode } => {
             let r = match &here {
-                Some((dir, key)) => serde_json::to_value(
-                    bulkhead_backup::clone_tenant(dir, key, tenant, slug, *mode, &progress)
+                Some((dir, key)) => {
+                    let r = bulkhead_backup::clone_tenant(dir, key, tenant, slug, *mode, &progress)
                         .await
-                        .map_err(fail)?,
-                )
-                .unwrap_or_default(),
+                        .map_err(fail)?;
+                    record(api, dir, action::CLONED, r.tenant_id, r.summary()).await;
+                    serde_json::to_value(r).unwrap_or_default()
+                }
                 None => {
                     api.call(
                         Method::POST,
@@ -195,6 +227,14 @@ pub(crate) async fn run(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Resu
                     let c = bulkhead_backup::erase(dir, key, tenant)
                         .await
                         .map_err(fail)?;
+                    record(
+                        api,
+                        dir,
+                        action::ERASED,
+                        c.tenant_id,
+                        json!({ "slug": c.slug, "signature": c.signature }),
+                    )
+                    .await;
                     json!({ "certificate": c.certificate, "signature": c.signature, "valid": true })
                 }
                 None => {

@@ -55,6 +55,9 @@ pub(crate) async fn dispatch(
         Command::Migrate(args) => super::migrate::run(api, as_json, args).await,
         Command::Verify { service } => super::proof::verify(api, as_json, service.as_ref()).await,
         Command::Probe { service } => super::proof::probe(api, as_json, service.as_ref()).await,
+        Command::Audit(cmd) => super::ledger::audit(api, as_json, cmd).await,
+        Command::Usage(args) => super::ledger::usage(api, as_json, args).await,
+        Command::Cost(args) => super::ledger::cost(api, as_json, args).await,
         Command::Up(_) | Command::Version => {
             Err(Failure::new(exit::INTERNAL, "not a directory command"))
         }

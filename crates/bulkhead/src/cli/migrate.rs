@@ -68,7 +68,7 @@ pub(crate) async fn run(api: &ApiClient, as_json: bool, args: &MigrateArgs) -> R
         }
     }
     let summary = match &api.control_dsn {
-        Some(dsn) => local(dsn, service, run).await?,
+        Some(dsn) => local(api, dsn, service, run).await?,
         None => {
             let body = json!({ "concurrency": run.concurrency, "dry_run": run.dry_run, "canary": run.canary });
             let value = api
@@ -122,6 +122,7 @@ impl Progress for Bar {
 }
 
 async fn local(
+    api: &ApiClient,
     dsn: &str,
     service: &bulkhead_model::ServiceName,
     run: &super::args::MigrateRun,
@@ -148,6 +149,15 @@ async fn local(
         .await
         .map_err(|e| Failure::new(super::client::code_of(e.kind()), e.to_string()))?;
     progress.0.finish_and_clear();
+    let events = bulkhead_audit::migration_events(
+        &bulkhead_audit::cli_actor(),
+        &summary.service,
+        summary
+            .targets
+            .iter()
+            .filter_map(|t| t.tenant.map(|id| (id, t.from, t.to, t.label.clone()))),
+    );
+    super::ledger::record_local(api, &dir, events).await;
     serde_json::to_value(&summary).map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))
 }
 

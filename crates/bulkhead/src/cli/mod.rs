@@ -4,6 +4,7 @@ mod args;
 mod backups;
 mod client;
 mod commands;
+mod ledger;
 mod migrate;
 mod moves;
 mod output;

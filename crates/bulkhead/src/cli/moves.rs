@@ -5,6 +5,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bulkhead_audit::{action, cli_actor, move_details};
 use bulkhead_directory::{Directory, TenantRef};
 use bulkhead_mover::{Event, MoveOptions, MoveProgress, MoveRequest};
 use reqwest::Method;
@@ -43,7 +44,7 @@ pub(crate) async fn run(api: &ApiClient, as_json: bool, args: &MoveArgs) -> Resu
         return Ok(());
     }
     let result = match &api.control_dsn {
-        Some(dsn) => local(dsn, args).await?,
+        Some(dsn) => local(api, dsn, args).await?,
         None => remote(api, args).await?,
     };
     if as_json {
@@ -92,7 +93,7 @@ async fn remote(api: &ApiClient, args: &MoveArgs) -> Result<Value, Failure> {
     .await
 }
 
-async fn local(dsn: &str, args: &MoveArgs) -> Result<Value, Failure> {
+async fn local(api: &ApiClient, dsn: &str, args: &MoveArgs) -> Result<Value, Failure> {
     let dir = Directory::connect(dsn)
         .await
         .map_err(|e| Failure::new(exit::UNREACHABLE, e.to_string()))?;
@@ -103,14 +104,16 @@ async fn local(dsn: &str, args: &MoveArgs) -> Result<Value, Failure> {
         ..Default::default()
     };
     let progress = Printer::default();
-    let m = if args.finalize {
-        bulkhead_mover::finalize(&dir, tenant, args.service.as_ref())
+    let (m, what) = if args.finalize {
+        let m = bulkhead_mover::finalize(&dir, tenant, args.service.as_ref())
             .await
-            .map_err(fail)?
+            .map_err(fail)?;
+        (m, action::MOVE_FINALIZED)
     } else if args.rollback {
-        bulkhead_mover::rollback(&dir, tenant, args.service.as_ref(), &opts, &progress)
+        let m = bulkhead_mover::rollback(&dir, tenant, args.service.as_ref(), &opts, &progress)
             .await
-            .map_err(fail)?
+            .map_err(fail)?;
+        (m, action::MOVE_ROLLED_BACK)
     } else {
         let Some(to) = args.to else {
             return Err(Failure::new(
@@ -124,10 +127,15 @@ async fn local(dsn: &str, args: &MoveArgs) -> Result<Value, Failure> {
             to,
             cluster: args.cluster.clone(),
         };
-        bulkhead_mover::start(&dir, &req, &opts, &progress)
+        let m = bulkhead_mover::start(&dir, &req, &opts, &progress)
             .await
-            .map_err(fail)?
+            .map_err(fail)?;
+        (m, action::MOVED)
     };
+    let event = bulkhead_audit::Event::new(what, &cli_actor())
+        .tenant(m.tenant_id)
+        .details(move_details(&m));
+    super::ledger::record_local(api, &dir, vec![event]).await;
     serde_json::to_value(&m).map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))
 }
 

@@ -39,6 +39,10 @@ pub struct ClientIo {
     /// Bytes to send at the next flush.
     pub wbuf: BytesMut,
     max_message: usize,
+    /// Bytes read from the client so far (metering).
+    pub bytes_in: u64,
+    /// Bytes sent to the client so far (metering).
+    pub bytes_out: u64,
 }
 
 impl ClientIo {
@@ -50,6 +54,8 @@ impl ClientIo {
             rbuf: BytesMut::with_capacity(4096),
             wbuf: BytesMut::with_capacity(8192),
             max_message,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 
@@ -82,7 +88,10 @@ impl ClientIo {
         };
         match read {
             Ok(0) | Err(_) => Err(GatewayError::ClientGone),
-            Ok(_) => Ok(()),
+            Ok(n) => {
+                self.bytes_in += n as u64;
+                Ok(())
+            }
         }
     }
 
@@ -102,6 +111,7 @@ impl ClientIo {
             return Ok(());
         }
         let written = write_all(&mut self.stream, &self.wbuf).await;
+        self.bytes_out += self.wbuf.len() as u64;
         self.wbuf.clear();
         if self.wbuf.capacity() > KEPT_CAPACITY {
             // A large result once must not make an idle client cost that much for good.
@@ -112,6 +122,7 @@ impl ClientIo {
 
     /// Writes raw bytes straight away (e.g. the one-byte SSL answer).
     pub async fn write_now(&mut self, bytes: &[u8]) -> Result<(), GatewayError> {
+        self.bytes_out += bytes.len() as u64;
         write_all(&mut self.stream, bytes).await
     }
 

@@ -34,6 +34,10 @@ pub struct GatewaySettings {
     pub tls_required: bool,
     /// Per-tenant limits by tier.
     pub limits: crate::limits::Limits,
+    /// Where refusals, failed logins and limit hits are recorded (none: not recorded).
+    pub audit: Option<bulkhead_audit::AuditWriter>,
+    /// How often the usage counters are flushed to the control database.
+    pub usage_flush: Duration,
 }
 
 impl Default for GatewaySettings {
@@ -45,6 +49,8 @@ impl Default for GatewaySettings {
             tls: None,
             tls_required: false,
             limits: Default::default(),
+            audit: None,
+            usage_flush: Duration::from_secs(10),
         }
     }
 }
@@ -61,6 +67,10 @@ pub struct GatewayState {
     pub(crate) cancels: crate::cancel::CancelRegistry,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Usage per tenant, flushed to the control database (see [`bulkhead_metering`]).
+    pub meters: Arc<bulkhead_metering::Meters>,
+    /// What flushes them (periodically, and on demand).
+    pub(crate) flusher: bulkhead_metering::flush::SharedFlusher,
     /// Routes, slugs and token settings read from the directory.
     pub(crate) cache: crate::cache::DirectoryCache,
     gateway_role: tokio::sync::OnceCell<String>,
@@ -78,7 +88,13 @@ impl GatewayState {
     pub fn new(directory: Directory, settings: GatewaySettings) -> Arc<Self> {
         let watch = Arc::new(crate::watch::DirectoryWatch::default());
         watch.spawn(directory.dsn().to_string());
+        let meters: Arc<bulkhead_metering::Meters> = Default::default();
+        let flusher = Arc::new(tokio::sync::Mutex::new(bulkhead_metering::Flusher::new(
+            meters.clone(),
+        )));
         Arc::new(Self {
+            meters,
+            flusher,
             watch,
             directory,
             pools: Pools::new(settings.pool.clone()),
@@ -136,7 +152,21 @@ impl GatewayState {
 
     /// The metrics as Prometheus text.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(&self.pools.all_stats())
+        let mut text = self.metrics.render(&self.pools.all_stats());
+        crate::metrics::render_tenants(&mut text, &self.meters);
+        text
+    }
+
+    /// Flushes the usage counters now; returns how many usage events were newly counted.
+    pub async fn flush_usage(&self) -> Result<u64, bulkhead_directory::DirectoryError> {
+        self.flusher.lock().await.flush(&self.directory).await
+    }
+
+    /// Records an audit event (queued, never waits), when an audit log is configured.
+    pub(crate) fn audit(&self, event: bulkhead_audit::Event) {
+        if let Some(a) = &self.settings.audit {
+            a.record(event);
+        }
     }
 
     pub(crate) fn next_pid(&self) -> i32 {
@@ -230,10 +260,21 @@ pub async fn start(
                 match started.await {
                     Ok((state, listener)) => {
                         let _ = ready_tx.send(Ok(state.clone()));
-                        serve(listener, state, async move {
+                        let flusher = tokio::spawn(bulkhead_metering::flush::run(
+                            state.directory.clone(),
+                            state.flusher.clone(),
+                            state.settings.usage_flush,
+                            stop.clone(),
+                        ));
+                        serve(listener, state.clone(), async move {
                             let _ = stop.wait_for(|s| *s).await;
                         })
                         .await;
+                        // A clean stop writes what was counted and queued.
+                        let _ = flusher.await;
+                        if let Some(audit) = &state.settings.audit {
+                            audit.flush().await;
+                        }
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -268,12 +309,32 @@ async fn serve_client(
     stream: tokio::net::TcpStream,
     state: &Arc<GatewayState>,
 ) -> Result<(), GatewayError> {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     let mut io = ClientIo::new(stream, state.settings.max_message);
     let login =
         tokio::time::timeout(state.settings.login_timeout, startup::login(&mut io, state)).await;
     let logged_in = match login {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
+            if matches!(
+                e,
+                GatewayError::BadCredentials(_)
+                    | GatewayError::NotAuthorized(_)
+                    | GatewayError::UnknownService(_)
+            ) {
+                tracing::info!(%peer, kind = e.label(), error = %e, "login failed");
+                state.audit(
+                    bulkhead_audit::Event::new(bulkhead_audit::action::LOGIN_FAILED, "gateway")
+                        .details(serde_json::json!({
+                            "kind": e.label(),
+                            "message": e.to_string(),
+                            "peer": peer,
+                        })),
+                );
+            }
             if !matches!(e, GatewayError::ClientGone) {
                 io.error("FATAL", e.sqlstate(), &e.to_string());
                 let _ = io.flush().await;
@@ -293,14 +354,27 @@ async fn serve_client(
     tracing::debug!(identity = ?logged_in.identity, "client logged in");
     let (pid, secret) = (logged_in.pid, logged_in.secret);
     let slot = state.cancels.register(pid, secret);
-    let result = Session::new(
-        io,
-        state.clone(),
-        logged_in.service,
-        logged_in.identity,
-        slot,
+    // Every line logged while serving the client carries its service and tenant (recorded
+    // again when a service credential chooses another tenant).
+    let span = tracing::info_span!(
+        "session",
+        service = %logged_in.service,
+        tenant = tracing::field::Empty
+    );
+    if let crate::auth::Identity::Tenant(t) = &logged_in.identity {
+        span.record("tenant", tracing::field::display(t));
+    }
+    let result = tracing::Instrument::instrument(
+        Session::new(
+            io,
+            state.clone(),
+            logged_in.service,
+            logged_in.identity,
+            slot,
+        )
+        .run(),
+        span,
     )
-    .run()
     .await;
     state.cancels.remove(pid);
     result

@@ -39,6 +39,8 @@ impl Session {
         {
             Ok(leased) => {
                 self.backend = Some(leased);
+                self.usage_leased();
+                tracing::Span::current().record("tenant", tracing::field::display(route.tenant));
                 self.pass = Some(pass);
                 self.route = Some(route);
                 self.arm_cancel().await;
@@ -270,6 +272,7 @@ impl Session {
                 && frame.tag == b'N'
                 && matches!(BackendMessage::decode(&frame), Ok(BackendMessage::Notice(f)) if f.code() == Some("25001"));
             if d.relay && !muted {
+                self.count_reply(&frame);
                 self.write_frame(&frame);
             }
             for s in d.after {
@@ -331,6 +334,9 @@ impl Session {
         e: GatewayError,
     ) -> Result<TransactionStatus, GatewayError> {
         tracing::warn!(tenant = ?self.ctx.tenant(), error = %e, "backend connection lost");
+        if self.backend.is_some() {
+            self.meter_transaction();
+        }
         self.backend = None;
         self.pass = None;
         self.limit_cancelled = false;
@@ -367,6 +373,9 @@ impl Session {
         self.disarm_cancel().await;
         self.pass = None;
         let cancelled = std::mem::take(&mut self.limit_cancelled);
+        if self.backend.is_some() {
+            self.meter_transaction();
+        }
         if let Some(b) = self.backend.take() {
             // After a limit's cancel the connection is closed: the cancel might still land.
             if status == TransactionStatus::Idle && !cancelled {

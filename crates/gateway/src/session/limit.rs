@@ -14,6 +14,20 @@ use crate::route::Route;
 use crate::GatewayError;
 
 impl Session {
+    /// Records a limit hit in the audit log.
+    fn audit_limit(&self, route: &Route, limit: &str, value: u64) {
+        self.state.audit(
+            bulkhead_audit::Event::new(bulkhead_audit::action::LIMIT_HIT, "gateway")
+                .tenant(route.tenant)
+                .details(serde_json::json!({
+                    "service": self.service,
+                    "tier": route.tier.to_string(),
+                    "limit": limit,
+                    "value": value,
+                })),
+        );
+    }
+
     fn gate(&mut self, route: &Route) -> Arc<Gate> {
         if let Some((tenant, gate)) = &self.gate {
             if *tenant == route.tenant {
@@ -41,6 +55,11 @@ impl Session {
             },
         );
         tracing::info!(tenant = %route.tenant, tier = %route.tier, ?hit, "tenant limit reached");
+        let (limit, value) = match hit {
+            LimitHit::Concurrency(n) => ("concurrency", n as u64),
+            LimitHit::Rate(n) => ("rate", n as u64),
+        };
+        self.audit_limit(route, limit, value);
         let message = match hit {
             LimitHit::Concurrency(n) => format!(
                 "tenant {} is at its limit of {n} concurrent transactions (tier {}); retry when one ends",
@@ -115,6 +134,9 @@ impl Session {
         self.state
             .metrics
             .count("bulkhead_gateway_limits_total", "statement_timeout");
+        let route = route.clone();
+        self.audit_limit(&route, "statement_timeout", took.as_millis() as u64);
+        let route = &route;
         let message = format!(
             "canceling statement: tenant {} reached its statement timeout of {} ms (tier {})",
             route.tenant,

@@ -19,6 +19,7 @@ mod context;
 mod limit;
 mod prepared;
 mod rules;
+mod usage;
 mod virtuals;
 
 use std::collections::HashMap;
@@ -70,6 +71,8 @@ pub struct Session {
     deadline: Option<tokio::time::Instant>,
     /// The gateway cancelled the running query for its statement timeout.
     limit_cancelled: bool,
+    /// The running transaction's usage counts.
+    usage: usage::SessionUsage,
 }
 
 /// What a unit sent in part has done so far.
@@ -113,6 +116,7 @@ impl Session {
             pass: None,
             deadline: None,
             limit_cancelled: false,
+            usage: Default::default(),
         }
     }
 
@@ -249,12 +253,24 @@ impl Session {
         self.answer_error(r.code, &r.message).await
     }
 
-    /// Logs and counts a refusal.
+    /// Logs, counts and audits a refusal.
     fn count_refusal(&self, r: &Refusal) {
-        tracing::info!(tenant = ?self.ctx.tenant(), rule = r.rule, "statement refused");
+        let tenant = self.ctx.tenant();
+        tracing::info!(tenant = ?tenant, rule = r.rule, "statement refused");
         self.state
             .metrics
             .count("bulkhead_gateway_refusals_total", r.rule);
+        let mut event = bulkhead_audit::Event::new(bulkhead_audit::action::REFUSED, "gateway")
+            .details(serde_json::json!({
+                "service": self.service,
+                "rule": r.rule,
+                "sqlstate": r.code.code(),
+                "message": r.message,
+            }));
+        if let Some(t) = tenant {
+            event = event.tenant(t);
+        }
+        self.state.audit(event);
     }
 
     /// The Sync that ends a partly sent unit with a refused statement: only the Sync reaches

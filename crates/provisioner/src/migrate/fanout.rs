@@ -74,6 +74,9 @@ pub struct TargetOutcome {
     pub kind: TargetKind,
     /// Its cluster.
     pub cluster: String,
+    /// The tenant, for a tenant's place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<bulkhead_model::TenantId>,
     /// Version before.
     pub from: i64,
     /// Version after.
@@ -209,6 +212,7 @@ fn skipped(target: &Target, why: &str) -> TargetOutcome {
         label: target.label.clone(),
         kind: target.kind,
         cluster: target.cluster.name.to_string(),
+        tenant: target.tenant,
         from: 0,
         to: 0,
         outcome: Outcome::Skipped(why.into()),
@@ -425,6 +429,7 @@ async fn run_batch_jobs(
             label: job.target.label.clone(),
             kind: job.target.kind,
             cluster: job.target.cluster.name.to_string(),
+            tenant: job.target.tenant,
             from,
             to,
             outcome,
@@ -455,6 +460,7 @@ async fn run_one(
         label: target.label.clone(),
         kind: target.kind,
         cluster: target.cluster.name.to_string(),
+        tenant: target.tenant,
         from: 0,
         to: 0,
         outcome: Outcome::Migrated,
