@@ -177,7 +177,8 @@ mod tests {
         };
         seal.seal(&mut e);
         assert!(seal.hash_matches(&e) && seal.mac_matches(&e));
-        let changes: Vec<Box<dyn Fn(&mut AuditEntry)>> = vec![
+        type Change = Box<dyn Fn(&mut AuditEntry)>;
+        let changes: Vec<Change> = vec![
             Box::new(|e| e.chain = "d".into()),
             Box::new(|e| e.n = 2),
             Box::new(|e| e.actor = "cli".into()),

@@ -132,7 +132,7 @@ async fn each_kind_of_tampering_is_detected_and_located() {
     // One tenant's verification reads only its chain.
     let one = log.verify(Some(&edited)).await.expect("verify one");
     assert_eq!(one.len(), 1);
-    assert_eq!(one[0].findings[0].id.is_some(), true);
+    assert!(one[0].findings[0].id.is_some());
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ pub fn gateway_events(
 pub struct Flusher {
     meters: Arc<Meters>,
     instance: String,
-    next_batch: u64,
+    batch_no: u64,
     pending: Option<Vec<UsageEvent>>,
 }
 
@@ -55,13 +55,13 @@ impl Flusher {
         Self {
             meters,
             instance: uuid::Uuid::new_v4().simple().to_string(),
-            next_batch: 1,
+            batch_no: 1,
             pending: None,
         }
     }
 
     /// The batch to write next: the one that failed last time, else the counts since.
-    pub fn next(&mut self) -> Vec<UsageEvent> {
+    pub fn next_batch(&mut self) -> Vec<UsageEvent> {
         if let Some(p) = self.pending.take() {
             return p;
         }
@@ -69,15 +69,15 @@ impl Flusher {
         if counts.is_empty() {
             return Vec::new();
         }
-        let batch = self.next_batch;
-        self.next_batch += 1;
+        let batch = self.batch_no;
+        self.batch_no += 1;
         gateway_events(&self.instance, batch, Utc::now(), &counts)
     }
 
     /// Writes the next batch; on failure it is kept for the next call. Returns how many
     /// events were newly counted.
     pub async fn flush(&mut self, dir: &Directory) -> Result<u64, DirectoryError> {
-        let batch = self.next();
+        let batch = self.next_batch();
         if batch.is_empty() {
             return Ok(0);
         }

@@ -56,7 +56,7 @@ async fn a_flush_retried_after_a_crash_is_counted_once() {
         backend_time_us: 5,
     });
     let mut flusher = Flusher::new(meters.clone());
-    let batch = flusher.next();
+    let batch = flusher.next_batch();
     assert_eq!(batch.len(), 6, "one event per metric");
     // The COMMIT went through but its reply was lost (or the gateway died after it): the
     // same batch is written again.
