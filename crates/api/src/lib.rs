@@ -105,7 +105,18 @@ pub fn router(state: ApiState) -> Router {
         .merge(routes::open())
         .nest("/v1", v1)
         .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// Every line logged while serving a request carries its method and path (and so the
+/// tenant named in it).
+async fn request_span(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
+    tracing::Instrument::instrument(next.run(req), span).await
 }
 
 /// The version of this build.

@@ -32,6 +32,12 @@ mod tests {
             "/v1/services/{name}/definers/{function}",
             "/v1/verify",
             "/v1/probe",
+            "/v1/audit",
+            "/v1/audit/verify",
+            "/v1/usage",
+            "/v1/usage/export",
+            "/v1/usage/collect",
+            "/v1/cost",
         ] {
             assert!(
                 paths.contains_key(route),

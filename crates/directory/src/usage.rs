@@ -97,6 +97,20 @@ impl Directory {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
+    /// Removes the gateway's usage events older than `before`: their keys only guard
+    /// against a retried flush, which happens within seconds; the rollups keep the counts.
+    /// Applications' events are kept (their keys deduplicate retries for as long as they
+    /// exist). Returns how many were removed.
+    pub async fn prune_gateway_usage(&self, before: DateTime<Utc>) -> Result<u64, DirectoryError> {
+        let client = self.client().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM metering.usage_events WHERE source = 'gateway' AND at < $1",
+                &[&before],
+            )
+            .await?)
+    }
+
     /// Stores storage samples taken `at`: each is its hour's value of `storage_bytes` (a later
     /// sample in the same hour replaces it).
     pub async fn record_storage(

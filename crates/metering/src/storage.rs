@@ -1,6 +1,7 @@
 //! Storage per tenant, sampled per mode:
 //! - shared: each shared table's total size (heap, indexes, TOAST) times the tenant's share
-//!   of its rows;
+//!   of its rows (counted exactly up to [`EXACT_ROWS`] rows; above, estimated from a block
+//!   sample of about that many rows, so a sample never scans a large table whole);
 //! - schema: the total size of every table and materialized view in the tenant's schema;
 //! - database: the database's size.
 //!
@@ -16,6 +17,9 @@ use serde::Serialize;
 
 use crate::places::{databases, Database};
 use crate::MeteringError;
+
+/// Tables estimated to hold more rows than this have their tenant shares sampled.
+pub const EXACT_ROWS: f64 = 1_000_000.0;
 
 /// One tenant's sample.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -58,7 +62,7 @@ async fn sample_database(db: &Database, out: &mut Vec<StorageSample>) -> Result<
         let mut bytes: HashMap<TenantId, f64> = HashMap::new();
         let tables = client
             .query(
-                "SELECT c.oid::regclass::text, pg_total_relation_size(c.oid)
+                "SELECT c.oid::regclass::text, pg_total_relation_size(c.oid), c.reltuples::float8
                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
                   WHERE n.nspname = 'public' AND c.relkind = 'r'",
@@ -67,11 +71,16 @@ async fn sample_database(db: &Database, out: &mut Vec<StorageSample>) -> Result<
             .await
             .map_err(MeteringError::sql(context("shared tables")))?;
         for t in &tables {
-            let (name, size): (String, i64) = (t.get(0), t.get(1));
+            let (name, size, estimate): (String, i64, f64) = (t.get(0), t.get(1), t.get(2));
             // `name` is regclass output: already quoted as needed.
+            let sample = if estimate > EXACT_ROWS {
+                format!(" TABLESAMPLE SYSTEM ({:.6})", 100.0 * EXACT_ROWS / estimate)
+            } else {
+                String::new()
+            };
             let counts = client
                 .query(
-                    &format!("SELECT tenant_id, count(*) FROM {name} GROUP BY 1"),
+                    &format!("SELECT tenant_id, count(*) FROM {name}{sample} GROUP BY 1"),
                     &[],
                 )
                 .await

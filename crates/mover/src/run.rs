@@ -403,7 +403,7 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
     });
     // The slot would keep WAL at the source forever: it goes now; the source stays, fenced.
     if let Err(e) = replay::drop(&ctx.source, &m.slot_name, &m.publication).await {
-        tracing::warn!(error = %e, "dropping the move's slot after the switch failed; drop slot {} by hand", m.slot_name);
+        tracing::warn!(tenant = %m.tenant_id, error = %e, "dropping the move's slot after the switch failed; drop slot {} by hand", m.slot_name);
     }
     Ok(())
 }
@@ -449,7 +449,7 @@ pub(crate) async fn abort(ctx: &Ctx<'_>, m: &Move, why: &str) -> Result<(), Move
 /// with the live place (same cluster) loses its way in.
 async fn remove_place(side: &Side, drop_role: bool) -> Result<(), MoveError> {
     if let Err(e) = side.fence(true).await {
-        tracing::debug!(error = %e, "fencing a place being removed (it may not exist)");
+        tracing::debug!(tenant = %side.place.tenant, error = %e, "fencing a place being removed (it may not exist)");
     }
     drop_place_with(&side.cluster, &side.place, drop_role).await?;
     Ok(())

@@ -245,6 +245,10 @@ async fn collect_usage(
         if let Err(e) = bulkhead_metering::storage::sample(&directory).await {
             tracing::warn!(error = %e, "sampling tenant storage failed");
         }
+        let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
+        if let Err(e) = directory.prune_gateway_usage(day_ago).await {
+            tracing::warn!(error = %e, "pruning old gateway usage events failed");
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|s| *s) => return,

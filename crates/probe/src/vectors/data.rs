@@ -254,3 +254,57 @@ pub(super) async fn planted_then_moved(setup: &Setup, pair: &Pair) -> Verdict {
         ),
     }
 }
+
+/// The usage outbox is one table per database, shared by every tenant there: the attacker
+/// tries to bill the victim (an event under the victim's id) and to read the victim's
+/// events. Only `bulkhead.usage()` under its own id is allowed.
+pub(super) async fn usage_as_other(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, pair);
+    if let Err(e) = a
+        .execute("SELECT bulkhead.usage('probe_events', 1, 'own')", &[])
+        .await
+    {
+        return (
+            Outcome::Inconclusive,
+            format!("recording its own usage failed: {}", describe(&e)),
+        );
+    }
+    let planted = a
+        .execute(
+            &format!(
+                "INSERT INTO bulkhead.usage_outbox (tenant_id, metric, quantity, idempotency_key) VALUES ('{}', 'probe_events', 1000, 'billed-to-victim')",
+                pair.b.id
+            ),
+            &[],
+        )
+        .await;
+    if planted.is_ok() {
+        return (
+            Outcome::Leak,
+            "recorded usage under the other tenant's id".into(),
+        );
+    }
+    match texts(
+        &a,
+        "SELECT tenant_id::text || ' ' || idempotency_key FROM bulkhead.usage_outbox",
+    )
+    .await
+    {
+        Ok(seen) if shows_victim(&seen, pair) => (
+            Outcome::Leak,
+            format!("read the other tenant's usage events: {seen:?}"),
+        ),
+        Ok(seen) => (
+            Outcome::Leak,
+            format!("read the usage outbox ({} rows)", seen.len()),
+        ),
+        Err(e) => (
+            Outcome::Blocked,
+            format!(
+                "billing the other tenant refused ({}); reading the outbox refused: {}",
+                planted.err().map(|e| describe(&e)).unwrap_or_default(),
+                describe(&e)
+            ),
+        ),
+    }
+}

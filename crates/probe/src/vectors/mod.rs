@@ -42,6 +42,9 @@ const PER_MODE: &[(&str, Vector)] = &[
     }),
     ("foreign-key probing", |s, p| Box::pin(data::fk_probe(s, p))),
     ("functions", |s, p| Box::pin(data::function(s, p))),
+    ("usage events under the other's id", |s, p| {
+        Box::pin(data::usage_as_other(s, p))
+    }),
     (
         "rows under the other's id, then a move to shared",
         |s, p| Box::pin(data::planted_then_moved(s, p)),
