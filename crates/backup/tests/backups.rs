@@ -2,14 +2,14 @@
 //! and across modes with row-by-row equality, another tenant untouched, every kind of damage
 //! detected with nothing changed, keys, versions, certificates.
 
-use std::path::Path;
-
 use bulkhead_backup::{BackupError, MasterKey};
-use bulkhead_directory::{Directory, NewCluster, NewService, NewTenant, TenantRef};
+use bulkhead_directory::{Directory, TenantRef};
 use bulkhead_model::{Mode, TenantId};
 use bulkhead_pgkit::shared_cluster;
-use bulkhead_provisioner::migrate::read_migrations_dir;
-use bulkhead_provisioner::{add_cluster, create_service, create_tenant, CreateTenant, TenantPlace};
+use bulkhead_provisioner::TenantPlace;
+
+#[path = "../../provisioner/tests/support/billing.rs"]
+mod billing;
 
 struct Env {
     dir: Directory,
@@ -18,63 +18,16 @@ struct Env {
 }
 
 async fn env(label: &str) -> Env {
-    let pg = shared_cluster().expect("cluster");
-    let control = pg.create_database(label).await.expect("control");
-    let dir = Directory::connect(&control.dsn).await.expect("dir");
-    dir.migrate().await.expect("migrate");
-    add_cluster(
-        &dir,
-        &NewCluster {
-            name: "main".parse().expect("n"),
-            region: "local".parse().expect("r"),
-            admin_dsn: pg.dsn("postgres"),
-            capacity: None,
-        },
-    )
-    .await
-    .expect("cluster");
     let service = format!("bk_{label}");
-    let fixtures =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioner/tests/fixtures/billing");
-    create_service(
-        &dir,
-        &NewService {
-            name: service.parse().expect("s"),
-            default_mode: Mode::Shared,
-            tier_modes: Default::default(),
-            cluster: None,
-            reference_tables: vec!["countries".into()],
-            migrations: read_migrations_dir(&fixtures).expect("fixtures"),
-        },
-    )
-    .await
-    .expect("service");
     Env {
-        dir,
+        dir: billing::billing(label, &service).await,
         service,
         master: MasterKey::from_bytes([42; 32]),
     }
 }
 
 async fn tenant(env: &Env, slug: &str, mode: Mode) -> TenantId {
-    create_tenant(
-        &env.dir,
-        &CreateTenant {
-            tenant: NewTenant {
-                slug: slug.parse().expect("slug"),
-                id: None,
-                tier: None,
-                region: None,
-            },
-            service: Some(env.service.parse().expect("s")),
-            mode: Some(mode),
-            cluster: None,
-        },
-    )
-    .await
-    .expect("tenant")
-    .tenant
-    .id
+    billing::place_tenant(&env.dir, &env.service, slug, mode, None, None).await
 }
 
 /// A client on the tenant's database and the schema its tables are in.

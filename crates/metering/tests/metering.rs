@@ -2,27 +2,19 @@
 //! with the business write and is harvested exactly once, a tenant cannot bill another, and
 //! storage is sampled in each mode to the byte.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use bulkhead_directory::{Directory, NewCluster, NewService, NewTenant, UsageRow};
+use bulkhead_directory::{Directory, UsageRow};
 use bulkhead_metering::{outbox, storage, Counts, Flusher, Meters};
 use bulkhead_model::{Mode, TenantId};
 use bulkhead_pgkit::shared_cluster;
-use bulkhead_provisioner::migrate::read_migrations_dir;
-use bulkhead_provisioner::{add_cluster, create_service, create_tenant, CreateTenant};
 use chrono::{Duration, Utc};
 
-async fn control(label: &str) -> Directory {
-    control_named(label).await.0
-}
+#[path = "../../provisioner/tests/support/billing.rs"]
+mod billing;
 
-async fn control_named(label: &str) -> (Directory, String) {
-    let pg = shared_cluster().expect("cluster");
-    let db = pg.create_database(label).await.expect("control");
-    let dir = Directory::connect(&db.dsn).await.expect("dir");
-    dir.migrate().await.expect("migrate");
-    (dir, db.name)
+async fn control(label: &str) -> Directory {
+    billing::control(label).await.0
 }
 
 async fn rollups(dir: &Directory, t: &TenantId) -> Vec<UsageRow> {
@@ -68,7 +60,7 @@ async fn a_flush_retried_after_a_crash_is_counted_once() {
     assert_eq!(total(&r, "rows_returned"), 11);
 
     // A failed flush keeps its batch; counts made meanwhile wait for the next one.
-    let (broken, name) = control_named("meter_flush_broken").await;
+    let (broken, name) = billing::control("meter_flush_broken").await;
     let pg = shared_cluster().expect("cluster");
     let admin = pg.connect(&name).await.expect("admin");
     admin
@@ -101,57 +93,15 @@ struct Env {
 }
 
 async fn env(label: &str) -> Env {
-    let pg = shared_cluster().expect("cluster");
-    let dir = control(label).await;
-    add_cluster(
-        &dir,
-        &NewCluster {
-            name: "main".parse().expect("n"),
-            region: "local".parse().expect("r"),
-            admin_dsn: pg.dsn("postgres"),
-            capacity: None,
-        },
-    )
-    .await
-    .expect("cluster");
     let service = format!("me_{label}");
-    let fixtures =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioner/tests/fixtures/billing");
-    create_service(
-        &dir,
-        &NewService {
-            name: service.parse().expect("s"),
-            default_mode: Mode::Shared,
-            tier_modes: Default::default(),
-            cluster: None,
-            reference_tables: vec!["countries".into()],
-            migrations: read_migrations_dir(&fixtures).expect("fixtures"),
-        },
-    )
-    .await
-    .expect("service");
-    Env { dir, service }
+    Env {
+        dir: billing::billing(label, &service).await,
+        service,
+    }
 }
 
 async fn tenant(env: &Env, slug: &str, mode: Mode) -> TenantId {
-    create_tenant(
-        &env.dir,
-        &CreateTenant {
-            tenant: NewTenant {
-                slug: slug.parse().expect("slug"),
-                id: None,
-                tier: None,
-                region: None,
-            },
-            service: Some(env.service.parse().expect("s")),
-            mode: Some(mode),
-            cluster: None,
-        },
-    )
-    .await
-    .expect("tenant")
-    .tenant
-    .id
+    billing::place_tenant(&env.dir, &env.service, slug, mode, None, None).await
 }
 
 /// A superuser client on the tenant's database and the statements that put a transaction in

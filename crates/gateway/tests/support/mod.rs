@@ -5,13 +5,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bulkhead_directory::{Directory, NewCluster, NewService, NewTenant};
+#[path = "../../../provisioner/tests/support/billing.rs"]
+mod billing;
+
+use bulkhead_directory::{Directory, NewTenant};
 use bulkhead_gateway::backend::PoolSettings;
 use bulkhead_gateway::{serve, GatewaySettings, GatewayState};
 use bulkhead_model::{Mode, TenantId};
-use bulkhead_pgkit::shared_cluster;
-use bulkhead_provisioner::migrate::read_migrations_dir;
-use bulkhead_provisioner::{add_cluster, create_service, create_tenant, CreateTenant};
+use bulkhead_provisioner::{create_tenant, CreateTenant};
 use tokio_postgres::{Client, GenericClient, NoTls};
 
 #[derive(Clone)]
@@ -44,37 +45,8 @@ pub async fn env_custom(
     pool_size: usize,
     adjust: impl FnOnce(&mut GatewaySettings),
 ) -> Env {
-    let pg = shared_cluster().expect("cluster");
-    let control = pg.create_database(label).await.expect("control");
-    let dir = Directory::connect(&control.dsn).await.expect("dir");
-    dir.migrate().await.expect("migrate");
-    add_cluster(
-        &dir,
-        &NewCluster {
-            name: "main".parse().expect("n"),
-            region: "local".parse().expect("r"),
-            admin_dsn: pg.dsn("postgres"),
-            capacity: None,
-        },
-    )
-    .await
-    .expect("cluster");
     let service = format!("gw_{label}");
-    let fixtures =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioner/tests/fixtures/billing");
-    create_service(
-        &dir,
-        &NewService {
-            name: service.parse().expect("s"),
-            default_mode: Mode::Shared,
-            tier_modes: Default::default(),
-            cluster: None,
-            reference_tables: vec!["countries".into()],
-            migrations: read_migrations_dir(&fixtures).expect("fixtures"),
-        },
-    )
-    .await
-    .expect("service");
+    let dir = billing::billing(label, &service).await;
     let mut settings = GatewaySettings {
         pool: PoolSettings {
             size: pool_size,

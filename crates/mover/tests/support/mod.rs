@@ -4,19 +4,18 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bulkhead_directory::{Directory, NewCluster, NewService, NewTenant};
+use bulkhead_directory::Directory;
 use bulkhead_gateway::backend::PoolSettings;
 use bulkhead_gateway::{serve, GatewaySettings, GatewayState};
 use bulkhead_model::{Mode, TenantId};
-use bulkhead_pgkit::shared_cluster;
-use bulkhead_provisioner::migrate::read_migrations_dir;
-use bulkhead_provisioner::{add_cluster, create_service, create_tenant, CreateTenant};
 use tokio_postgres::{Client, NoTls};
+
+#[path = "../../../provisioner/tests/support/billing.rs"]
+mod billing;
 
 #[derive(Clone)]
 pub struct Env {
@@ -28,37 +27,8 @@ pub struct Env {
 /// A control database, the shared cluster as `main`, a service with the billing fixtures and
 /// a gateway in front.
 pub async fn env(label: &str) -> Env {
-    let pg = shared_cluster().expect("cluster");
-    let control = pg.create_database(label).await.expect("control");
-    let dir = Directory::connect(&control.dsn).await.expect("dir");
-    dir.migrate().await.expect("migrate");
-    add_cluster(
-        &dir,
-        &NewCluster {
-            name: "main".parse().expect("n"),
-            region: "local".parse().expect("r"),
-            admin_dsn: pg.dsn("postgres"),
-            capacity: None,
-        },
-    )
-    .await
-    .expect("cluster");
     let service = format!("mv_{label}");
-    let fixtures =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioner/tests/fixtures/billing");
-    create_service(
-        &dir,
-        &NewService {
-            name: service.parse().expect("s"),
-            default_mode: Mode::Shared,
-            tier_modes: Default::default(),
-            cluster: None,
-            reference_tables: vec!["countries".into()],
-            migrations: read_migrations_dir(&fixtures).expect("fixtures"),
-        },
-    )
-    .await
-    .expect("service");
+    let dir = billing::billing(label, &service).await;
     let settings = GatewaySettings {
         pool: PoolSettings {
             size: 8,
@@ -89,23 +59,7 @@ pub async fn tenant_placed(
     cluster: Option<&str>,
     region: Option<&str>,
 ) -> (TenantId, String) {
-    let created = create_tenant(
-        &env.dir,
-        &CreateTenant {
-            tenant: NewTenant {
-                slug: slug.parse().expect("slug"),
-                id: None,
-                tier: None,
-                region: region.map(|r| r.parse().expect("region")),
-            },
-            service: Some(env.service.parse().expect("s")),
-            mode: Some(mode),
-            cluster: cluster.map(|c| c.parse().expect("cluster")),
-        },
-    )
-    .await
-    .expect("tenant");
-    let id = created.tenant.id;
+    let id = billing::place_tenant(&env.dir, &env.service, slug, mode, cluster, region).await;
     let secret: String = (0..40)
         .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
         .collect();
