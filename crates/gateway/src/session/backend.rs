@@ -40,7 +40,11 @@ impl Session {
             Ok(leased) => {
                 self.backend = Some(leased);
                 self.usage_leased();
-                tracing::Span::current().record("tenant", tracing::field::display(route.tenant));
+                if self.logged_tenant != Some(route.tenant) {
+                    self.logged_tenant = Some(route.tenant);
+                    tracing::Span::current()
+                        .record("tenant", tracing::field::display(route.tenant));
+                }
                 self.pass = Some(pass);
                 self.route = Some(route);
                 self.arm_cancel().await;

@@ -73,6 +73,8 @@ pub struct Session {
     limit_cancelled: bool,
     /// The running transaction's usage counts.
     usage: usage::SessionUsage,
+    /// The tenant the session's log span names (recorded again only when it changes).
+    logged_tenant: Option<bulkhead_model::TenantId>,
 }
 
 /// What a unit sent in part has done so far.
@@ -96,7 +98,9 @@ impl Session {
     ) -> Self {
         let ctx = TenantContext::new(identity, state.watch.global());
         let stats = state.metrics.service(&service);
+        let logged_tenant = ctx.tenant();
         Self {
+            logged_tenant,
             stats,
             io,
             state,
