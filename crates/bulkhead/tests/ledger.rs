@@ -194,15 +194,61 @@ async fn usage_is_exact_collecting_twice_counts_once_and_the_audit_log_locates_t
         "{metrics}"
     );
 
-    // The audit log: control-plane actions and the gateway's refusals.
+    // The audit log: control-plane actions (through the API and run by the CLI itself) and
+    // the gateway's refusals.
+    ok(up.cli(&["tenant", "suspend", "acme"]));
+    ok(up.cli(&["tenant", "resume", "acme"]));
+    let archive = ws.path().join("acme.bhk");
+    ok(up.cli(&[
+        "tenant",
+        "backup",
+        "acme",
+        "-o",
+        archive.to_str().expect("utf8"),
+    ]));
+    let keys_json = json(up.cli(&["--json", "audit", "list", "acme"]));
+    let key_id = keys_json
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["action"] == "key.issued")
+        .and_then(|e| e["details"]["key_id"].as_str())
+        .expect("key id")
+        .to_string();
+    ok(up.cli(&["tenant", "key", "revoke", &key_id]));
     let events = json(up.cli(&["--json", "audit", "list", "acme"]));
+    let backed_up = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["action"] == "tenant.backed_up")
+        .expect("backup audited");
+    assert!(
+        backed_up["actor"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("cli:"),
+        "{backed_up}"
+    );
+    assert!(
+        !events.to_string().contains(&keys[0].1),
+        "a key's secret never reaches the log"
+    );
     let actions: Vec<&str> = events
         .as_array()
         .expect("events")
         .iter()
         .map(|e| e["action"].as_str().unwrap_or_default())
         .collect();
-    for a in ["tenant.created", "key.issued", "gateway.refused"] {
+    for a in [
+        "tenant.created",
+        "key.issued",
+        "key.revoked",
+        "tenant.suspended",
+        "tenant.resumed",
+        "tenant.backed_up",
+        "gateway.refused",
+    ] {
         assert!(actions.contains(&a), "{a} in {actions:?}");
     }
     let all = json(up.cli(&["--json", "audit", "list"]));

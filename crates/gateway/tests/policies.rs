@@ -147,7 +147,7 @@ async fn a_first_token_provisions_its_tenant_once_under_concurrent_requests() {
     svc.batch_execute("COMMIT").await.expect("commit");
 }
 
-fn limited(settings: &mut bulkhead_gateway::GatewaySettings) {
+fn limited(settings: &mut bulkhead_gateway::GatewaySettings, _: &bulkhead_directory::Directory) {
     let mut limits = Limits::default();
     limits.tiers.insert(
         "free".into(),
@@ -169,7 +169,20 @@ fn limited(settings: &mut bulkhead_gateway::GatewaySettings) {
 
 #[tokio::test]
 async fn a_tenant_at_its_concurrency_limit_is_refused_and_others_go_on() {
-    let env = env_custom("pol_conc", 8, limited).await;
+    // With an audit log: the limit hit is recorded under the tenant.
+    let mut audit = None;
+    let env = env_custom("pol_conc", 8, |s, dir| {
+        limited(s, dir);
+        let log = bulkhead_audit::AuditLog::new(
+            dir.clone(),
+            bulkhead_keys::MasterKey::from_bytes([3; 32]),
+        );
+        let writer = log.writer();
+        s.audit = Some(writer.clone());
+        audit = Some((log, writer));
+    })
+    .await;
+    let (log, writer) = audit.expect("audit log");
     let noisy = tenant_key(&env, "noisy", Mode::Shared).await;
     let quiet = tenant_key(&env, "quiet", Mode::Shared).await;
     let mut held = Vec::new();
@@ -193,6 +206,31 @@ async fn a_tenant_at_its_concurrency_limit_is_refused_and_others_go_on() {
     // When one ends, there is room again.
     held[0].batch_execute("COMMIT").await.expect("commit");
     assert!(names(&third).await.is_empty());
+    writer.flush().await;
+    let noisy_id = env
+        .dir
+        .tenant(&"noisy".parse().expect("slug"))
+        .await
+        .expect("noisy")
+        .id;
+    let events = log.list(Some(&noisy_id), None, 100).await.expect("events");
+    assert!(
+        events.iter().any(|e| e.action == "gateway.limit_hit"
+            && e.details["limit"] == "concurrency"
+            && e.details["value"] == 2),
+        "{events:?}"
+    );
+    let quiet_id = env
+        .dir
+        .tenant(&"quiet".parse().expect("slug"))
+        .await
+        .expect("quiet")
+        .id;
+    assert!(log
+        .list(Some(&quiet_id), None, 100)
+        .await
+        .expect("events")
+        .is_empty());
 }
 
 #[tokio::test]

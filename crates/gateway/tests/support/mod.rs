@@ -32,7 +32,7 @@ pub async fn env_with(
     tls: Option<tokio_rustls::TlsAcceptor>,
     tls_required: bool,
 ) -> Env {
-    env_custom(label, pool_size, |s| {
+    env_custom(label, pool_size, |s, _| {
         s.tls = tls;
         s.tls_required = tls_required;
     })
@@ -43,7 +43,7 @@ pub async fn env_with(
 pub async fn env_custom(
     label: &str,
     pool_size: usize,
-    adjust: impl FnOnce(&mut GatewaySettings),
+    adjust: impl FnOnce(&mut GatewaySettings, &Directory),
 ) -> Env {
     let service = format!("gw_{label}");
     let dir = billing::billing(label, &service).await;
@@ -55,7 +55,7 @@ pub async fn env_custom(
         },
         ..Default::default()
     };
-    adjust(&mut settings);
+    adjust(&mut settings, &dir);
     let state = GatewayState::new(dir.clone(), settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
