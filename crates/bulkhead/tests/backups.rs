@@ -3,17 +3,8 @@
 
 mod support;
 
-use support::{workspace, CliOutput, Up};
+use support::{ok, workspace, Up};
 use tokio_postgres::NoTls;
-
-fn ok(out: CliOutput) -> CliOutput {
-    assert_eq!(
-        out.code, 0,
-        "stdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
-    out
-}
 
 async fn pool(up: &Up) -> tokio_postgres::Client {
     let (c, conn) = tokio_postgres::connect(&up.postgres_dsn("bh_billing"), NoTls)

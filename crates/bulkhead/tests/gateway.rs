@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::{workspace, Up};
 
 async fn connect(
@@ -21,18 +19,7 @@ async fn connect_as(
     user: &str,
     password: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (host, port) = gateway.rsplit_once(':').expect("host:port");
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().expect("port"))
-        .dbname(service)
-        .user(user)
-        .password(password)
-        .connect_timeout(Duration::from_secs(5));
-    let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    Ok(client)
+    support::gateway_client(gateway, service, user, password).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

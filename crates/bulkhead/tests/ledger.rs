@@ -5,19 +5,8 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::Value;
-use support::{workspace, CliOutput, Up};
-
-fn ok(out: CliOutput) -> CliOutput {
-    assert_eq!(
-        out.code, 0,
-        "stdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
-    out
-}
+use support::{ok, workspace, CliOutput, Up};
 
 fn json(out: CliOutput) -> Value {
     serde_json::from_str(&ok(out).stdout).expect("json")
@@ -27,18 +16,7 @@ async fn connect(
     gateway: &str,
     password: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (host, port) = gateway.rsplit_once(':').expect("host:port");
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().expect("port"))
-        .dbname("shop")
-        .user("app")
-        .password(password)
-        .connect_timeout(Duration::from_secs(5));
-    let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    Ok(client)
+    support::gateway_client(gateway, "shop", "app", password).await
 }
 
 fn setup(up: &Up) -> Vec<(String, String)> {

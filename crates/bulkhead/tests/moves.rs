@@ -3,16 +3,7 @@
 
 mod support;
 
-use support::{workspace, CliOutput, Up};
-
-fn ok(out: CliOutput) -> CliOutput {
-    assert_eq!(
-        out.code, 0,
-        "stdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
-    out
-}
+use support::{ok, workspace, Up};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_moves_through_the_cli_and_the_api() {

@@ -166,6 +166,37 @@ impl Drop for Up {
     }
 }
 
+/// `out`, asserting that the command succeeded (its output shown when not).
+pub fn ok(out: CliOutput) -> CliOutput {
+    assert_eq!(
+        out.code, 0,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    out
+}
+
+/// A client logged in at the gateway `gateway` (host:port) to `service` as `user`.
+pub async fn gateway_client(
+    gateway: &str,
+    service: &str,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (host, port) = gateway.rsplit_once(':').expect("host:port");
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port.parse().expect("port"))
+        .dbname(service)
+        .user(user)
+        .password(password)
+        .connect_timeout(Duration::from_secs(5));
+    let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
 pub struct CliOutput {
     pub code: i32,
     pub stdout: String,
