@@ -10,6 +10,8 @@
 //! `app:<tenant>:<key>` (idempotent), and only then deletes them from the outbox: a crash in
 //! between harvests them again, and the keys keep them from counting twice. A row under a
 //! tenant that is not placed in that database is never counted (it stays, and is reported).
+//! A database made before the outbox existed gets it (and `bulkhead.usage()`) at its first
+//! harvest.
 
 use std::collections::HashSet;
 
@@ -36,8 +38,8 @@ pub struct Harvest {
     pub counted: u64,
     /// Rows left in place because their tenant does not live in that database.
     pub refused: u64,
-    /// Databases without an outbox (made before it existed), skipped.
-    pub without_outbox: usize,
+    /// Databases that had no outbox (made before it existed): it was installed.
+    pub outboxes_installed: usize,
 }
 
 /// Harvests every tenant database's outbox.
@@ -64,7 +66,13 @@ async fn harvest_one(dir: &Directory, db: &Database, h: &mut Harvest) -> Result<
     {
         Ok(r) => r.get(0),
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
-            h.without_outbox += 1;
+            client
+                .batch_execute(bulkhead_provisioner::USAGE_OUTBOX_SQL)
+                .await
+                .map_err(MeteringError::sql(format!("installing {}", context())))?;
+            tracing::info!(database = %db.name, cluster = %db.cluster.name, "installed the usage outbox");
+            h.outboxes_installed += 1;
+            client.release();
             return Ok(());
         }
         Err(e) => return Err(MeteringError::sql(context())(e)),

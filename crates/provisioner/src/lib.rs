@@ -20,7 +20,7 @@ pub use cluster_prep::{add_cluster, prepare_cluster, upsert_cluster};
 pub use connect::{admin_connect, AdminConn};
 pub use error::{describe, ProvisionError};
 pub use modes::{drop_place_with, migrate_place, RemovedData, TenantPlace};
-pub use service_db::HELPERS_SQL;
+pub use service_db::{HELPERS_SQL, USAGE_OUTBOX_SQL};
 pub use services::{create_service, remove_service};
 pub use tenants::{
     build, create_tenant, delete_tenant, provision, CreateTenant, TenantCreated, TenantDeleted,

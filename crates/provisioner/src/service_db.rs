@@ -13,8 +13,15 @@ use crate::naming::{database_group, ident, pool_database, runtime_group, templat
 use crate::ProvisionError;
 
 /// Bulkhead's SQL helpers (`bulkhead.current_tenant()`, the applied-migrations table, the
-/// `ref` schema, revoked defaults).
-pub const HELPERS_SQL: &str = include_str!("sql/helpers.sql");
+/// `ref` schema, revoked defaults, the usage outbox).
+pub const HELPERS_SQL: &str = concat!(
+    include_str!("sql/helpers.sql"),
+    include_str!("sql/usage_outbox.sql")
+);
+
+/// The usage outbox and `bulkhead.usage()` alone (idempotent): installed by the outbox
+/// harvest into databases made before it existed.
+pub const USAGE_OUTBOX_SQL: &str = include_str!("sql/usage_outbox.sql");
 
 const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
