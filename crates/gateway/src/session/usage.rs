@@ -78,6 +78,15 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    /// A client that leaves mid-transaction still pays for what ran.
+    fn drop(&mut self) {
+        if self.backend.is_some() {
+            self.meter_transaction();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_transaction_control;
