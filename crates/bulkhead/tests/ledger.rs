@@ -144,6 +144,14 @@ async fn usage_is_exact_collecting_twice_counts_once_and_the_audit_log_locates_t
     );
     let bad = up.cli(&["cost", "--price", "statements=lots"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
+    // Bad input is named, and changes nothing.
+    let bad = up.cli(&["usage", "--since", "last tuesday"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("is not a date"), "{}", bad.stderr);
+    let bad = up.cli(&["usage", "--since", "2026-12-02", "--until", "2026-12-01"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    let unknown = up.cli(&["audit", "verify", "nobody"]);
+    assert_eq!(unknown.code, 3, "{}", unknown.stderr);
 
     let until = (chrono::Utc::now() + chrono::Duration::hours(1))
         .format("%Y-%m-%dT%H:00:00Z")
