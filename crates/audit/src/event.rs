@@ -48,6 +48,8 @@ pub mod action {
 /// One event, before it is numbered and sealed into its chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The event's own id (a retried append of it is recorded once).
+    pub id: uuid::Uuid,
     /// The tenant concerned (its chain), or None for the global chain.
     pub tenant: Option<TenantId>,
     /// Who did it.
@@ -70,6 +72,7 @@ impl Event {
     /// An event of `action` by `actor`, now.
     pub fn new(action: &str, actor: &str) -> Self {
         Self {
+            id: uuid::Uuid::new_v4(),
             tenant: None,
             actor: actor.to_string(),
             action: action.to_string(),
@@ -100,6 +103,7 @@ impl Event {
     pub(crate) fn into_entry(self) -> AuditEntry {
         AuditEntry {
             id: 0,
+            event_id: self.id,
             chain: self.chain(),
             n: 0,
             tenant_id: self.tenant,

@@ -1,7 +1,7 @@
 //! What an entry's hash and MAC cover.
 //!
 //! The hash is SHA-256 over a version tag and every field but the storage id, each
-//! length-prefixed: chain, entry number, tenant, actor, action, the details as canonical JSON
+//! length-prefixed: the event's id, chain, entry number, tenant, actor, action, the details as canonical JSON
 //! (keys sorted, no spaces), the time in microseconds, and the previous entry's hash. The MAC
 //! is HMAC-SHA256 of the hash under the chain's own key, derived from the master key, so an
 //! entry cannot be forged or recomputed without it, nor moved to another tenant's chain.
@@ -70,6 +70,7 @@ fn write_canonical(v: &Value, out: &mut String) {
 pub fn entry_hash(e: &AuditEntry) -> Vec<u8> {
     let mut b = Vec::with_capacity(256);
     field(&mut b, b"bulkhead audit entry v1");
+    field(&mut b, e.event_id.as_bytes());
     field(&mut b, e.chain.as_bytes());
     field(&mut b, &e.n.to_be_bytes());
     field(
@@ -164,6 +165,7 @@ mod tests {
         let seal = KeyedSeal::new(MasterKey::from_bytes([3; 32]));
         let mut e = AuditEntry {
             id: 1,
+            event_id: uuid::Uuid::nil(),
             chain: "c".into(),
             n: 1,
             tenant_id: None,
@@ -179,6 +181,7 @@ mod tests {
         assert!(seal.hash_matches(&e) && seal.mac_matches(&e));
         type Change = Box<dyn Fn(&mut AuditEntry)>;
         let changes: Vec<Change> = vec![
+            Box::new(|e| e.event_id = uuid::Uuid::max()),
             Box::new(|e| e.chain = "d".into()),
             Box::new(|e| e.n = 2),
             Box::new(|e| e.actor = "cli".into()),

@@ -91,7 +91,8 @@ async fn run(log: AuditLog, mut rx: mpsc::Receiver<Item>, dropped: Arc<AtomicU64
     }
 }
 
-/// Appends `batch`, retrying for a while if the control database is away.
+/// Appends `batch`, retrying for a while if the control database is away (a retry of an
+/// append that did commit records nothing twice: events carry their own ids).
 async fn write(log: &AuditLog, batch: Vec<Event>) {
     if batch.is_empty() {
         return;

@@ -68,21 +68,19 @@ async fn each_kind_of_tampering_is_detected_and_located() {
     )
     .await;
     tamper(&db, &format!(
-        "INSERT INTO audit.events (chain, n, tenant_id, actor, action, details, at, prev_hash, hash, mac)
-         SELECT chain, 11, tenant_id, 'api', 'tenant.erased', '{{}}', now(), hash, hash, mac
+        "INSERT INTO audit.events (event_id, chain, n, tenant_id, actor, action, details, at, prev_hash, hash, mac)
+         SELECT gen_random_uuid(), chain, 11, tenant_id, 'api', 'tenant.erased', '{{}}', now(), hash, hash, mac
            FROM audit.events WHERE chain = '{inserted}' AND n = 10"
     )).await;
     // Swap the contents of entries 7 and 8 (their rows keep their ids: storage order).
     tamper(&db, &format!(
-        "ALTER TABLE audit.events DROP CONSTRAINT events_n_check;
-         UPDATE audit.events SET n = -n WHERE chain = '{reordered}' AND n IN (7, 8);
-         WITH a AS (SELECT * FROM audit.events WHERE chain = '{reordered}' AND n = -7),
-              b AS (SELECT * FROM audit.events WHERE chain = '{reordered}' AND n = -8)
-         UPDATE audit.events e SET n = -x.n, actor = x.actor, action = x.action, details = x.details,
-                at = x.at, prev_hash = x.prev_hash, hash = x.hash, mac = x.mac
-           FROM (SELECT a.id AS target, b.* FROM a, b UNION ALL SELECT b.id, a.* FROM a, b) x
-          WHERE e.id = x.target;
-         ALTER TABLE audit.events ADD CONSTRAINT events_n_check CHECK (n >= 1)"
+        "CREATE TEMP TABLE swapped AS SELECT * FROM audit.events WHERE chain = '{reordered}' AND n IN (7, 8);
+         UPDATE audit.events SET event_id = gen_random_uuid(), n = n + 1000000
+          WHERE chain = '{reordered}' AND n IN (7, 8);
+         UPDATE audit.events e SET event_id = x.event_id, n = x.n, actor = x.actor, action = x.action,
+                details = x.details, at = x.at, prev_hash = x.prev_hash, hash = x.hash, mac = x.mac
+           FROM (SELECT a.id AS target, b.* FROM swapped a, swapped b WHERE a.id <> b.id) x
+          WHERE e.id = x.target"
     )).await;
     tamper(
         &db,
@@ -177,7 +175,7 @@ async fn runtime_roles_cannot_touch_the_log_and_its_owner_cannot_change_it() {
         "SELECT count(*) FROM audit.events",
         "UPDATE audit.events SET actor = 'x'",
         "DELETE FROM audit.events",
-        "INSERT INTO audit.events (chain, n, actor, action, details, at, prev_hash, hash, mac) VALUES ('x', 1, 'a', 'b', '{}', now(), '', '', '')",
+        "INSERT INTO audit.events (event_id, chain, n, actor, action, details, at, prev_hash, hash, mac) VALUES (gen_random_uuid(), 'x', 1, 'a', 'b', '{}', now(), '', '', '')",
         "TRUNCATE audit.events",
         "UPDATE audit.heads SET n = 0",
     ] {
@@ -208,6 +206,29 @@ async fn runtime_roles_cannot_touch_the_log_and_its_owner_cannot_change_it() {
     let r = log.verify(Some(&t)).await.expect("verify");
     assert!(r[0].intact());
     assert_eq!(r[0].entries, 10);
+}
+
+#[tokio::test]
+async fn an_append_retried_after_it_committed_records_nothing_twice() {
+    let (log, _db, _) = fresh("audit_retry").await;
+    let t = TenantId::random();
+    let events: Vec<Event> = (0..3)
+        .map(|i| {
+            Event::new(action::REFUSED, "gateway")
+                .tenant(t)
+                .details(json!({ "i": i }))
+        })
+        .collect();
+    log.record_all(events.clone()).await.expect("first");
+    // The COMMIT went through but its reply was lost: the writer sends the batch again,
+    // with one new event behind it.
+    let mut again = events.clone();
+    again.push(Event::new(action::LIMIT_HIT, "gateway").tenant(t));
+    log.record_all(again).await.expect("retry");
+    let r = log.verify(Some(&t)).await.expect("verify");
+    assert_eq!(r[0].entries, 4);
+    assert_eq!(r[0].head, Some(4));
+    assert!(r[0].intact(), "{r:#?}");
 }
 
 #[tokio::test]

@@ -2,12 +2,14 @@
 -- `global` for events of no tenant). Each entry's hash covers the previous entry's hash and
 -- the entry's canonical bytes; its MAC is HMAC-SHA256 of the hash under a per-chain key
 -- derived from the master key. `id` is the storage order; `n` the entry's number in its
--- chain (covered by the hash).
+-- chain (covered by the hash); `event_id` the event's own id (covered too), so that a
+-- writer retrying an append whose COMMIT reply was lost does not record it twice.
 CREATE SCHEMA audit;
 REVOKE ALL ON SCHEMA audit FROM PUBLIC;
 
 CREATE TABLE audit.events (
     id         bigserial PRIMARY KEY,
+    event_id   uuid NOT NULL UNIQUE,
     chain      text NOT NULL,
     n          bigint NOT NULL CHECK (n >= 1),
     tenant_id  uuid,

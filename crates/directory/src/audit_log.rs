@@ -18,6 +18,8 @@ pub const GLOBAL_CHAIN: &str = "global";
 pub struct AuditEntry {
     /// Storage order (not covered by the hash).
     pub id: i64,
+    /// The event's own id: an append of an id already stored is skipped.
+    pub event_id: uuid::Uuid,
     /// The chain: the tenant's id, or [`GLOBAL_CHAIN`].
     pub chain: String,
     /// The entry's number in its chain, from 1.
@@ -67,6 +69,7 @@ pub const GENESIS: [u8; 32] = [0; 32];
 fn entry_of(r: &tokio_postgres::Row) -> AuditEntry {
     AuditEntry {
         id: r.get("id"),
+        event_id: r.get("event_id"),
         chain: r.get("chain"),
         n: r.get("n"),
         tenant_id: r
@@ -83,12 +86,13 @@ fn entry_of(r: &tokio_postgres::Row) -> AuditEntry {
 }
 
 const ENTRY_COLUMNS: &str =
-    "id, chain, n, tenant_id, actor, action, details, at, prev_hash, hash, mac";
+    "id, event_id, chain, n, tenant_id, actor, action, details, at, prev_hash, hash, mac";
 
 impl Directory {
     /// Appends `entries` (their `id`, `n`, `prev_hash`, `hash` and `mac` are filled here) in
     /// one transaction: each chain's head is locked, the entries numbered and linked after
-    /// it, sealed, stored, and the head moved. Returns the entries as stored.
+    /// it, sealed, stored, and the head moved. Entries whose `event_id` is stored already (a
+    /// retried append that had committed) are skipped. Returns the entries stored now.
     pub async fn append_audit(
         &self,
         mut entries: Vec<AuditEntry>,
@@ -102,6 +106,36 @@ impl Directory {
         chains.dedup();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // Heads first (in one order, so concurrent appends cannot deadlock), then the check
+        // for events already stored: under the heads' locks no one else appends to them.
+        for chain in &chains {
+            tx.execute(
+                "INSERT INTO audit.heads (chain, n, hash, mac) VALUES ($1, 0, $2, '')
+                 ON CONFLICT (chain) DO NOTHING",
+                &[chain, &GENESIS.to_vec()],
+            )
+            .await?;
+            tx.execute(
+                "SELECT 1 FROM audit.heads WHERE chain = $1 FOR UPDATE",
+                &[chain],
+            )
+            .await?;
+        }
+        let ids: Vec<uuid::Uuid> = entries.iter().map(|e| e.event_id).collect();
+        let stored: std::collections::HashSet<uuid::Uuid> = tx
+            .query(
+                "SELECT event_id FROM audit.events WHERE event_id = ANY ($1)",
+                &[&ids],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        entries.retain(|e| !stored.contains(&e.event_id));
+        if entries.is_empty() {
+            tx.commit().await?;
+            return Ok(entries);
+        }
         for chain in &chains {
             let mut genesis = AuditHead {
                 chain: chain.clone(),
@@ -110,10 +144,10 @@ impl Directory {
                 mac: Vec::new(),
             };
             seal.seal_head(&mut genesis);
+            // A head made just now gets its MAC.
             tx.execute(
-                "INSERT INTO audit.heads (chain, n, hash, mac) VALUES ($1, 0, $2, $3)
-                 ON CONFLICT (chain) DO NOTHING",
-                &[chain, &genesis.hash, &genesis.mac],
+                "UPDATE audit.heads SET mac = $2 WHERE chain = $1 AND n = 0 AND mac = ''",
+                &[chain, &genesis.mac],
             )
             .await?;
             let row = tx
@@ -144,6 +178,7 @@ impl Directory {
         }
         // Stored in the order given (per chain, that is the order of `n`).
         let col = |f: fn(&AuditEntry) -> String| entries.iter().map(f).collect::<Vec<_>>();
+        let event_ids: Vec<uuid::Uuid> = entries.iter().map(|e| e.event_id).collect();
         let chain = col(|e| e.chain.clone());
         let actor = col(|e| e.actor.clone());
         let action = col(|e| e.action.clone());
@@ -162,11 +197,11 @@ impl Directory {
         );
         let ids = tx
             .query(
-                "INSERT INTO audit.events (chain, n, tenant_id, actor, action, details, at, prev_hash, hash, mac)
+                "INSERT INTO audit.events (chain, n, tenant_id, actor, action, details, at, prev_hash, hash, mac, event_id)
                  SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[],
-                                      $6::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[], $10::bytea[])
+                                      $6::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[], $10::bytea[], $11::uuid[])
                  RETURNING id",
-                &[&chain, &n, &tenant, &actor, &action, &details, &at, &prev, &hash, &mac],
+                &[&chain, &n, &tenant, &actor, &action, &details, &at, &prev, &hash, &mac, &event_ids],
             )
             .await?;
         tx.commit().await?;
