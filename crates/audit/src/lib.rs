@@ -65,8 +65,18 @@ impl AuditLog {
 
     /// Appends events in one transaction.
     pub async fn record_all(&self, events: Vec<Event>) -> Result<(), AuditError> {
+        self.append(events, false).await
+    }
+
+    /// Appends events again after an attempt that failed, perhaps only in its reply: those
+    /// already stored are not recorded twice.
+    pub async fn record_again(&self, events: Vec<Event>) -> Result<(), AuditError> {
+        self.append(events, true).await
+    }
+
+    async fn append(&self, events: Vec<Event>, retried: bool) -> Result<(), AuditError> {
         let entries = events.into_iter().map(Event::into_entry).collect();
-        self.dir.append_audit(entries, &self.seal).await?;
+        self.dir.append_audit(entries, &self.seal, retried).await?;
         Ok(())
     }
 

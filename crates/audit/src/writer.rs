@@ -99,7 +99,12 @@ async fn write(log: &AuditLog, batch: Vec<Event>) {
     }
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=8 {
-        match log.record_all(batch.clone()).await {
+        let appended = if attempt == 1 {
+            log.record_all(batch.clone()).await
+        } else {
+            log.record_again(batch.clone()).await
+        };
+        match appended {
             Ok(()) => return,
             Err(e) if attempt < 8 => {
                 tracing::warn!(error = %e, events = batch.len(), attempt, "writing audit events failed; retrying");

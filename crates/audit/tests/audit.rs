@@ -224,7 +224,7 @@ async fn an_append_retried_after_it_committed_records_nothing_twice() {
     // with one new event behind it.
     let mut again = events.clone();
     again.push(Event::new(action::LIMIT_HIT, "gateway").tenant(t));
-    log.record_all(again).await.expect("retry");
+    log.record_again(again).await.expect("retry");
     let r = log.verify(Some(&t)).await.expect("verify");
     assert_eq!(r[0].entries, 4);
     assert_eq!(r[0].head, Some(4));

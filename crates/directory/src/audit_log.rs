@@ -91,51 +91,38 @@ const ENTRY_COLUMNS: &str =
 impl Directory {
     /// Appends `entries` (their `id`, `n`, `prev_hash`, `hash` and `mac` are filled here) in
     /// one transaction: each chain's head is locked, the entries numbered and linked after
-    /// it, sealed, stored, and the head moved. Entries whose `event_id` is stored already (a
-    /// retried append that had committed) are skipped. Returns the entries stored now.
+    /// it, sealed, stored, and the head moved. With `retried` (an earlier attempt may have
+    /// committed without its caller hearing so), entries whose `event_id` is stored already
+    /// are skipped. Returns the entries stored now.
     pub async fn append_audit(
         &self,
         mut entries: Vec<AuditEntry>,
         seal: &dyn ChainSeal,
+        retried: bool,
     ) -> Result<Vec<AuditEntry>, DirectoryError> {
+        let mut client = self.client().await?;
+        if retried && !entries.is_empty() {
+            // Only an earlier attempt of the same caller has these ids, and it is over.
+            let ids: Vec<uuid::Uuid> = entries.iter().map(|e| e.event_id).collect();
+            let stored: std::collections::HashSet<uuid::Uuid> = client
+                .query(
+                    "SELECT e.event_id FROM unnest($1::uuid[]) AS u(id)
+                       JOIN audit.events e ON e.event_id = u.id",
+                    &[&ids],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            entries.retain(|e| !stored.contains(&e.event_id));
+        }
         if entries.is_empty() {
             return Ok(entries);
         }
         let mut chains: Vec<String> = entries.iter().map(|e| e.chain.clone()).collect();
         chains.sort();
         chains.dedup();
-        let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        // Heads first (in one order, so concurrent appends cannot deadlock), then the check
-        // for events already stored: under the heads' locks no one else appends to them.
-        for chain in &chains {
-            tx.execute(
-                "INSERT INTO audit.heads (chain, n, hash, mac) VALUES ($1, 0, $2, '')
-                 ON CONFLICT (chain) DO NOTHING",
-                &[chain, &GENESIS.to_vec()],
-            )
-            .await?;
-            tx.execute(
-                "SELECT 1 FROM audit.heads WHERE chain = $1 FOR UPDATE",
-                &[chain],
-            )
-            .await?;
-        }
-        let ids: Vec<uuid::Uuid> = entries.iter().map(|e| e.event_id).collect();
-        let stored: std::collections::HashSet<uuid::Uuid> = tx
-            .query(
-                "SELECT event_id FROM audit.events WHERE event_id = ANY ($1)",
-                &[&ids],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        entries.retain(|e| !stored.contains(&e.event_id));
-        if entries.is_empty() {
-            tx.commit().await?;
-            return Ok(entries);
-        }
         for chain in &chains {
             let mut genesis = AuditHead {
                 chain: chain.clone(),
@@ -144,10 +131,10 @@ impl Directory {
                 mac: Vec::new(),
             };
             seal.seal_head(&mut genesis);
-            // A head made just now gets its MAC.
             tx.execute(
-                "UPDATE audit.heads SET mac = $2 WHERE chain = $1 AND n = 0 AND mac = ''",
-                &[chain, &genesis.mac],
+                "INSERT INTO audit.heads (chain, n, hash, mac) VALUES ($1, 0, $2, $3)
+                 ON CONFLICT (chain) DO NOTHING",
+                &[chain, &genesis.hash, &genesis.mac],
             )
             .await?;
             let row = tx
