@@ -33,6 +33,8 @@ pub enum Check {
     InvokerViews,
     /// SECURITY DEFINER functions tenants can call are allow-listed and pin search_path.
     DefinerFunctions,
+    /// The usage outbox: RLS with Bulkhead's insert-only policy, INSERT the only privilege.
+    UsageOutbox,
     /// Indexes of shared tables lead with `tenant_id` (warning).
     IndexesLeadWithTenant,
     /// Sequences shared by every tenant of a table (warning).
@@ -55,6 +57,7 @@ impl Check {
             Check::DatabaseConnect => "tenant databases: CONNECT revoked from PUBLIC",
             Check::InvokerViews => "views readable by tenants are security_invoker",
             Check::DefinerFunctions => "SECURITY DEFINER functions allow-listed and pinned",
+            Check::UsageOutbox => "usage outbox: insert-only, own tenant id",
             Check::IndexesLeadWithTenant => "shared indexes lead with tenant_id",
             Check::SharedSequences => "no sequence shared across tenants",
         }
@@ -145,6 +148,7 @@ impl Report {
             Check::DatabaseConnect,
             Check::InvokerViews,
             Check::DefinerFunctions,
+            Check::UsageOutbox,
             Check::IndexesLeadWithTenant,
             Check::SharedSequences,
         ];

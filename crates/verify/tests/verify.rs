@@ -125,6 +125,7 @@ async fn a_clean_installation_passes_and_each_breakage_is_found() {
         Check::SchemaUsage,
         Check::PublicCreate,
         Check::DatabaseConnect,
+        Check::UsageOutbox,
     ] {
         assert!(
             clean.checked.get(&check).copied().unwrap_or(0) > 0,
@@ -251,6 +252,36 @@ async fn a_clean_installation_passes_and_each_breakage_is_found() {
         "DROP FUNCTION public.peek()",
         Check::DefinerFunctions,
         "peek",
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        &pool,
+        "GRANT SELECT ON bulkhead.usage_outbox TO PUBLIC",
+        "REVOKE SELECT ON bulkhead.usage_outbox FROM PUBLIC",
+        Check::UsageOutbox,
+        "usage_outbox",
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        &tdb,
+        "ALTER TABLE bulkhead.usage_outbox DISABLE ROW LEVEL SECURITY",
+        "ALTER TABLE bulkhead.usage_outbox ENABLE ROW LEVEL SECURITY",
+        Check::UsageOutbox,
+        "usage_outbox",
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        &pool,
+        "CREATE POLICY anyone ON bulkhead.usage_outbox FOR INSERT WITH CHECK (true)",
+        "DROP POLICY anyone ON bulkhead.usage_outbox",
+        Check::UsageOutbox,
+        "usage_outbox",
     )
     .await;
     // An allow-listed definer that pins search_path passes.

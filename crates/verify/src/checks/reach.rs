@@ -1,6 +1,7 @@
 //! What tenant roles can reach in a database: no CREATE in the schemas they use, views only
 //! with the invoker's rights, SECURITY DEFINER functions only when allow-listed and pinned
-//! with `SET search_path`.
+//! with `SET search_path`, and the usage outbox (shared by every tenant of the database) only
+//! to insert under their own id.
 
 use tokio_postgres::Client;
 
@@ -38,6 +39,22 @@ SELECT p.oid::regprocedure::text AS func, n.nspname || '.' || p.proname AS name,
                 LEFT JOIN pg_roles g ON g.oid = a.grantee
                 WHERE a.privilege_type = 'EXECUTE' AND (a.grantee = 0 OR g.rolname LIKE 'bh\\_%'))";
 
+/// The outbox's row-level security, policies and the privileges tenants (PUBLIC or a
+/// Bulkhead role) hold on it other than INSERT.
+const OUTBOX: &str = "
+SELECT c.relrowsecurity AS rls,
+       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
+       EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'own_usage'
+                  AND p.polcmd = 'a' AND p.polpermissive
+                  AND pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%bulkhead.current_tenant()%') AS own,
+       array(SELECT DISTINCT a.privilege_type::text
+               FROM aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
+               LEFT JOIN pg_roles g ON g.oid = a.grantee
+              WHERE (a.grantee = 0 OR g.rolname LIKE 'bh\\_%') AND a.privilege_type <> 'INSERT'
+              ORDER BY 1) AS extra
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'bulkhead' AND c.relname = 'usage_outbox'";
+
 pub(super) async fn check(
     client: &Client,
     scope: &Scope<'_>,
@@ -63,6 +80,35 @@ pub(super) async fn check(
             .any(|o| o == "security_invoker=true" || o == "security_invoker=on")
         {
             report.found(Level::Fail, Check::InvokerViews, target, &rel, format!("the view runs with its owner's rights, past the tenant's policy: ALTER VIEW {rel} SET (security_invoker = true)"));
+        }
+    }
+    if let Some(o) = client.query_opt(OUTBOX, &[]).await? {
+        report.looked_at(Check::UsageOutbox, 1);
+        let extra: Vec<String> = o.get("extra");
+        let mut wrong = Vec::new();
+        if !o.get::<_, bool>("rls") {
+            wrong.push("row-level security is off".to_string());
+        }
+        if !o.get::<_, bool>("own") {
+            wrong.push("Bulkhead's insert policy (own_usage) is missing or changed".to_string());
+        }
+        if o.get::<_, i64>("policies") > 1 {
+            wrong.push("another policy is on it".to_string());
+        }
+        if !extra.is_empty() {
+            wrong.push(format!("tenants hold {} on it", extra.join(", ")));
+        }
+        if !wrong.is_empty() {
+            report.found(
+                Level::Fail,
+                Check::UsageOutbox,
+                target,
+                "bulkhead.usage_outbox",
+                format!(
+                    "tenants could bill each other or read each other's usage: {}",
+                    wrong.join("; ")
+                ),
+            );
         }
     }
     let definers = client.query(DEFINERS, &[]).await?;
