@@ -2,10 +2,12 @@
 //! cluster with a directory, a service with one orders-shaped table, and two shared tenants
 //! filled with `rows` and `others` orders.
 
-use bulkhead_directory::{Directory, MigrationFile, NewCluster, NewService, NewTenant};
+use bulkhead_directory::{Directory, MigrationFile};
 use bulkhead_model::{Mode, TenantId};
 use bulkhead_pgkit::ThrowawayCluster;
-use bulkhead_provisioner::{add_cluster, create_service, create_tenant, CreateTenant};
+
+#[path = "../../crates/provisioner/tests/support/fixture.rs"]
+mod fixture;
 
 /// The orders table (7 columns, primary key leading with tenant_id, one more index).
 pub const ORDERS: &str = "CREATE TABLE orders (
@@ -30,27 +32,6 @@ pub struct Bench {
     pub big: TenantId,
 }
 
-async fn tenant(dir: &Directory, slug: &str) -> TenantId {
-    create_tenant(
-        dir,
-        &CreateTenant {
-            tenant: NewTenant {
-                slug: slug.parse().expect("slug"),
-                id: None,
-                tier: None,
-                region: None,
-            },
-            service: Some("bench".parse().expect("service")),
-            mode: Some(Mode::Shared),
-            cluster: None,
-        },
-    )
-    .await
-    .expect("tenant")
-    .tenant
-    .id
-}
-
 /// Sets everything up; the orders live in the pool database `bh_bench`.
 pub async fn setup(rows: i64, others: i64) -> Bench {
     let pg = ThrowawayCluster::start_durable().expect("cluster");
@@ -59,40 +40,17 @@ pub async fn setup(rows: i64, others: i64) -> Bench {
         .batch_execute("CREATE DATABASE control")
         .await
         .expect("control");
-    let dir = Directory::connect(&pg.dsn("control"))
-        .await
-        .expect("directory");
-    dir.migrate().await.expect("migrate");
-    add_cluster(
-        &dir,
-        &NewCluster {
-            name: "main".parse().expect("n"),
-            region: "local".parse().expect("r"),
-            admin_dsn: pg.dsn("postgres"),
-            capacity: None,
-        },
-    )
-    .await
-    .expect("cluster");
-    create_service(
-        &dir,
-        &NewService {
-            name: "bench".parse().expect("s"),
-            default_mode: Mode::Shared,
-            tier_modes: Default::default(),
-            cluster: None,
-            reference_tables: vec![],
-            migrations: vec![MigrationFile {
-                version: 1,
-                name: "orders".into(),
-                sql: ORDERS.into(),
-            }],
-        },
-    )
-    .await
-    .expect("service");
-    let big = tenant(&dir, "big").await;
-    let other = tenant(&dir, "other").await;
+    let dir = fixture::migrated(&pg.dsn("control")).await;
+    fixture::add_main(&dir, &pg.dsn("postgres")).await;
+    let orders = MigrationFile {
+        version: 1,
+        name: "orders".into(),
+        sql: ORDERS.into(),
+    };
+    fixture::add_service(&dir, "bench", vec![orders], &[]).await;
+    let tenant = |slug| fixture::place_tenant(&dir, "bench", slug, Mode::Shared, None, None);
+    let big = tenant("big").await;
+    let other = tenant("other").await;
     let pool = pg.connect("bh_bench").await.expect("pool");
     for (t, n) in [(big, rows), (other, others)] {
         pool.batch_execute(&format!(

@@ -8,8 +8,8 @@ use bulkhead_model::{Mode, TenantId};
 use bulkhead_pgkit::shared_cluster;
 use bulkhead_provisioner::TenantPlace;
 
-#[path = "../../provisioner/tests/support/billing.rs"]
-mod billing;
+#[path = "../../provisioner/tests/support/fixture.rs"]
+mod fixture;
 
 struct Env {
     dir: Directory,
@@ -20,14 +20,14 @@ struct Env {
 async fn env(label: &str) -> Env {
     let service = format!("bk_{label}");
     Env {
-        dir: billing::billing(label, &service).await,
+        dir: fixture::billing(label, &service).await,
         service,
         master: MasterKey::from_bytes([42; 32]),
     }
 }
 
 async fn tenant(env: &Env, slug: &str, mode: Mode) -> TenantId {
-    billing::place_tenant(&env.dir, &env.service, slug, mode, None, None).await
+    fixture::place_tenant(&env.dir, &env.service, slug, mode, None, None).await
 }
 
 /// A client on the tenant's database and the schema its tables are in.

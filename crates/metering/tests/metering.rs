@@ -10,11 +10,11 @@ use bulkhead_model::{Mode, TenantId};
 use bulkhead_pgkit::shared_cluster;
 use chrono::{Duration, Utc};
 
-#[path = "../../provisioner/tests/support/billing.rs"]
-mod billing;
+#[path = "../../provisioner/tests/support/fixture.rs"]
+mod fixture;
 
 async fn control(label: &str) -> Directory {
-    billing::control(label).await.0
+    fixture::control(label).await.0
 }
 
 async fn rollups(dir: &Directory, t: &TenantId) -> Vec<UsageRow> {
@@ -60,7 +60,7 @@ async fn a_flush_retried_after_a_crash_is_counted_once() {
     assert_eq!(total(&r, "rows_returned"), 11);
 
     // A failed flush keeps its batch; counts made meanwhile wait for the next one.
-    let (broken, name) = billing::control("meter_flush_broken").await;
+    let (broken, name) = fixture::control("meter_flush_broken").await;
     let pg = shared_cluster().expect("cluster");
     let admin = pg.connect(&name).await.expect("admin");
     admin
@@ -95,13 +95,13 @@ struct Env {
 async fn env(label: &str) -> Env {
     let service = format!("me_{label}");
     Env {
-        dir: billing::billing(label, &service).await,
+        dir: fixture::billing(label, &service).await,
         service,
     }
 }
 
 async fn tenant(env: &Env, slug: &str, mode: Mode) -> TenantId {
-    billing::place_tenant(&env.dir, &env.service, slug, mode, None, None).await
+    fixture::place_tenant(&env.dir, &env.service, slug, mode, None, None).await
 }
 
 /// A superuser client on the tenant's database and the statements that put a transaction in

@@ -4,29 +4,19 @@
 
 use std::time::Duration;
 
-use bulkhead_directory::{Directory, NewCluster};
 use bulkhead_gateway::backend::PoolSettings;
 use bulkhead_gateway::{serve, GatewaySettings, GatewayState};
 use bulkhead_pgkit::shared_cluster;
 use bulkhead_probe::{probe, Outcome};
 
+#[path = "../../provisioner/tests/support/fixture.rs"]
+mod fixture;
+
 #[tokio::test]
 async fn every_vector_is_blocked_in_every_mode_and_nothing_is_left_behind() {
     let pg = shared_cluster().expect("pg");
-    let control = pg.create_database("probe_control").await.expect("control");
-    let dir = Directory::connect(&control.dsn).await.expect("dir");
-    dir.migrate().await.expect("migrate");
-    bulkhead_provisioner::add_cluster(
-        &dir,
-        &NewCluster {
-            name: "main".parse().expect("n"),
-            region: "local".parse().expect("r"),
-            admin_dsn: pg.dsn("postgres"),
-            capacity: None,
-        },
-    )
-    .await
-    .expect("cluster");
+    let (dir, _) = fixture::control("probe_control").await;
+    fixture::add_main(&dir, &pg.dsn("postgres")).await;
     // A small pool, so the tenants' transactions share backend connections.
     let settings = GatewaySettings {
         pool: PoolSettings {

@@ -4,15 +4,16 @@
 //!
 //! `cargo bench -p bulkhead-provisioner --bench provisioning [-- --schemas N --databases N --samples N]`
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bulkhead_directory::{Directory, MigrationFile, NewCluster, NewService, NewTenant};
+use bulkhead_directory::{Directory, MigrationFile};
 use bulkhead_model::Mode;
 use bulkhead_pgkit::ThrowawayCluster;
-use bulkhead_provisioner::migrate::{migrate_service, read_migrations_dir, MigrateOptions};
-use bulkhead_provisioner::{create_service, create_tenant, CreateTenant};
+use bulkhead_provisioner::migrate::{migrate_service, MigrateOptions};
 use tokio_postgres::NoTls;
+
+#[path = "../tests/support/fixture.rs"]
+mod fixture;
 
 struct Args {
     schemas: usize,
@@ -49,22 +50,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 async fn provision(dir: &Directory, slug: String, mode: Mode) -> Duration {
     let started = Instant::now();
-    create_tenant(
-        dir,
-        &CreateTenant {
-            tenant: NewTenant {
-                slug: slug.parse().expect("slug"),
-                id: None,
-                tier: None,
-                region: None,
-            },
-            service: Some("bench".parse().expect("service")),
-            mode: Some(mode),
-            cluster: None,
-        },
-    )
-    .await
-    .expect("provision");
+    fixture::place_tenant(dir, "bench", &slug, mode, None, None).await;
     started.elapsed()
 }
 
@@ -79,32 +65,9 @@ async fn main() {
         .batch_execute("CREATE DATABASE control")
         .await
         .expect("control");
-    let dir = Directory::connect(&pg.dsn("control"))
-        .await
-        .expect("directory");
-    dir.migrate().await.expect("migrate");
-    dir.add_cluster(&NewCluster {
-        name: "main".parse().expect("n"),
-        region: "local".parse().expect("r"),
-        admin_dsn: pg.dsn("postgres"),
-        capacity: None,
-    })
-    .await
-    .expect("cluster");
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/billing");
-    create_service(
-        &dir,
-        &NewService {
-            name: "bench".parse().expect("s"),
-            default_mode: Mode::Shared,
-            tier_modes: Default::default(),
-            cluster: None,
-            reference_tables: vec!["countries".into()],
-            migrations: read_migrations_dir(&fixtures).expect("fixtures"),
-        },
-    )
-    .await
-    .expect("service");
+    let dir = fixture::migrated(&pg.dsn("control")).await;
+    fixture::add_main(&dir, &pg.dsn("postgres")).await;
+    fixture::add_service(&dir, "bench", fixture::billing_migrations(), &["countries"]).await;
 
     println!(
         "Provisioning latency (5 tenant tables with primary keys, indexes, foreign keys; fsync on)"

@@ -1,13 +1,12 @@
 //! `verify` on a real installation: a clean one passes every check; each way of breaking
 //! isolation in the catalog is then found by its check, named, and undone.
 
-use std::path::Path;
+#[path = "../../provisioner/tests/support/fixture.rs"]
+mod fixture;
 
-use bulkhead_directory::{Directory, NewCluster, NewService, NewTenant};
+use bulkhead_directory::Directory;
 use bulkhead_model::{Mode, ServiceName};
 use bulkhead_pgkit::shared_cluster;
-use bulkhead_provisioner::migrate::read_migrations_dir;
-use bulkhead_provisioner::{create_service, create_tenant, CreateTenant};
 use bulkhead_verify::{verify, Check, Level, Report};
 use tokio_postgres::{Client, NoTls};
 
@@ -53,36 +52,8 @@ async fn caught(
 #[tokio::test]
 async fn a_clean_installation_passes_and_each_breakage_is_found() {
     let pg = shared_cluster().expect("pg");
-    let control = pg.create_database("verify_control").await.expect("control");
-    let dir = Directory::connect(&control.dsn).await.expect("dir");
-    dir.migrate().await.expect("migrate");
-    bulkhead_provisioner::add_cluster(
-        &dir,
-        &NewCluster {
-            name: "main".parse().expect("n"),
-            region: "local".parse().expect("r"),
-            admin_dsn: pg.dsn("postgres"),
-            capacity: None,
-        },
-    )
-    .await
-    .expect("cluster");
-    let fixtures =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioner/tests/fixtures/billing");
+    let dir = fixture::billing("verify_control", "vfy").await;
     let service: ServiceName = "vfy".parse().expect("s");
-    create_service(
-        &dir,
-        &NewService {
-            name: service.clone(),
-            default_mode: Mode::Shared,
-            tier_modes: Default::default(),
-            cluster: None,
-            reference_tables: vec!["countries".into()],
-            migrations: read_migrations_dir(&fixtures).expect("fixtures"),
-        },
-    )
-    .await
-    .expect("service");
     let mut places = Vec::new();
     for (slug, mode) in [
         ("v-a", Mode::Shared),
@@ -91,22 +62,7 @@ async fn a_clean_installation_passes_and_each_breakage_is_found() {
         ("v-d", Mode::Schema),
         ("v-e", Mode::Database),
     ] {
-        let created = create_tenant(
-            &dir,
-            &CreateTenant {
-                tenant: NewTenant {
-                    slug: slug.parse().expect("slug"),
-                    id: None,
-                    tier: None,
-                    region: None,
-                },
-                service: Some(service.clone()),
-                mode: Some(mode),
-                cluster: None,
-            },
-        )
-        .await
-        .expect("tenant");
+        let created = fixture::place(&dir, "vfy", slug, mode, None, None).await;
         places.push(created.placement.expect("placed"));
     }
     let clean = verify(&dir, Some(&service)).await.expect("verify");

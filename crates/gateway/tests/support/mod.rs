@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-#[path = "../../../provisioner/tests/support/billing.rs"]
-mod billing;
+#[path = "../../../provisioner/tests/support/fixture.rs"]
+mod fixture;
 
 use bulkhead_directory::{Directory, NewTenant};
 use bulkhead_gateway::backend::PoolSettings;
@@ -46,7 +46,7 @@ pub async fn env_custom(
     adjust: impl FnOnce(&mut GatewaySettings, &Directory),
 ) -> Env {
     let service = format!("gw_{label}");
-    let dir = billing::billing(label, &service).await;
+    let dir = fixture::billing(label, &service).await;
     let mut settings = GatewaySettings {
         pool: PoolSettings {
             size: pool_size,

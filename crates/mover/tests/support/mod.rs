@@ -14,8 +14,8 @@ use bulkhead_gateway::{serve, GatewaySettings, GatewayState};
 use bulkhead_model::{Mode, TenantId};
 use tokio_postgres::{Client, NoTls};
 
-#[path = "../../../provisioner/tests/support/billing.rs"]
-mod billing;
+#[path = "../../../provisioner/tests/support/fixture.rs"]
+mod fixture;
 
 #[derive(Clone)]
 pub struct Env {
@@ -28,7 +28,7 @@ pub struct Env {
 /// a gateway in front.
 pub async fn env(label: &str) -> Env {
     let service = format!("mv_{label}");
-    let dir = billing::billing(label, &service).await;
+    let dir = fixture::billing(label, &service).await;
     let settings = GatewaySettings {
         pool: PoolSettings {
             size: 8,
@@ -59,7 +59,7 @@ pub async fn tenant_placed(
     cluster: Option<&str>,
     region: Option<&str>,
 ) -> (TenantId, String) {
-    let id = billing::place_tenant(&env.dir, &env.service, slug, mode, cluster, region).await;
+    let id = fixture::place_tenant(&env.dir, &env.service, slug, mode, cluster, region).await;
     let secret: String = (0..40)
         .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
         .collect();
