@@ -3,7 +3,8 @@
 # PostgreSQL server binaries (no cluster is created or started: Bulkhead runs its own),
 # libclang (the SQL parser's build uses bindgen), PgBouncer (the benchmark baseline),
 # python3 and psycopg 3 (a second-language driver in the gateway tests), openssl (the TLS and
-# token tests make their keys with it), procps (pgrep, for CI's leftover-server check).
+# token tests make their keys with it), CA certificates (for pip), procps (pgrep, for CI's
+# leftover-server check).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -23,6 +24,8 @@ command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# CA certificates: pip fetches psycopg from PyPI over TLS (apt installs without recommends).
+[ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 # pgrep: .ci/run checks that no test server outlives the suite.
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 

@@ -118,8 +118,13 @@ impl AuditLog {
         Ok(reports)
     }
 
-    /// A batched writer on this log (see [`AuditWriter`]).
+    /// A batched writer on this log (see [`AuditWriter`]), queueing up to 65,536 events.
     pub fn writer(&self) -> AuditWriter {
-        AuditWriter::start(self.clone())
+        self.writer_with_queue(writer::QUEUE)
+    }
+
+    /// A batched writer queueing at most `queue` events.
+    pub fn writer_with_queue(&self, queue: usize) -> AuditWriter {
+        AuditWriter::start(self.clone(), queue)
     }
 }

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::event::{action, Event};
 use crate::AuditLog;
 
-/// Queue capacity.
-const QUEUE: usize = 65_536;
+/// Queue capacity by default.
+pub const QUEUE: usize = 65_536;
 /// At most this many events per append.
 const BATCH: usize = 1_024;
 
@@ -38,9 +38,9 @@ impl std::fmt::Debug for AuditWriter {
 }
 
 impl AuditWriter {
-    /// Starts the writer task on `log`.
-    pub fn start(log: AuditLog) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
+    /// Starts the writer task on `log`, queueing at most `queue` events.
+    pub fn start(log: AuditLog, queue: usize) -> Self {
+        let (tx, rx) = mpsc::channel(queue.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
         tokio::spawn(run(log, rx, dropped.clone()));
         Self { tx, dropped }

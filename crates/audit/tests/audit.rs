@@ -232,6 +232,41 @@ async fn an_append_retried_after_it_committed_records_nothing_twice() {
 }
 
 #[tokio::test]
+async fn events_past_a_full_queue_are_counted_and_that_count_is_recorded() {
+    let (log, _db, _) = fresh("audit_overflow").await;
+    let t = TenantId::random();
+    let writer = log.writer_with_queue(10);
+    // One thread, no await: the writer cannot take anything until the flush.
+    for i in 0..1_000 {
+        writer.record(
+            Event::new(action::LOGIN_FAILED, "gateway")
+                .tenant(t)
+                .details(json!({ "i": i })),
+        );
+    }
+    writer.flush().await;
+    assert_eq!(
+        log.list(Some(&t), None, 10_000).await.expect("list").len(),
+        10
+    );
+    let dropped: Vec<_> = log
+        .list(None, None, 10_000)
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|e| e.action == action::DROPPED)
+        .collect();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(dropped[0].details["events"], 990);
+    assert!(log
+        .verify(None)
+        .await
+        .expect("verify")
+        .iter()
+        .all(|r| r.intact()));
+}
+
+#[tokio::test]
 async fn the_writer_batches_off_path_and_a_flush_loses_nothing() {
     let (log, _db, _) = fresh("audit_writer").await;
     let tenants: Vec<TenantId> = (0..4).map(|_| TenantId::random()).collect();

@@ -89,17 +89,17 @@ const ENTRY_COLUMNS: &str =
     "id, event_id, chain, n, tenant_id, actor, action, details, at, prev_hash, hash, mac";
 
 impl Directory {
-    /// Appends `entries` (their `id`, `n`, `prev_hash`, `hash` and `mac` are filled here) in
+    /// Appends `entries` (their `n`, `prev_hash`, `hash` and `mac` are filled here) in
     /// one transaction: each chain's head is locked, the entries numbered and linked after
     /// it, sealed, stored, and the head moved. With `retried` (an earlier attempt may have
     /// committed without its caller hearing so), entries whose `event_id` is stored already
-    /// are skipped. Returns the entries stored now.
+    /// are skipped. Returns how many were stored now.
     pub async fn append_audit(
         &self,
         mut entries: Vec<AuditEntry>,
         seal: &dyn ChainSeal,
         retried: bool,
-    ) -> Result<Vec<AuditEntry>, DirectoryError> {
+    ) -> Result<usize, DirectoryError> {
         let mut client = self.client().await?;
         if retried && !entries.is_empty() {
             // Only an earlier attempt of the same caller has these ids, and it is over.
@@ -117,7 +117,7 @@ impl Directory {
             entries.retain(|e| !stored.contains(&e.event_id));
         }
         if entries.is_empty() {
-            return Ok(entries);
+            return Ok(0);
         }
         let mut chains: Vec<String> = entries.iter().map(|e| e.chain.clone()).collect();
         chains.sort();
@@ -163,7 +163,7 @@ impl Directory {
             )
             .await?;
         }
-        // Stored in the order given (per chain, that is the order of `n`).
+        // Stored in the order given (per chain, that is the order of `n`): ids follow it.
         let col = |f: fn(&AuditEntry) -> String| entries.iter().map(f).collect::<Vec<_>>();
         let event_ids: Vec<uuid::Uuid> = entries.iter().map(|e| e.event_id).collect();
         let chain = col(|e| e.chain.clone());
@@ -182,20 +182,18 @@ impl Directory {
             bytes(|e| e.hash.clone()),
             bytes(|e| e.mac.clone()),
         );
-        let ids = tx
-            .query(
+        tx.execute(
                 "INSERT INTO audit.events (chain, n, tenant_id, actor, action, details, at, prev_hash, hash, mac, event_id)
-                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[],
-                                      $6::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[], $10::bytea[], $11::uuid[])
-                 RETURNING id",
+                 SELECT chain, n, tenant_id, actor, action, details, at, prev_hash, hash, mac, event_id
+                   FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[],
+                               $6::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[], $10::bytea[], $11::uuid[])
+                        WITH ORDINALITY AS u(chain, n, tenant_id, actor, action, details, at, prev_hash, hash, mac, event_id, ord)
+                  ORDER BY ord",
                 &[&chain, &n, &tenant, &actor, &action, &details, &at, &prev, &hash, &mac, &event_ids],
             )
             .await?;
         tx.commit().await?;
-        for (e, r) in entries.iter_mut().zip(ids) {
-            e.id = r.get(0);
-        }
-        Ok(entries)
+        Ok(entries.len())
     }
 
     /// Every entry of `chain` in storage order, and its head.

@@ -117,17 +117,11 @@ async fn provision(
     };
     tracing::info!(%tenant, %service, "provisioning a tenant on its first token");
     match create_tenant(&state.directory, &request).await {
-        Ok(created) => state.audit(
-            bulkhead_audit::Event::new(bulkhead_audit::action::TENANT_CREATED, "gateway")
-                .tenant(tenant)
-                .details(serde_json::json!({
-                    "slug": created.tenant.slug.to_string(),
-                    "just_in_time": true,
-                    "placement": created.placement.as_ref().map(|p| serde_json::json!({
-                        "service": p.service.to_string(), "mode": p.mode.to_string(), "cluster": p.cluster.to_string(),
-                    })),
-                })),
-        ),
+        Ok(created) => state.audit(bulkhead_audit::action::TENANT_CREATED, Some(tenant), || {
+            let mut details = created.summary();
+            details["just_in_time"] = true.into();
+            details
+        }),
         // Another gateway provisions it: wait for its tenant to become routable.
         Err(ProvisionError::Directory(DirectoryError::AlreadyExists { .. })) => {}
         Err(e) => {

@@ -119,19 +119,22 @@ pub async fn run(
             tracing::warn!(error = %e, "flushing usage counts failed; the batch is kept and retried");
         }
     }
+    // Until two flushes in a row succeed: the first may have sent a batch kept from a failed
+    // flush, leaving the counts taken since for the second.
     let mut flusher = flusher.lock().await;
-    for attempt in 1..=5 {
+    let mut succeeded = 0;
+    for attempt in 1..=6u32 {
         match flusher.flush(&dir).await {
-            Ok(_) if !flusher.has_pending() => {
-                // Counts taken while the last batch was retried.
-                if flusher.flush(&dir).await.is_ok() && !flusher.has_pending() {
+            Ok(_) => {
+                succeeded += 1;
+                if succeeded == 2 {
                     return;
                 }
             }
-            Ok(_) => {}
             Err(e) => {
+                succeeded = 0;
                 tracing::warn!(error = %e, attempt, "the final usage flush failed");
-                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
             }
         }
     }

@@ -46,6 +46,18 @@ pub struct TenantCreated {
     pub placement: Option<Placement>,
 }
 
+impl TenantCreated {
+    /// What the audit log keeps of it.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "slug": self.tenant.slug.to_string(),
+            "placement": self.placement.as_ref().map(|p| serde_json::json!({
+                "service": p.service.to_string(), "mode": p.mode.to_string(), "cluster": p.cluster.to_string(),
+            })),
+        })
+    }
+}
+
 /// What deleting a tenant removed.
 #[derive(Debug, Clone, Serialize)]
 pub struct TenantDeleted {

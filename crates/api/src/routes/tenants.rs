@@ -34,17 +34,8 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<TenantCreated>), ApiError> {
     let Json(req) = body?;
     let created = bulkhead_provisioner::create_tenant(&s.directory, &req).await?;
-    s.record(
-        action::TENANT_CREATED,
-        created.tenant.id,
-        json!({
-            "slug": created.tenant.slug.to_string(),
-            "placement": created.placement.as_ref().map(|p| json!({
-                "service": p.service.to_string(), "mode": p.mode.to_string(), "cluster": p.cluster.to_string(),
-            })),
-        }),
-    )
-    .await;
+    s.record(action::TENANT_CREATED, created.tenant.id, created.summary())
+        .await;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

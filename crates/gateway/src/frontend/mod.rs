@@ -162,9 +162,17 @@ impl GatewayState {
         self.flusher.lock().await.flush(&self.directory).await
     }
 
-    /// Records an audit event (queued, never waits), when an audit log is configured.
-    pub(crate) fn audit(&self, event: bulkhead_audit::Event) {
+    /// Records `action` by the gateway about `tenant` (queued, never waits) when an audit log
+    /// is configured; `details` is only made then.
+    pub(crate) fn audit(
+        &self,
+        action: &str,
+        tenant: Option<bulkhead_model::TenantId>,
+        details: impl FnOnce() -> serde_json::Value,
+    ) {
         if let Some(a) = &self.settings.audit {
+            let mut event = bulkhead_audit::Event::new(action, "gateway").details(details());
+            event.tenant = tenant;
             a.record(event);
         }
     }
@@ -326,14 +334,9 @@ async fn serve_client(
                     | GatewayError::UnknownService(_)
             ) {
                 tracing::info!(%peer, kind = e.label(), error = %e, "login failed");
-                state.audit(
-                    bulkhead_audit::Event::new(bulkhead_audit::action::LOGIN_FAILED, "gateway")
-                        .details(serde_json::json!({
-                            "kind": e.label(),
-                            "message": e.to_string(),
-                            "peer": peer,
-                        })),
-                );
+                state.audit(bulkhead_audit::action::LOGIN_FAILED, None, || {
+                    serde_json::json!({ "kind": e.label(), "message": e.to_string(), "peer": peer })
+                });
             }
             if !matches!(e, GatewayError::ClientGone) {
                 io.error("FATAL", e.sqlstate(), &e.to_string());

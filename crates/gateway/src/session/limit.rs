@@ -17,14 +17,16 @@ impl Session {
     /// Records a limit hit in the audit log.
     fn audit_limit(&self, route: &Route, limit: &str, value: u64) {
         self.state.audit(
-            bulkhead_audit::Event::new(bulkhead_audit::action::LIMIT_HIT, "gateway")
-                .tenant(route.tenant)
-                .details(serde_json::json!({
+            bulkhead_audit::action::LIMIT_HIT,
+            Some(route.tenant),
+            || {
+                serde_json::json!({
                     "service": self.service,
                     "tier": route.tier.to_string(),
                     "limit": limit,
                     "value": value,
-                })),
+                })
+            },
         );
     }
 

@@ -264,17 +264,15 @@ impl Session {
         self.state
             .metrics
             .count("bulkhead_gateway_refusals_total", r.rule);
-        let mut event = bulkhead_audit::Event::new(bulkhead_audit::action::REFUSED, "gateway")
-            .details(serde_json::json!({
-                "service": self.service,
-                "rule": r.rule,
-                "sqlstate": r.code.code(),
-                "message": r.message,
-            }));
-        if let Some(t) = tenant {
-            event = event.tenant(t);
-        }
-        self.state.audit(event);
+        self.state
+            .audit(bulkhead_audit::action::REFUSED, tenant, || {
+                serde_json::json!({
+                    "service": self.service,
+                    "rule": r.rule,
+                    "sqlstate": r.code.code(),
+                    "message": r.message,
+                })
+            });
     }
 
     /// The Sync that ends a partly sent unit with a refused statement: only the Sync reaches
