@@ -47,12 +47,8 @@ fn entry_json(e: &AuditEntry) -> Value {
         "id": e.id, "chain": e.chain, "n": e.n, "tenant_id": e.tenant_id,
         "actor": e.actor, "action": e.action, "details": e.details,
         "at": e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "hash": hex_of(&e.hash),
+        "hash": hex::encode(&e.hash),
     })
-}
-
-fn hex_of(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Events about a tenant (or all), oldest first.

@@ -10,27 +10,19 @@ use super::args::{AuditCmd, CostArgs, Range, UsageArgs, UsageCmd};
 use super::client::{exit, ApiClient, Failure};
 use super::output::{print_list, Column};
 
-/// Percent-encodes a query value.
-fn enc(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
+/// `?k=v&...` of the pairs that have a value (values form-encoded).
 fn query(pairs: &[(&str, Option<String>)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", enc(v))))
-        .collect();
-    if parts.is_empty() {
+    let encoded = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            pairs
+                .iter()
+                .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v))),
+        )
+        .finish();
+    if encoded.is_empty() {
         String::new()
     } else {
-        format!("?{}", parts.join("&"))
+        format!("?{encoded}")
     }
 }
 
