@@ -35,12 +35,7 @@ pub struct Bench {
 /// Sets everything up; the orders live in the pool database `bh_bench`.
 pub async fn setup(rows: i64, others: i64) -> Bench {
     let pg = ThrowawayCluster::start_durable().expect("cluster");
-    let admin = pg.connect("postgres").await.expect("admin");
-    admin
-        .batch_execute("CREATE DATABASE control")
-        .await
-        .expect("control");
-    let dir = fixture::migrated(&pg.dsn("control")).await;
+    let dir = fixture::control_on(&pg).await;
     fixture::add_main(&dir, &pg.dsn("postgres")).await;
     let orders = MigrationFile {
         version: 1,

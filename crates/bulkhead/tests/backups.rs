@@ -30,18 +30,7 @@ async fn names(c: &tokio_postgres::Client, tenant: &str) -> Vec<String> {
 async fn backups_restores_clones_and_erasure_through_the_cli_and_the_api() {
     let ws = workspace();
     let up = Up::start(&ws.path().join(".bulkhead"), &[]);
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../provisioner/tests/fixtures/billing");
-    let fixtures = fixtures.to_str().expect("utf8");
-    ok(up.cli(&[
-        "service",
-        "create",
-        "billing",
-        "--migrations",
-        fixtures,
-        "--reference",
-        "countries",
-    ]));
+    up.billing_service("billing", &[]);
     let created = ok(up.cli(&["--json", "tenant", "create", "acme", "--service", "billing"]));
     let created: serde_json::Value = serde_json::from_str(&created.stdout).expect("json");
     let acme = created["id"].as_str().expect("id").to_string();

@@ -27,18 +27,7 @@ async fn tenants_log_in_with_keys_and_tokens_and_reach_their_own_place() {
     let ws = workspace();
     let up = Up::start(&ws.path().join(".bulkhead"), &[]);
     assert!(up.gateway.starts_with("127.0.0.1:"), "{:?}", up.stdout);
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../provisioner/tests/fixtures/billing");
-    let out = up.cli(&[
-        "service",
-        "create",
-        "shop",
-        "--migrations",
-        fixtures.to_str().expect("utf8"),
-        "--reference",
-        "countries",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    up.billing_service("shop", &[]);
     for (slug, mode) in [
         ("acme", "shared"),
         ("globex", "schema"),

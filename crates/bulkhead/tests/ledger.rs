@@ -20,17 +20,7 @@ async fn connect(
 }
 
 fn setup(up: &Up) -> Vec<(String, String)> {
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../provisioner/tests/fixtures/billing");
-    ok(up.cli(&[
-        "service",
-        "create",
-        "shop",
-        "--migrations",
-        fixtures.to_str().expect("utf8"),
-        "--reference",
-        "countries",
-    ]));
+    up.billing_service("shop", &[]);
     let mut keys = Vec::new();
     for (slug, mode) in [
         ("acme", "shared"),

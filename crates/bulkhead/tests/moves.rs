@@ -9,18 +9,7 @@ use support::{ok, workspace, Up};
 async fn a_tenant_moves_through_the_cli_and_the_api() {
     let ws = workspace();
     let up = Up::start(&ws.path().join(".bulkhead"), &[]);
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../provisioner/tests/fixtures/billing");
-    let fixtures = fixtures.to_str().expect("utf8");
-    ok(up.cli(&[
-        "service",
-        "create",
-        "billing",
-        "--migrations",
-        fixtures,
-        "--reference",
-        "countries",
-    ]));
+    up.billing_service("billing", &[]);
     ok(up.cli(&["tenant", "create", "acme", "--service", "billing"]));
 
     let out = ok(up.cli(&["tenant", "move", "acme", "--to", "schema"]));

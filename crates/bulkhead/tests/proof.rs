@@ -10,22 +10,10 @@ use support::{workspace, Up};
 fn verify_and_probe_pass_on_a_clean_installation_and_verify_names_a_breakage() {
     let ws = workspace();
     let up = Up::start(&ws.path().join(".bulkhead"), &[]);
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../provisioner/tests/fixtures/billing");
-    let out = up.cli(&[
-        "service",
-        "create",
+    up.billing_service(
         "shop",
-        "--migrations",
-        fixtures.to_str().expect("utf8"),
-        "--reference",
-        "countries",
-        "--tier",
-        "business=schema",
-        "--tier",
-        "enterprise=database",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+        &["--tier", "business=schema", "--tier", "enterprise=database"],
+    );
     for (slug, tier) in [
         ("acme", "free"),
         ("globex", "business"),

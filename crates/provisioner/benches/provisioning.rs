@@ -60,12 +60,8 @@ async fn main() {
     // Durable, and sized like the research baselines (shared_buffers 1GB, max_wal_size 4GB):
     // CREATE DATABASE copies the template through WAL, which small WAL buffers slow down.
     let pg = ThrowawayCluster::start_durable().expect("cluster");
+    let dir = fixture::control_on(&pg).await;
     let admin = pg.connect("postgres").await.expect("admin");
-    admin
-        .batch_execute("CREATE DATABASE control")
-        .await
-        .expect("control");
-    let dir = fixture::migrated(&pg.dsn("control")).await;
     fixture::add_main(&dir, &pg.dsn("postgres")).await;
     fixture::add_service(&dir, "bench", fixture::billing_migrations(), &["countries"]).await;
 

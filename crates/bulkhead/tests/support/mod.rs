@@ -124,6 +124,24 @@ impl Up {
         cli(&self.data_dir, args)
     }
 
+    /// `service create NAME` with the billing fixtures (`countries` as reference data) and
+    /// `extra` arguments; asserts that it succeeded.
+    pub fn billing_service(&self, name: &str, extra: &[&str]) -> CliOutput {
+        let fixtures =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioner/tests/fixtures/billing");
+        let mut args = vec![
+            "service",
+            "create",
+            name,
+            "--migrations",
+            fixtures.to_str().expect("utf8"),
+            "--reference",
+            "countries",
+        ];
+        args.extend_from_slice(extra);
+        ok(self.cli(&args))
+    }
+
     /// The API's bearer token (from the instance file).
     pub fn api_token(&self) -> String {
         bulkhead_server::Instance::read(&self.data_dir)

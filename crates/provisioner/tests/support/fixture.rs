@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bulkhead_directory::{Directory, MigrationFile, NewCluster, NewService, NewTenant};
 use bulkhead_model::{Mode, TenantId};
-use bulkhead_pgkit::shared_cluster;
+use bulkhead_pgkit::{shared_cluster, ThrowawayCluster};
 use bulkhead_provisioner::migrate::read_migrations_dir;
 use bulkhead_provisioner::{
     add_cluster, create_service, create_tenant, CreateTenant, TenantCreated,
@@ -20,6 +20,16 @@ pub async fn control(label: &str) -> (Directory, String) {
     let pg = shared_cluster().expect("cluster");
     let control = pg.create_database(label).await.expect("control");
     (migrated(&control.dsn).await, control.name)
+}
+
+/// A migrated control database `control` on a cluster of the caller's own (a benchmark's).
+pub async fn control_on(pg: &ThrowawayCluster) -> Directory {
+    let admin = pg.connect("postgres").await.expect("admin");
+    admin
+        .batch_execute("CREATE DATABASE control")
+        .await
+        .expect("control");
+    migrated(&pg.dsn("control")).await
 }
 
 /// The directory at `dsn`, migrated.
