@@ -26,6 +26,7 @@ mod tests {
             "/v1/tenants/{tenant}",
             "/v1/tenants/{tenant}/suspend",
             "/v1/tenants/{tenant}/resume",
+            "/v1/tenants/{tenant}/rename",
             "/v1/services/{name}/migrations",
             "/v1/services/{name}/migrate",
             "/v1/services/{name}/migrations/status",

@@ -15,6 +15,8 @@ pub mod action {
     pub const TENANT_SUSPENDED: &str = "tenant.suspended";
     /// A suspended tenant was resumed.
     pub const TENANT_RESUMED: &str = "tenant.resumed";
+    /// A tenant was given a new slug.
+    pub const TENANT_RENAMED: &str = "tenant.renamed";
     /// A tenant API key was issued.
     pub const KEY_ISSUED: &str = "key.issued";
     /// A tenant API key was revoked.

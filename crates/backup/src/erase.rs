@@ -6,6 +6,7 @@
 use bulkhead_directory::{Directory, MovePhase, StoredCertificate, TenantRef};
 use bulkhead_model::TenantState;
 use bulkhead_mover::place::Side;
+use bulkhead_provisioner::naming::Naming;
 use bulkhead_provisioner::TenantPlace;
 use serde::Serialize;
 
@@ -57,12 +58,13 @@ pub async fn erase(
     }
     dir.set_tenant_state(&TenantRef::Id(tenant.id), TenantState::Suspended)
         .await?;
+    let naming = Naming::of(dir).await?;
     let mut removed = Vec::new();
     for p in placements {
         let service = dir.service(&p.service).await?;
         let side = Side {
             cluster: dir.cluster(&p.cluster).await?,
-            place: TenantPlace::new(&service, tenant.id, p.mode),
+            place: TenantPlace::new(&naming, &service, tenant.id, p.mode),
         };
         let mut tables = Vec::new();
         let client = side.connect().await?;

@@ -3,6 +3,7 @@
 use bulkhead_directory::{Directory, Placement, Service, Tenant};
 use bulkhead_model::{PlacementState, ServiceName};
 use bulkhead_mover::place::Side;
+use bulkhead_provisioner::naming::Naming;
 use bulkhead_provisioner::TenantPlace;
 
 use crate::BackupError;
@@ -39,10 +40,11 @@ pub async fn current(
             tenant.slug, placement.state, placement.service
         )));
     }
+    let naming = Naming::of(dir).await?;
     let service = dir.service(&placement.service).await?;
     let side = Side {
         cluster: dir.cluster(&placement.cluster).await?,
-        place: TenantPlace::new(&service, tenant.id, placement.mode),
+        place: TenantPlace::new(&naming, &service, tenant.id, placement.mode),
     };
     Ok((service, placement, side))
 }

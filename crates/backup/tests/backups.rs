@@ -6,6 +6,7 @@ use bulkhead_backup::{BackupError, MasterKey};
 use bulkhead_directory::{Directory, TenantRef};
 use bulkhead_model::{Mode, TenantId};
 use bulkhead_pgkit::shared_cluster;
+use bulkhead_provisioner::naming::Naming;
 use bulkhead_provisioner::TenantPlace;
 
 #[path = "../../provisioner/tests/support/fixture.rs"]
@@ -39,7 +40,8 @@ async fn place(env: &Env, t: &TenantId) -> (tokio_postgres::Client, String) {
         .expect("p")
         .expect("placement");
     let svc = env.dir.service(&p.service).await.expect("svc");
-    let place = TenantPlace::new(&svc, *t, p.mode);
+    let naming = Naming::of(&env.dir).await.expect("naming");
+    let place = TenantPlace::new(&naming, &svc, *t, p.mode);
     let client = shared_cluster()
         .expect("cluster")
         .connect(&place.database)

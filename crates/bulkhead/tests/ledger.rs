@@ -27,19 +27,7 @@ fn setup(up: &Up) -> Vec<(String, String)> {
         ("globex", "schema"),
         ("initech", "database"),
     ] {
-        ok(up.cli(&[
-            "tenant",
-            "create",
-            slug,
-            "--service",
-            "shop",
-            "--mode",
-            mode,
-        ]));
-        let key = ok(up.cli(&["tenant", "key", "create", slug]))
-            .stdout
-            .trim()
-            .to_string();
+        let key = up.tenant_with_key(slug, "shop", mode);
         keys.push((slug.to_string(), key));
     }
     keys

@@ -56,6 +56,8 @@ pub struct RouteFacts {
     pub tenant_state: TenantState,
     /// The tenant's tier.
     pub tier: String,
+    /// The tenant's slug has the shape of a tenant id (an older directory's): not routed.
+    pub slug_id_shaped: bool,
     /// The placement in the service, if any.
     pub placement: Option<RoutePlacement>,
 }
@@ -229,7 +231,7 @@ impl Directory {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT t.state AS tenant_state, t.tier, p.state, p.mode, p.database_name, p.schema_name, p.role_name, p.epoch, p.held_at IS NOT NULL AS held,
+                "SELECT t.state AS tenant_state, t.tier, t.slug, p.state, p.mode, p.database_name, p.schema_name, p.role_name, p.epoch, p.held_at IS NOT NULL AS held,
                         c.name AS cluster, c.admin_dsn, c.gateway_password, c.server_version
                    FROM directory.tenants t
                    LEFT JOIN directory.placements p ON p.tenant_id = t.id AND p.service = $2
@@ -264,6 +266,7 @@ impl Directory {
         Ok(Some(RouteFacts {
             tenant_state,
             tier: r.get("tier"),
+            slug_id_shaped: TenantId::is_id_shaped(r.get("slug")),
             placement,
         }))
     }

@@ -265,6 +265,25 @@ impl Directory {
         Ok(())
     }
 
+    /// Points a placement at its objects' new names (after they were renamed on the
+    /// cluster): epoch + 1, so every gateway resolves it again, and released from a hold.
+    pub async fn rename_placement_objects(
+        &self,
+        service: &ServiceName,
+        tenant: &TenantId,
+        database: &str,
+        schema: Option<&str>,
+        role: &str,
+    ) -> Result<(), DirectoryError> {
+        self.update_placement(
+            "SET database_name = $3, schema_name = $4, role_name = $5, epoch = epoch + 1, held_at = NULL",
+            service,
+            tenant,
+            &[&database, &schema, &role],
+        )
+        .await
+    }
+
     /// Removes a placement record (after its data was torn down).
     pub async fn remove_placement(
         &self,

@@ -53,10 +53,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "audit_and_metering",
         sql: include_str!("../migrations/V8__audit_and_metering.sql"),
     },
+    Migration {
+        version: 9,
+        name: "opaque_names",
+        sql: include_str!("../migrations/V9__opaque_names.sql"),
+    },
 ];
 
 /// The newest directory schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 8;
+pub const SCHEMA_VERSION: i32 = 9;
 
 /// What [`Directory::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -59,9 +59,12 @@ pub enum TenantRef {
 
 impl FromStr for TenantRef {
     type Err = ModelError;
+    /// Unambiguous by construction: text shaped like a UUID (any spelling) names a tenant by
+    /// id only, and must then be a well-formed id; anything else is a slug. No slug can have
+    /// that shape, so no slug is ever taken for another tenant's id.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Ok(id) = s.parse::<TenantId>() {
-            return Ok(TenantRef::Id(id));
+        if TenantId::is_id_shaped(s) {
+            return s.parse::<TenantId>().map(TenantRef::Id);
         }
         s.parse::<Slug>().map(TenantRef::Slug)
     }
@@ -75,6 +78,10 @@ impl fmt::Display for TenantRef {
         }
     }
 }
+
+/// The SQL twin of [`TenantId::is_id_shaped`] for the slug alphabet (lowercase letters,
+/// digits, `-`): 32 hex digits once the hyphens are gone. Also the directory's CHECK.
+const ID_SHAPED_SLUG: &str = "replace(slug, '-', '') ~ '^[0-9a-f]{32}$'";
 
 const SELECT: &str =
     "SELECT id, slug, tier, region, state, created_at, updated_at FROM directory.tenants";
@@ -164,6 +171,50 @@ impl Directory {
 }
 
 impl Directory {
+    /// Gives a tenant a new slug (its id, and so its data and tokens, stay as they are).
+    /// The old slug is free for another tenant from then on; gateways hear of the change.
+    pub async fn rename_tenant(
+        &self,
+        which: &TenantRef,
+        slug: &Slug,
+    ) -> Result<Tenant, DirectoryError> {
+        let tenant = self.tenant(which).await?;
+        if tenant.slug == *slug {
+            return Ok(tenant);
+        }
+        let client = self.client().await?;
+        match client
+            .execute(
+                "UPDATE directory.tenants SET slug = $2, updated_at = now() WHERE id = $1",
+                &[&tenant.id.as_uuid(), &slug.as_str()],
+            )
+            .await
+        {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(DirectoryError::AlreadyExists {
+                    kind: "tenant",
+                    name: slug.to_string(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        self.tenant(&TenantRef::Id(tenant.id)).await
+    }
+
+    /// Tenants whose slug has the shape of a tenant id (written before such slugs were
+    /// refused). They are not routed until renamed.
+    pub async fn id_shaped_slugs(&self) -> Result<Vec<Tenant>, DirectoryError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("{SELECT} WHERE {ID_SHAPED_SLUG} ORDER BY slug"),
+                &[],
+            )
+            .await?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
     /// Deletes a tenant record that has no placements left.
     pub async fn delete_tenant(&self, id: &TenantId) -> Result<(), DirectoryError> {
         let client = self.client().await?;
@@ -190,7 +241,7 @@ fn tenant_from_row(row: &Row) -> Result<Tenant, DirectoryError> {
     let region: Option<&str> = row.get("region");
     Ok(Tenant {
         id: TenantId::from(row.get::<_, uuid::Uuid>("id")),
-        slug: Slug::from_str(row.get("slug")).map_err(corrupt)?,
+        slug: Slug::stored(row.get("slug")).map_err(corrupt)?,
         tier: Tier::from_str(row.get("tier")).map_err(corrupt)?,
         region: region.map(Region::from_str).transpose().map_err(corrupt)?,
         state: TenantState::from_str(row.get("state")).map_err(corrupt)?,

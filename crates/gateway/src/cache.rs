@@ -29,7 +29,8 @@ type Verifier = (Option<Arc<CredentialLogin>>, u64);
 #[derive(Default)]
 pub struct DirectoryCache {
     routes: Mutex<RouteMap>,
-    slugs: Mutex<HashMap<String, TenantId>>,
+    /// Slug → its tenant, with that tenant's generations then (a rename moves them).
+    slugs: Mutex<HashMap<String, (TenantId, Seen)>>,
     auth: Mutex<HashMap<String, (Arc<ServiceAuth>, u64)>>,
     /// Service → the server version its service logins are told, at a global generation.
     services: Mutex<HashMap<String, (Arc<str>, u64)>>,
@@ -82,27 +83,37 @@ impl DirectoryCache {
         Ok(route)
     }
 
-    /// The tenant a slug names. Slugs never change, but a deleted tenant's slug may be
-    /// reused: `fresh` skips the cache (after the cached id turned out unknown).
+    /// The tenant a slug names. A hit is trusted only while that tenant's generations have
+    /// not moved: a rename (or deletion) moves them, so a slug given up by one tenant and
+    /// taken by another never routes to the first. `fresh` skips the cache (after the cached
+    /// id turned out unknown).
     pub async fn tenant_of_slug(
         &self,
         dir: &Directory,
+        watch: &DirectoryWatch,
         slug: &Slug,
         fresh: bool,
     ) -> Result<TenantId, GatewayError> {
         if !fresh {
-            if let Some(id) = self
+            if let Some((id, seen)) = self
                 .slugs
                 .lock()
                 .ok()
                 .and_then(|m| m.get(slug.as_str()).copied())
             {
-                return Ok(id);
+                if watch.seen(&id) == seen {
+                    return Ok(id);
+                }
             }
         }
+        // Kept only if nothing changed while it was read (as for API keys).
+        let changes = watch.changes();
         match dir.tenant(&TenantRef::Slug(slug.clone())).await {
             Ok(t) => {
-                insert(&self.slugs, slug.to_string(), t.id);
+                let seen = watch.seen(&t.id);
+                if watch.changes() == changes {
+                    insert(&self.slugs, slug.to_string(), (t.id, seen));
+                }
                 Ok(t.id)
             }
             Err(DirectoryError::NotFound { .. }) => Err(GatewayError::NotAuthorized(format!(

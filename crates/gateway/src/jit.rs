@@ -92,12 +92,18 @@ async fn provision(
     token: &TokenTenant,
     tenant: TenantId,
 ) -> Result<(), GatewayError> {
-    let slug = token
-        .slug
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| format!("t-{}", tenant.simple()).parse().ok())
-        .ok_or_else(|| GatewayError::Backend("cannot name the new tenant".into()))?;
+    // A slug claim that is not a valid slug (one shaped like a tenant id above all) is
+    // refused, not replaced: the issuer asked for that name.
+    let slug = match token.slug.as_deref() {
+        Some(claim) => claim.parse().map_err(|e: bulkhead_model::ModelError| {
+            GatewayError::NotAuthorized(format!(
+                "the token's tenant_slug claim cannot name a new tenant: {e}"
+            ))
+        })?,
+        None => format!("t-{}", tenant.simple())
+            .parse()
+            .map_err(|_| GatewayError::Backend("cannot name the new tenant".into()))?,
+    };
     let tier = match token.tier.as_deref() {
         Some(t) => Some(t.parse().map_err(|_| {
             GatewayError::NotAuthorized(format!("the token's tier `{t}` is not a valid tier"))

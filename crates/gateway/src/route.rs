@@ -114,6 +114,11 @@ pub async fn resolve(
         .route_facts(service, tenant)
         .await?
         .ok_or_else(|| GatewayError::NotAuthorized(format!("tenant {tenant} is not known")))?;
+    if facts.slug_id_shaped {
+        return Err(GatewayError::NotAuthorized(format!(
+            "tenant {tenant} is not served until it is renamed: its slug has the shape of a tenant id, which could be mistaken for another tenant; run `bulkhead tenant rename {tenant} NEW-SLUG`"
+        )));
+    }
     if facts.tenant_state == TenantState::Suspended {
         return Err(GatewayError::NotAuthorized(format!(
             "tenant {tenant} is suspended"

@@ -24,11 +24,29 @@ impl TenantId {
         self.0
     }
 
-    /// How the gateway's backend sessions holding this tenant's context begin their
-    /// `application_name` (then a token unique to the switch): the mover finds the
-    /// tenant's backends by it when it drains them at a cutover.
-    pub fn session_tag(&self) -> String {
-        format!("bh {} ", self.simple())
+    /// Whether `text` could be read as a UUID in any spelling: any case, with hyphens
+    /// anywhere or none, in braces, or behind a `urn:uuid:` prefix. Such text always names a
+    /// tenant by id and never by slug (slugs of this shape are refused), so no slug can ever
+    /// be taken for another tenant's id.
+    pub fn is_id_shaped(text: &str) -> bool {
+        let t = text.trim();
+        let t = match t.get(..9) {
+            Some(p) if p.eq_ignore_ascii_case("urn:uuid:") => &t[9..],
+            _ => t,
+        };
+        let t = t
+            .strip_prefix('{')
+            .and_then(|x| x.strip_suffix('}'))
+            .unwrap_or(t);
+        let mut digits = 0usize;
+        for b in t.bytes() {
+            match b {
+                b'-' => {}
+                b if b.is_ascii_hexdigit() => digits += 1,
+                _ => return false,
+            }
+        }
+        digits == 32
     }
 
     /// The 32 lowercase hex digits without dashes, used to build identifiers such as `t_<hex>`.
@@ -83,6 +101,32 @@ mod tests {
             "3f2b8c1e-0d4a-4e1b-9c57-6a0f1e2d3c4z",
         ] {
             assert!(bad.parse::<TenantId>().is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn every_spelling_of_a_uuid_is_id_shaped() {
+        for shaped in [
+            "3f2b8c1e-0d4a-4e1b-9c57-6a0f1e2d3c4b",
+            "3F2B8C1E-0D4A-4E1B-9C57-6A0F1E2D3C4B",
+            "3f2b8c1e0d4a4e1b9c576a0f1e2d3c4b",
+            "{3f2b8c1e-0d4a-4e1b-9c57-6a0f1e2d3c4b}",
+            "urn:uuid:3f2b8c1e-0d4a-4e1b-9c57-6a0f1e2d3c4b",
+            "URN:UUID:3f2b8c1e0d4a4e1b9c576a0f1e2d3c4b",
+            "3f2b-8c1e0d4a4e1b9c576a0f1e2d3c-4b",
+            " 3f2b8c1e-0d4a-4e1b-9c57-6a0f1e2d3c4b ",
+        ] {
+            assert!(TenantId::is_id_shaped(shaped), "{shaped}");
+        }
+        for not in [
+            "acme",
+            "3f2b8c1e0d4a4e1b9c576a0f1e2d3c4",
+            "3f2b8c1e0d4a4e1b9c576a0f1e2d3c4b0",
+            "t-3f2b8c1e0d4a4e1b9c576a0f1e2d3c4b",
+            "3f2b8c1e-0d4a-4e1b-9c57-6a0f1e2d3c4z",
+            "",
+        ] {
+            assert!(!TenantId::is_id_shaped(not), "{not}");
         }
     }
 }

@@ -69,6 +69,25 @@ fn check(
     }
 }
 
+/// The slug rule: the common rule (digits may come first, no `_`), and never the shape of a
+/// tenant id, so that text naming a tenant is read as an id or as a slug, never both.
+fn check_slug(
+    kind: &'static str,
+    value: &str,
+    digit_first: bool,
+    underscore: bool,
+) -> Result<(), ModelError> {
+    check(kind, value, digit_first, underscore)?;
+    if crate::TenantId::is_id_shaped(value) {
+        return Err(ModelError::Name {
+            kind,
+            value: value.to_string(),
+            rule: "a slug may not look like a tenant id (32 hex digits, with or without hyphens): such text always names a tenant by id; choose a name such as acme or acme-2",
+        });
+    }
+    Ok(())
+}
+
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal, digit_first = $df:expr, underscore = $us:expr) => {
         name_type!($(#[$doc])* $name, $kind, digit_first = $df, underscore = $us, check = check);
@@ -118,8 +137,24 @@ macro_rules! name_type {
 
 name_type!(
     /// A tenant's human-readable handle, unique in the directory (`acme`, `banco-acme`).
-    Slug, "slug", digit_first = true, underscore = false
+    Slug, "slug", digit_first = true, underscore = false, check = check_slug
 );
+
+impl Slug {
+    /// A slug read back from a directory written before slugs shaped like tenant ids were
+    /// refused: the older rule only. Such a slug is kept so that its tenant can be found
+    /// and renamed; see [`Slug::is_id_shaped`].
+    pub fn stored(s: &str) -> Result<Self, ModelError> {
+        check("slug", s, true, false)?;
+        Ok(Self(s.to_string()))
+    }
+
+    /// Whether this (stored) slug has the shape of a tenant id; the gateway refuses to route
+    /// its tenant until it is renamed.
+    pub fn is_id_shaped(&self) -> bool {
+        crate::TenantId::is_id_shaped(&self.0)
+    }
+}
 name_type!(
     /// A PostgreSQL server registered with Bulkhead (`local`, `eu-1`).
     ClusterName, "cluster name", digit_first = false, underscore = true
@@ -167,6 +202,31 @@ mod tests {
         ] {
             let err = bad.parse::<Slug>().expect_err(bad);
             assert!(err.to_string().contains("invalid slug"), "{err}");
+        }
+    }
+
+    #[test]
+    fn slugs_never_take_the_shape_of_a_tenant_id() {
+        for bad in [
+            "d95c7733-63af-4b7a-b7fe-533c6dcb7ee9",
+            "d95c773363af4b7ab7fe533c6dcb7ee9",
+            "d95c-7733-63af4b7ab7fe533c6dcb7ee9",
+        ] {
+            let err = bad.parse::<Slug>().expect_err(bad);
+            assert!(
+                err.to_string().contains("may not look like a tenant id"),
+                "{err}"
+            );
+            assert!(serde_json::from_str::<Slug>(&format!("\"{bad}\"")).is_err());
+            let stored = Slug::stored(bad).expect("an older directory may hold it");
+            assert!(stored.is_id_shaped());
+        }
+        for ok in [
+            "d95c7733",
+            "acme-d95c773363af4b7ab7fe533c6dcb7ee9",
+            "deadbeef-cafe",
+        ] {
+            assert!(ok.parse::<Slug>().is_ok(), "{ok}");
         }
     }
 

@@ -202,10 +202,12 @@ async fn main() {
     let p50 = all.get(all.len() / 2).copied().unwrap_or_default();
     let worst = all.last().copied().unwrap_or_default();
     let moved: i64 = pg
-        .connect(&bulkhead_provisioner::naming::tenant_database(
-            &big,
-            &"bench".parse().expect("s"),
-        ))
+        .connect(
+            &bulkhead_provisioner::naming::Naming::of(&dir)
+                .await
+                .expect("naming")
+                .tenant_database(&big, &"bench".parse().expect("s")),
+        )
         .await
         .expect("target")
         .query_one("SELECT count(*) FROM orders", &[])

@@ -1,20 +1,22 @@
 //! The cutover's drain: with the tenant's new transactions held at the gateways, wait for
 //! its transactions still open at the source to end, and past the bound end them.
 //!
-//! The gateway names the tenant in `application_name` of every backend session holding its
-//! context (see `TenantId::session_tag`), so the source's `pg_stat_activity` shows which of
-//! them are inside a transaction. In database mode every session of the tenant's database is
+//! The gateway begins `application_name` of every backend session holding a tenant's context
+//! with the tenant's (opaque) runtime role (see `bulkhead_provisioner::naming::session_tag`),
+//! so the source's `pg_stat_activity` shows which of them are inside a transaction. In database mode every session of the tenant's database is
 //! the tenant's.
 
 use std::time::{Duration, Instant};
 
 use bulkhead_model::{Mode, TenantId};
 
+use bulkhead_provisioner::naming::session_tag;
+
 use crate::place::Side;
 use crate::MoveError;
 
 /// The tenant's sessions at `side` inside a transaction: (pid, state).
-async fn open_transactions(side: &Side, tenant: &TenantId) -> Result<Vec<i32>, MoveError> {
+async fn open_transactions(side: &Side) -> Result<Vec<i32>, MoveError> {
     let client = side.connect().await?;
     let whole_database = side.place.mode == Mode::Database;
     let rows = client
@@ -23,7 +25,11 @@ async fn open_transactions(side: &Side, tenant: &TenantId) -> Result<Vec<i32>, M
               WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'
                 AND state IS DISTINCT FROM 'idle' AND xact_start IS NOT NULL
                 AND ($2 OR starts_with(application_name, $3))",
-            &[&side.place.database, &whole_database, &tenant.session_tag()],
+            &[
+                &side.place.database,
+                &whole_database,
+                &session_tag(&side.place.role),
+            ],
         )
         .await
         .map_err(MoveError::sql("looking for the tenant's open transactions"))?;
@@ -37,7 +43,7 @@ pub async fn drain(side: &Side, tenant: &TenantId, bound: Duration) -> Result<us
     let started = Instant::now();
     let mut nap = Duration::from_millis(2);
     loop {
-        let open = open_transactions(side, tenant).await?;
+        let open = open_transactions(side).await?;
         if open.is_empty() {
             return Ok(0);
         }
@@ -55,7 +61,7 @@ pub async fn drain(side: &Side, tenant: &TenantId, bound: Duration) -> Result<us
             client.release();
             tracing::warn!(%tenant, sessions = open.len(), "cutover ended transactions that outlasted the drain bound");
             // Wait for them to be gone, so their locks and writes are settled.
-            while !open_transactions(side, tenant).await?.is_empty() {
+            while !open_transactions(side).await?.is_empty() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             return Ok(open.len());

@@ -29,6 +29,7 @@ use std::time::Duration;
 use bulkhead_directory::{Directory, Move, MovePhase, NewMove, TenantRef};
 use bulkhead_model::{ClusterName, Mode, PlacementState, ServiceName};
 use bulkhead_provisioner::migrate::plans_for;
+use bulkhead_provisioner::naming::Naming;
 use bulkhead_provisioner::TenantPlace;
 
 pub use error::MoveError;
@@ -166,10 +167,11 @@ pub async fn start(
             tenant.slug, req.to
         )));
     }
+    let naming = Naming::of(dir).await?;
     let svc = dir.service(&service).await?;
     let source = Side {
         cluster: dir.cluster(&placement.cluster).await?,
-        place: TenantPlace::new(&svc, tenant.id, placement.mode),
+        place: TenantPlace::new(&naming, &svc, tenant.id, placement.mode),
     };
     let target_cluster = dir.cluster(&to_cluster).await?;
     precheck(

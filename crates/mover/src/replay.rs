@@ -1,6 +1,8 @@
 //! Changes made at the source during a move, carried by PostgreSQL's logical replication:
-//! a publication of the tenant's tables (row-filtered on `tenant_id` for shared tables) and
-//! a `pgoutput` slot, created before any table is copied. Bulkhead reads the slot with
+//! a publication of the tenant's tables and a `pgoutput` slot, created before any table is
+//! copied. A shared table's publication carries no row filter: a filter would write the
+//! tenant's id into `pg_publication_rel`, which every role can read, so the applier drops
+//! the changes of other tenants' rows itself. Bulkhead reads the slot with
 //! `pg_logical_slot_peek_binary_changes` and applies what it decodes at the target, then
 //! advances the slot: a mover that dies between the two re-applies, never skips.
 //!
@@ -29,7 +31,6 @@ use crate::MoveError;
 pub async fn create(
     source: &Side,
     tables: &[Table],
-    tenant: &TenantId,
     slot: &str,
     publication: &str,
 ) -> Result<String, MoveError> {
@@ -45,14 +46,7 @@ pub async fn create(
     if !exists {
         let list = tables
             .iter()
-            .map(|t| {
-                let name = source.qualified(&t.name);
-                if source.is_shared() {
-                    format!("{name} WHERE (tenant_id = '{tenant}'::uuid)")
-                } else {
-                    name
-                }
-            })
+            .map(|t| source.qualified(&t.name))
             .collect::<Vec<_>>()
             .join(", ");
         let publish = if source.is_shared() {
@@ -220,8 +214,9 @@ impl<'a> Applier<'a> {
                 }
                 Message::Begin | Message::Other => {}
                 change => {
-                    self.statement(&change, &mut sql)?;
-                    step.changes += 1;
+                    if self.statement(&change, &mut sql)? {
+                        step.changes += 1;
+                    }
                 }
             }
         }
@@ -247,8 +242,9 @@ impl<'a> Applier<'a> {
         Ok(step)
     }
 
-    /// Appends the statement replaying one change.
-    fn statement(&self, change: &Message, sql: &mut String) -> Result<(), MoveError> {
+    /// Appends the statement replaying one change; false when the change is another
+    /// tenant's (a shared source publishes every tenant's rows) and was skipped.
+    fn statement(&self, change: &Message, sql: &mut String) -> Result<bool, MoveError> {
         let rel = |id: &u32| {
             self.relations.get(id).ok_or_else(|| {
                 MoveError::Decode(format!("a change to relation {id} before its description"))
@@ -257,6 +253,9 @@ impl<'a> Applier<'a> {
         match change {
             Message::Insert { id, new } => {
                 let r = rel(id)?;
+                if self.of_another_tenant(r, new) {
+                    return Ok(false);
+                }
                 self.own_rows_only(r, new)?;
                 let table = self.table(&r.table)?;
                 let (mut cols, mut vals) = (Vec::new(), Vec::new());
@@ -290,6 +289,10 @@ impl<'a> Applier<'a> {
             }
             Message::Update { id, old, new } => {
                 let r = rel(id)?;
+                let was_another = old.as_ref().is_some_and(|o| self.of_another_tenant(r, o));
+                if was_another || self.of_another_tenant(r, new) {
+                    return Ok(false);
+                }
                 self.own_rows_only(r, new)?;
                 let mut sets = Vec::new();
                 for (c, v) in r.columns.iter().zip(new) {
@@ -307,6 +310,9 @@ impl<'a> Applier<'a> {
             }
             Message::Delete { id, old } => {
                 let r = rel(id)?;
+                if self.of_another_tenant(r, old) {
+                    return Ok(false);
+                }
                 sql.push_str(&format!(
                     "DELETE FROM {} WHERE {};\n",
                     self.target.qualified(&r.table),
@@ -325,7 +331,20 @@ impl<'a> Applier<'a> {
             }
             _ => {}
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// A change from a shared source to a row whose `tenant_id` is another tenant's (its
+    /// key columns carry `tenant_id`: a move requires it in every shared table's key).
+    fn of_another_tenant(&self, r: &Relation, row: &[Value]) -> bool {
+        if !self.source.is_shared() {
+            return false;
+        }
+        let me = self.tenant.to_string();
+        r.columns
+            .iter()
+            .zip(row)
+            .any(|(c, v)| c.name == "tenant_id" && !matches!(v, Value::Text(t) if *t == me))
     }
 
     /// Into shared tables, a row under another tenant's id would be that tenant's: refused,

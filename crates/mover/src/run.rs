@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bulkhead_directory::{Directory, Move, MovePhase, PlaceRecord, Service, Tenant, TenantRef};
 use bulkhead_provisioner::migrate::{moves_lock_key, plans_for};
+use bulkhead_provisioner::naming::Naming;
 use bulkhead_provisioner::{build, drop_place_with, migrate_place, TenantPlace};
 
 use crate::place::{Side, Table};
@@ -33,15 +34,16 @@ impl<'a> Ctx<'a> {
         opts: &'a MoveOptions,
         progress: &'a dyn MoveProgress,
     ) -> Result<Ctx<'a>, MoveError> {
+        let naming = Naming::of(dir).await?;
         let service = dir.service(&m.service).await?;
         let tenant = dir.tenant(&TenantRef::Id(m.tenant_id)).await?;
         let source = Side {
             cluster: dir.cluster(&m.from_cluster).await?,
-            place: TenantPlace::new(&service, m.tenant_id, m.from_mode),
+            place: TenantPlace::new(&naming, &service, m.tenant_id, m.from_mode),
         };
         let target = Side {
             cluster: dir.cluster(&m.to_cluster).await?,
-            place: TenantPlace::new(&service, m.tenant_id, m.to_mode),
+            place: TenantPlace::new(&naming, &service, m.tenant_id, m.to_mode),
         };
         Ok(Ctx {
             dir,
@@ -236,14 +238,7 @@ async fn provision(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), Move
 
 /// Provisioned → copying: publication and slot at the source.
 async fn start_stream(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveError> {
-    let lsn = replay::create(
-        &ctx.source,
-        tables,
-        &ctx.tenant.id,
-        &m.slot_name,
-        &m.publication,
-    )
-    .await?;
+    let lsn = replay::create(&ctx.source, tables, &m.slot_name, &m.publication).await?;
     ctx.dir.set_move_start(m.id, &lsn).await?;
     ctx.dir
         .set_move_phase(m.id, MovePhase::Copying, None)

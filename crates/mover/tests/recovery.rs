@@ -147,6 +147,9 @@ async fn rollback_after_the_switch_moves_back_with_every_write() {
     let original = env.dir.get_move(m.id).await.expect("move");
     assert_eq!(original.phase, MovePhase::RolledBack);
     let db = bulkhead_provisioner::TenantPlace::new(
+        &bulkhead_provisioner::naming::Naming::of(&env.dir)
+            .await
+            .expect("naming"),
         &env.dir
             .service(&env.service.parse().expect("s"))
             .await
@@ -198,8 +201,8 @@ async fn rollback_before_the_switch_leaves_the_tenant_where_it_was() {
     assert!(
         !exists(
             &format!(
-                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 't_{}')",
-                id.simple()
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '{}')",
+                schema_of(&env, &id).await
             ),
             &pool
         )
@@ -507,8 +510,8 @@ async fn a_move_without_parity_aborts_and_the_tenant_stays_with_all_its_rows() {
     let pg = bulkhead_pgkit::shared_cluster().expect("cluster");
     let c = pg.connect(&pool).await.expect("pool");
     c.batch_execute(&format!(
-        "SET session_replication_role = replica; DELETE FROM t_{}.customers WHERE id = 3",
-        id.simple()
+        "SET session_replication_role = replica; DELETE FROM {}.customers WHERE id = 3",
+        schema_of(&env, &id).await
     ))
     .await
     .expect("sabotage");
@@ -540,8 +543,8 @@ async fn a_move_without_parity_aborts_and_the_tenant_stays_with_all_its_rows() {
     assert!(
         !exists(
             &format!(
-                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 't_{}')",
-                id.simple()
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '{}')",
+                schema_of(&env, &id).await
             ),
             &pool
         )
@@ -676,4 +679,12 @@ async fn rows_planted_under_another_tenants_id_never_reach_shared_tables() {
     assert_eq!(aborted.phase, MovePhase::Aborted);
     assert_eq!(placement(&env, &a).await.mode, Mode::Schema);
     let _ = b;
+}
+
+/// The schema a tenant of the test service has (or would have) in schema mode.
+async fn schema_of(env: &Env, id: &TenantId) -> String {
+    bulkhead_provisioner::naming::Naming::of(&env.dir)
+        .await
+        .expect("naming")
+        .tenant_schema(id, &env.service.parse().expect("service"))
 }

@@ -12,6 +12,7 @@ mod health;
 pub mod migrate;
 mod modes;
 pub mod naming;
+mod rename;
 mod service_db;
 mod services;
 mod tenants;
@@ -20,6 +21,7 @@ pub use cluster_prep::{add_cluster, prepare_cluster, upsert_cluster};
 pub use connect::{admin_connect, AdminConn};
 pub use error::{describe, ProvisionError};
 pub use modes::{drop_place_with, migrate_place, RemovedData, TenantPlace};
+pub use rename::{rename_legacy_objects, RenameReport};
 pub use service_db::{HELPERS_SQL, USAGE_OUTBOX_SQL};
 pub use services::{create_service, remove_service};
 pub use tenants::{

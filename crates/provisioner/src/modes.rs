@@ -2,10 +2,14 @@
 //!
 //! - shared: a runtime role in the service's runtime group; the rows live in the pool's
 //!   shared tables under RLS.
-//! - schema: schema `t_<id>` in the pool database, owned by a per-tenant NOLOGIN owner role;
+//! - schema: schema `t_<h>` in the pool database, owned by a per-tenant NOLOGIN owner role;
 //!   the runtime role gets USAGE and DML only (never CREATE), and the schema is migrated.
-//! - database: database `t_<id>_<s>` copied from the service's template, CONNECT revoked from
+//! - database: database `t_<h>` copied from the service's template, CONNECT revoked from
 //!   PUBLIC and granted to the tenant's runtime role only.
+//!
+//! In every mode the database holding the place records which tenant the runtime role
+//! serves (`bulkhead.tenant_roles`, see `sql/helpers.sql`): names are opaque, so that is how
+//! `bulkhead.current_tenant()` checks the tenant setting against the role.
 //!
 //! Teardown tolerates a partial provisioning: every step is "if it exists".
 
@@ -18,8 +22,7 @@ use crate::cluster_prep::ensure_gateway_role;
 use crate::connect::admin_connect;
 use crate::migrate::{apply_batch, ApplySettings, MigrationPlan, Target, TargetKind};
 use crate::naming::{
-    database_group, ident, owner_role, pool_database, runtime_group, runtime_role,
-    template_database, tenant_database, tenant_schema,
+    database_group, ident, pool_database, runtime_group, template_database, Naming,
 };
 use crate::service_db::create_role;
 use crate::ProvisionError;
@@ -46,16 +49,17 @@ pub struct TenantPlace {
 }
 
 impl TenantPlace {
-    /// The names of a tenant's place in `mode`.
-    pub fn new(service: &Service, tenant: TenantId, mode: Mode) -> Self {
+    /// The names of a tenant's place in `mode`, under the installation's `naming`.
+    pub fn new(naming: &Naming, service: &Service, tenant: TenantId, mode: Mode) -> Self {
+        let name = &service.name;
         let (database, schema, owner) = match mode {
-            Mode::Shared => (pool_database(&service.name), None, None),
+            Mode::Shared => (pool_database(name), None, None),
             Mode::Schema => (
-                pool_database(&service.name),
-                Some(tenant_schema(&tenant)),
-                Some(owner_role(&tenant, &service.name)),
+                pool_database(name),
+                Some(naming.tenant_schema(&tenant, name)),
+                Some(naming.owner_role(&tenant, name)),
             ),
-            Mode::Database => (tenant_database(&tenant, &service.name), None, None),
+            Mode::Database => (naming.tenant_database(&tenant, name), None, None),
         };
         Self {
             mode,
@@ -64,7 +68,7 @@ impl TenantPlace {
             database,
             schema,
             owner,
-            role: runtime_role(&tenant, &service.name),
+            role: naming.runtime_role(&tenant, name),
             group: match mode {
                 Mode::Database => database_group(&service.name),
                 _ => runtime_group(&service.name),
@@ -132,10 +136,15 @@ pub async fn create_place(
             "granting the tenant's role to the gateway",
         ))?;
     match place.mode {
-        Mode::Shared => admin
-            .batch_execute(&format!("GRANT {g} TO {r}"))
-            .await
-            .map_err(ProvisionError::sql("granting the runtime group"))?,
+        Mode::Shared => {
+            admin
+                .batch_execute(&format!("GRANT {g} TO {r}"))
+                .await
+                .map_err(ProvisionError::sql("granting the runtime group"))?;
+            let pool = admin_connect(cluster, &place.database).await?;
+            bind_role(&pool, place).await?;
+            pool.release();
+        }
         Mode::Schema => {
             let owner = place.owner.as_deref().unwrap_or_default();
             create_role(&admin, owner, "creating the tenant's schema owner").await?;
@@ -152,6 +161,7 @@ pub async fn create_place(
             ))
             .await
             .map_err(ProvisionError::sql(format!("creating schema {s}")))?;
+            bind_role(&pool, place).await?;
             pool.release();
             migrate_place(cluster, place, plans, label).await?;
         }
@@ -171,10 +181,31 @@ pub async fn create_place(
                     "securing database {}",
                     place.database
                 )))?;
+            let db = admin_connect(cluster, &place.database).await?;
+            bind_role(&db, place).await?;
+            db.release();
             // The copy is at the template's version, which the caller just made current.
         }
     }
     admin.release();
+    Ok(())
+}
+
+/// Records in the database holding `place` that its runtime role serves its tenant (by the
+/// role's oid, so a rename keeps the binding; a stale row of a reused oid is replaced).
+pub(crate) async fn bind_role(
+    client: &tokio_postgres::Client,
+    place: &TenantPlace,
+) -> Result<(), ProvisionError> {
+    client
+        .execute(
+            "INSERT INTO bulkhead.tenant_roles (role_oid, tenant_id)
+             SELECT oid, $2 FROM pg_catalog.pg_roles WHERE rolname = $1
+             ON CONFLICT (role_oid) DO UPDATE SET tenant_id = EXCLUDED.tenant_id",
+            &[&place.role, &place.tenant.as_uuid()],
+        )
+        .await
+        .map_err(ProvisionError::sql("recording the tenant's role binding"))?;
     Ok(())
 }
 
@@ -258,6 +289,9 @@ pub async fn drop_place_with(
         Mode::Shared => {
             if let Ok(pool) = admin_connect(cluster, &place.database).await {
                 removed.rows = delete_shared_rows(&pool, &place.tenant).await?;
+                if drop_role {
+                    unbind_role(&pool, &place.role).await?;
+                }
                 pool.release();
             }
         }
@@ -270,6 +304,9 @@ pub async fn drop_place_with(
                     "{DATABASE_ACL_LOCK} DROP SCHEMA IF EXISTS {s} CASCADE; DELETE FROM bulkhead.applied_migrations WHERE target = {};",
                     literal(place.schema.as_deref().unwrap_or_default())
                 );
+                if drop_role {
+                    unbind_role(&pool, &place.role).await?;
+                }
                 let runtime = drop_role.then_some(&place.role);
                 for role in [runtime, place.owner.as_ref()].into_iter().flatten() {
                     sql.push_str(&format!(
@@ -324,6 +361,22 @@ pub async fn drop_place_with(
         .map_err(ProvisionError::sql("dropping the tenant's roles"))?;
     admin.release();
     Ok(removed)
+}
+
+/// Forgets a runtime role's binding in the database of `client` (before the role goes).
+/// A database made before bindings existed has no table to forget from.
+async fn unbind_role(client: &tokio_postgres::Client, role: &str) -> Result<(), ProvisionError> {
+    match client
+        .execute(
+            "DELETE FROM bulkhead.tenant_roles WHERE role_oid IN (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)",
+            &[&role],
+        )
+        .await
+    {
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(()),
+        Err(e) => Err(ProvisionError::sql("removing the tenant's role binding")(e)),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// What a teardown removed.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::health::check_place;
 use crate::migrate::{plans_for, MigrationPlan};
 use crate::modes::{create_place, drop_place, RemovedData, TenantPlace};
+use crate::naming::Naming;
 use crate::service_db::ensure_service_database;
 use crate::ProvisionError;
 
@@ -183,7 +184,8 @@ pub async fn provision(
     mode: Mode,
     cluster: &Cluster,
 ) -> Result<Placement, ProvisionError> {
-    let place = TenantPlace::new(service, tenant.id, mode);
+    let naming = Naming::of(dir).await?;
+    let place = TenantPlace::new(&naming, service, tenant.id, mode);
     dir.claim_placement(&NewPlacement {
         service: service.name.clone(),
         tenant_id: tenant.id,
@@ -244,6 +246,7 @@ pub async fn delete_tenant(
     which: &TenantRef,
 ) -> Result<TenantDeleted, ProvisionError> {
     let tenant = dir.tenant(which).await?;
+    let naming = Naming::of(dir).await?;
     let mut removed = Vec::new();
     for placement in dir.placements_of(&tenant.id).await? {
         dir.set_placement_state(
@@ -254,7 +257,7 @@ pub async fn delete_tenant(
         .await?;
         let service = dir.service(&placement.service).await?;
         let cluster = dir.cluster(&placement.cluster).await?;
-        let place = TenantPlace::new(&service, tenant.id, placement.mode);
+        let place = TenantPlace::new(&naming, &service, tenant.id, placement.mode);
         let data = drop_place(&cluster, &place).await?;
         dir.remove_placement(&placement.service, &tenant.id).await?;
         tracing::info!(tenant = %tenant.id, service = %placement.service, mode = %placement.mode, "tenant placement deleted");

@@ -444,10 +444,13 @@ async fn schema_tenants_of_one_pool_are_migrated_in_batches() {
         .cluster(&"main".parse().expect("c"))
         .await
         .expect("cluster");
+    let naming = bulkhead_provisioner::naming::Naming::of(&dir)
+        .await
+        .expect("naming");
     let targets: Vec<_> = placements
         .iter()
         .map(|p| {
-            bulkhead_provisioner::TenantPlace::new(&service, p.tenant_id, p.mode)
+            bulkhead_provisioner::TenantPlace::new(&naming, &service, p.tenant_id, p.mode)
                 .target(&cluster, p.tenant_id.to_string())
                 .expect("target")
         })

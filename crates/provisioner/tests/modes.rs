@@ -231,7 +231,11 @@ async fn deleting_a_tenant_removes_its_data_and_roles_in_every_mode() {
         let roles: i64 = admin
             .query_one(
                 "SELECT count(*) FROM pg_roles WHERE rolname LIKE $1",
-                &[&format!("%{}%", t.id.simple())],
+                // The runtime role and the schema owner share the tenant's handle.
+                &[&format!(
+                    "%{}%",
+                    p.role.strip_prefix("bh_t_").expect("a runtime role")
+                )],
             )
             .await
             .expect("roles")

@@ -111,6 +111,8 @@ async fn serve(
         .await?;
         clusters.push(registered.name.to_string());
     }
+    upgrade_names(&directory).await;
+    warn_of_id_shaped_slugs(&directory).await;
 
     let listener = TcpListener::bind(&config.api.listen)
         .await
@@ -264,6 +266,39 @@ fn local_cluster(admin_dsn: &str) -> NewCluster {
             .unwrap_or_else(|_| unreachable!("`local` is a valid region")),
         admin_dsn: admin_dsn.to_string(),
         capacity: None,
+    }
+}
+
+/// Renames tenant objects still named after tenant ids (installations before directory
+/// version 9, or a place provisioned under the old names while an upgrade ran). A failure
+/// (an unreachable cluster) is reported and the rest is served; the next `up` finishes it.
+async fn upgrade_names(directory: &Directory) {
+    let progress = |line: &str| tracing::info!("{line}");
+    match bulkhead_provisioner::rename_legacy_objects(directory, &progress).await {
+        Ok(r) if r.renamed > 0 || !r.already_keyed => tracing::info!(
+            places = r.places, renamed = r.renamed, databases = r.databases,
+            "tenant roles, schemas and databases now have opaque names (no tenant id in the catalogs)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(
+            error = %e,
+            "renaming tenant objects named after tenant ids failed; their names still show tenant ids in the catalogs every role can read. Fix the cause and start `bulkhead up` again to finish"
+        ),
+    }
+}
+
+/// Tenants whose slug has the shape of a tenant id (written before such slugs were
+/// refused): named at startup; the gateway does not route them until they are renamed.
+async fn warn_of_id_shaped_slugs(directory: &Directory) {
+    let Ok(tenants) = directory.id_shaped_slugs().await else {
+        return;
+    };
+    for t in tenants {
+        tracing::warn!(
+            tenant = %t.id, slug = %t.slug,
+            "tenant {}'s slug `{}` has the shape of a tenant id and could be mistaken for another tenant; it is not served until renamed: `bulkhead tenant rename {} NEW-SLUG`",
+            t.id, t.slug, t.id
+        );
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod checks;
 mod report;
+mod tenants;
 
 pub use report::{Check, Finding, Level, Report};
 
@@ -39,6 +40,12 @@ pub enum VerifyError {
 pub(crate) struct Scope<'a> {
     /// `cluster/database`, for the report.
     pub target: String,
+    /// The cluster's name.
+    pub cluster: String,
+    /// The database's name.
+    pub database: String,
+    /// Which tenant each object belongs to.
+    pub known: &'a tenants::KnownTenants,
     /// The service's reference tables (allowed without `tenant_id`).
     pub reference_tables: &'a [String],
     /// The service's allow-listed SECURITY DEFINER functions (`schema.name`).
@@ -52,6 +59,7 @@ pub async fn verify(dir: &Directory, service: Option<&ServiceName>) -> Result<Re
         None => dir.list_services().await?,
     };
     let mut report = Report::default();
+    let known = tenants::KnownTenants::load(dir).await?;
     for svc in &services {
         let allowed = dir.allowed_definers(&svc.name).await?;
         for db in dir.service_databases(&svc.name).await? {
@@ -59,6 +67,9 @@ pub async fn verify(dir: &Directory, service: Option<&ServiceName>) -> Result<Re
             let client = admin_connect(&cluster, &db.database).await?;
             let scope = Scope {
                 target: format!("{}/{}", db.cluster, db.database),
+                cluster: db.cluster.to_string(),
+                database: db.database.clone(),
+                known: &known,
                 reference_tables: &svc.reference_tables,
                 allowed_definers: &allowed,
             };
@@ -84,6 +95,9 @@ pub async fn verify(dir: &Directory, service: Option<&ServiceName>) -> Result<Re
             let client = admin_connect(&cluster, &p.database).await?;
             let scope = Scope {
                 target: format!("{}/{}", p.cluster, p.database),
+                cluster: p.cluster.to_string(),
+                database: p.database.clone(),
+                known: &known,
                 reference_tables: &svc.reference_tables,
                 allowed_definers: &allowed,
             };
@@ -107,12 +121,14 @@ pub async fn verify(dir: &Directory, service: Option<&ServiceName>) -> Result<Re
         for name in clusters {
             let cluster = dir.cluster(&name).await?;
             let client = admin_connect(&cluster, "postgres").await?;
-            checks::cluster(&client, &name.to_string(), &mut report)
-                .await
-                .map_err(|source| VerifyError::Catalog {
-                    target: name.to_string(),
-                    source,
-                })?;
+            let run = async {
+                checks::cluster(&client, &name.to_string(), &known, &mut report).await?;
+                checks::cluster_names(&client, &name.to_string(), &known, &mut report).await
+            };
+            run.await.map_err(|source| VerifyError::Catalog {
+                target: name.to_string(),
+                source,
+            })?;
             client.release();
         }
     }

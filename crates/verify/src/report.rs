@@ -39,6 +39,12 @@ pub enum Check {
     IndexesLeadWithTenant,
     /// Sequences shared by every tenant of a table (warning).
     SharedSequences,
+    /// Names every role can read (roles, schemas, databases, sessions' application_name,
+    /// replication slots, publications) embed no tenant id.
+    OpaqueNames,
+    /// Every tenant role is bound to its own tenant in the database it serves (what
+    /// `bulkhead.current_tenant()` checks the tenant setting against).
+    RoleBindings,
 }
 
 impl Check {
@@ -60,6 +66,8 @@ impl Check {
             Check::UsageOutbox => "usage outbox: insert-only, own tenant id",
             Check::IndexesLeadWithTenant => "shared indexes lead with tenant_id",
             Check::SharedSequences => "no sequence shared across tenants",
+            Check::OpaqueNames => "catalog names reveal no tenant id",
+            Check::RoleBindings => "tenant roles bound to their own tenant",
         }
     }
 }
@@ -151,6 +159,8 @@ impl Report {
             Check::UsageOutbox,
             Check::IndexesLeadWithTenant,
             Check::SharedSequences,
+            Check::OpaqueNames,
+            Check::RoleBindings,
         ];
         for check in all {
             let count = |level| {

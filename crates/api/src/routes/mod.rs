@@ -66,6 +66,7 @@ pub(crate) fn v1() -> Router<ApiState> {
         )
         .route("/tenants/{tenant}/suspend", post(tenants::suspend))
         .route("/tenants/{tenant}/resume", post(tenants::resume))
+        .route("/tenants/{tenant}/rename", post(tenants::rename))
         .route("/tenants/{tenant}/backup", get(backups::backup))
         .route(
             "/tenants/{tenant}/restore",

@@ -107,6 +107,33 @@ async fn set_state(
     Ok(Json(tenant))
 }
 
+/// The body of a rename.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rename {
+    /// The new slug.
+    slug: bulkhead_model::Slug,
+}
+
+/// Gives a tenant a new slug; its id, data, keys and tokens stay.
+pub(crate) async fn rename(
+    State(s): State<ApiState>,
+    Path(which): Path<String>,
+    body: Result<Json<Rename>, JsonRejection>,
+) -> Result<Json<Tenant>, ApiError> {
+    let Json(req) = body?;
+    let which: TenantRef = which.parse()?;
+    let before = s.directory.tenant(&which).await?;
+    let tenant = s.directory.rename_tenant(&which, &req.slug).await?;
+    s.record(
+        action::TENANT_RENAMED,
+        tenant.id,
+        json!({ "from": before.slug.to_string(), "to": tenant.slug.to_string() }),
+    )
+    .await;
+    Ok(Json(tenant))
+}
+
 /// Issues an API key for a tenant; the key is shown in this answer only.
 pub(crate) async fn issue_key(
     State(s): State<ApiState>,

@@ -343,6 +343,13 @@ pub(crate) enum TenantCmd {
         /// Slug or id.
         tenant: TenantRef,
     },
+    /// Give a tenant a new slug (its id, data, keys and tokens stay the same).
+    Rename {
+        /// Slug or id.
+        tenant: TenantRef,
+        /// The new slug.
+        slug: Slug,
+    },
     /// API keys: passwords that log a client in as this tenant at the gateway.
     #[command(subcommand)]
     Key(KeyCmd),

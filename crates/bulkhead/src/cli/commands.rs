@@ -385,6 +385,16 @@ async fn tenant(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Result<(), F
                 .await?;
             show(as_json, &t);
         }
+        TenantCmd::Rename { tenant, slug } => {
+            let t = api
+                .call(
+                    Method::POST,
+                    &format!("/v1/tenants/{tenant}/rename"),
+                    Some(serde_json::json!({ "slug": slug.to_string() })),
+                )
+                .await?;
+            show(as_json, &t);
+        }
     }
     Ok(())
 }

@@ -142,6 +142,24 @@ impl Up {
         ok(self.cli(&args))
     }
 
+    /// `tenant create SLUG --service SERVICE --mode MODE`, then `tenant key create SLUG`;
+    /// asserts both succeeded and returns the new API key.
+    pub fn tenant_with_key(&self, slug: &str, service: &str, mode: &str) -> String {
+        ok(self.cli(&[
+            "tenant",
+            "create",
+            slug,
+            "--service",
+            service,
+            "--mode",
+            mode,
+        ]));
+        ok(self.cli(&["tenant", "key", "create", slug]))
+            .stdout
+            .trim()
+            .to_string()
+    }
+
     /// The API's bearer token (from the instance file).
     pub fn api_token(&self) -> String {
         bulkhead_server::Instance::read(&self.data_dir)

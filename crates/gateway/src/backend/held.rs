@@ -18,6 +18,8 @@
 //! SET and `set_config`), and tokens are never reused.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use bulkhead_provisioner::naming::session_tag;
 use std::sync::OnceLock;
 
 use crate::route::Route;
@@ -58,15 +60,17 @@ pub struct HeldContext {
 }
 
 /// A token no other switch of this process used (and a random prefix, so none of another
-/// gateway process either). It names the tenant, so the mover can tell which backends hold
-/// a tenant's context (`pg_stat_activity.application_name`) when it drains them at cutover;
-/// at most 63 bytes, PostgreSQL's limit.
-fn next_token(tenant: &bulkhead_model::TenantId) -> String {
+/// gateway process either). It begins with the tenant's runtime role (see
+/// `bulkhead_provisioner::naming::session_tag`: an opaque name every role can read in
+/// `pg_roles` anyway, never the tenant id), so the mover can tell which backends hold a
+/// tenant's context (`pg_stat_activity.application_name`, which every role can read too)
+/// when it drains them at cutover; at most 63 bytes, PostgreSQL's limit.
+fn next_token(role: &str) -> String {
     static PREFIX: OnceLock<u32> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(1);
     let prefix = *PREFIX.get_or_init(rand::random::<u32>);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{}{prefix:08x}.{n:x}", tenant.session_tag())
+    format!("{}{prefix:08x}.{n:x}", session_tag(role))
 }
 
 impl HeldContext {
@@ -78,7 +82,7 @@ impl HeldContext {
     /// Starts a switch to `route`'s context: returns the token the switch must set as
     /// `application_name`.
     pub fn switch_to(&mut self, route: &Route) -> String {
-        let token = next_token(&route.tenant);
+        let token = next_token(&route.role);
         self.pending = Some((token.clone(), Settings::of(route)));
         token
     }
@@ -162,11 +166,11 @@ mod tests {
 
     #[test]
     fn tokens_are_never_reused() {
-        let t = bulkhead_model::TenantId::random();
-        let a = next_token(&t);
-        let b = next_token(&t);
+        let role = "bh_t_0123456789abcdef0123456789abcdef";
+        let a = next_token(role);
+        let b = next_token(role);
         assert_ne!(a, b);
-        assert!(a.starts_with(&t.session_tag()));
+        assert!(a.starts_with(&session_tag(role)));
         assert!(a.len() <= 63, "{a} is longer than application_name keeps");
     }
 }

@@ -223,7 +223,7 @@ impl Session {
                         let id = self
                             .state
                             .cache
-                            .tenant_of_slug(&self.state.directory, &slug, false)
+                            .tenant_of_slug(&self.state.directory, &self.state.watch, &slug, false)
                             .await?;
                         slug_named = Some(slug);
                         id
@@ -272,7 +272,7 @@ impl Session {
                 chosen.tenant = self
                     .state
                     .cache
-                    .tenant_of_slug(&self.state.directory, &slug, true)
+                    .tenant_of_slug(&self.state.directory, &self.state.watch, &slug, true)
                     .await?;
                 self.state.route(&self.service, &chosen.tenant).await?;
             }

@@ -11,15 +11,7 @@ const READ: &str = "SELECT tenant_id::text, secret FROM probe_rows";
 /// Runs `statement` as the attacker (inside a transaction, so SET LOCAL counts), then reads:
 /// blocked when the statement is refused or the read shows only the attacker's rows.
 pub(super) async fn statement_then_read(setup: &Setup, pair: &Pair, statement: String) -> Verdict {
-    let a = match setup.gateway.login(&pair.a.key).await {
-        Ok(c) => c,
-        Err(e) => {
-            return (
-                Outcome::Inconclusive,
-                format!("the attacker could not log in: {}", describe(&e)),
-            )
-        }
-    };
+    let a = login!(setup, &pair.a.key, "the attacker");
     if let Err(e) = a.batch_execute(&format!("BEGIN; {statement}")).await {
         let _ = a.batch_execute("ROLLBACK").await;
         return (Outcome::Blocked, format!("refused: {}", describe(&e)));
@@ -78,15 +70,7 @@ pub(super) async fn search_path(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn qualified(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = match setup.gateway.login(&pair.a.key).await {
-        Ok(c) => c,
-        Err(e) => {
-            return (
-                Outcome::Inconclusive,
-                format!("the attacker could not log in: {}", describe(&e)),
-            )
-        }
-    };
+    let a = login!(setup, &pair.a.key, "the attacker");
     let schema = pair.b.schema.clone().unwrap_or_else(|| "public".into());
     judge_read(
         texts(&a, &format!("SELECT secret FROM \"{schema}\".probe_rows")).await,
@@ -138,15 +122,7 @@ pub(super) async fn startup_options(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn token_then_other(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = match setup.gateway.login(&pair.a.token).await {
-        Ok(c) => c,
-        Err(e) => {
-            return (
-                Outcome::Inconclusive,
-                format!("the attacker's token did not log in: {}", describe(&e)),
-            )
-        }
-    };
+    let a = login!(setup, &pair.a.token, "the attacker's token");
     if let Err(e) = a
         .batch_execute(&format!(
             "BEGIN; SET LOCAL bulkhead.tenant = '{}'",
@@ -163,20 +139,7 @@ pub(super) async fn token_then_other(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn switch_mid_transaction(setup: &Setup, pair: &Pair) -> Verdict {
-    let (user, password) = &setup.credential;
-    let s = match setup
-        .gateway
-        .login_to(&setup.gateway.service, user, password)
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return (
-                Outcome::Inconclusive,
-                format!("the service login failed: {}", describe(&e)),
-            )
-        }
-    };
+    let s = service_login!(setup);
     if let Err(e) = s
         .batch_execute(&format!(
             "BEGIN; SET LOCAL bulkhead.token = '{}'; SELECT count(*) FROM probe_rows",

@@ -8,26 +8,8 @@ use crate::client::{code, describe, texts};
 use crate::report::Outcome;
 use crate::setup::{Pair, Setup};
 
-async fn attacker(setup: &Setup, pair: &Pair) -> Result<tokio_postgres::Client, Verdict> {
-    setup.gateway.login(&pair.a.key).await.map_err(|e| {
-        (
-            Outcome::Inconclusive,
-            format!("the attacker could not log in: {}", describe(&e)),
-        )
-    })
-}
-
-macro_rules! login {
-    ($setup:expr, $pair:expr) => {
-        match attacker($setup, $pair).await {
-            Ok(c) => c,
-            Err(v) => return v,
-        }
-    };
-}
-
 pub(super) async fn read(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     judge_read(
         texts(&a, "SELECT tenant_id::text, secret FROM probe_rows").await,
         pair,
@@ -35,7 +17,7 @@ pub(super) async fn read(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn update(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     let attempt = a
         .execute("UPDATE probe_rows SET secret = secret || '-pwned'", &[])
         .await;
@@ -50,14 +32,14 @@ pub(super) async fn update(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn delete(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     // Id 2 exists for the victim only.
     let attempt = a.execute("DELETE FROM probe_rows WHERE id = 2", &[]).await;
     judge_intact(setup, pair, attempt).await
 }
 
 pub(super) async fn insert_as_other(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     let planted = format!("planted-{}", pair.b.id.simple());
     let attempt = a
         .execute(
@@ -73,13 +55,13 @@ pub(super) async fn insert_as_other(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn truncate(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     let attempt = a.execute("TRUNCATE probe_rows", &[]).await;
     judge_intact(setup, pair, attempt).await
 }
 
 pub(super) async fn copy_out(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     let mut seen = Vec::new();
     for sql in [
         "COPY probe_rows TO STDOUT",
@@ -106,7 +88,7 @@ pub(super) async fn copy_out(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn copy_file(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     match a
         .batch_execute("COPY probe_rows FROM '/etc/hostname'")
         .await
@@ -117,7 +99,7 @@ pub(super) async fn copy_file(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn unique_probe(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     // The victim has id 2, the attacker does not: a violation would tell it so.
     let attempt = a
         .execute(
@@ -146,7 +128,7 @@ pub(super) async fn unique_probe(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn fk_probe(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     // Parent 2 exists for the victim only, parent 999 for nobody: both must fail alike.
     let theirs = a
         .execute("INSERT INTO probe_children (id, parent) VALUES (1, 2)", &[])
@@ -181,7 +163,7 @@ pub(super) async fn fk_probe(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn function(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     judge_read(texts(&a, "SELECT probe_secrets()").await, pair)
 }
 
@@ -196,7 +178,7 @@ pub(super) async fn planted_then_moved(setup: &Setup, pair: &Pair) -> Verdict {
                 .into(),
         );
     }
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     let planted = format!("planted-{}", pair.b.id.simple());
     if let Err(e) = a
         .execute(
@@ -259,7 +241,7 @@ pub(super) async fn planted_then_moved(setup: &Setup, pair: &Pair) -> Verdict {
 /// tries to bill the victim (an event under the victim's id) and to read the victim's
 /// events. Only `bulkhead.usage()` under its own id is allowed.
 pub(super) async fn usage_as_other(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, pair);
+    let a = login!(setup, &pair.a.key, "the attacker");
     if let Err(e) = a
         .execute("SELECT bulkhead.usage('probe_events', 1, 'own')", &[])
         .await

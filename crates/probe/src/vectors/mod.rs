@@ -3,12 +3,34 @@
 //! grouped as data (`data.rs`: reads, writes, COPY, key probing), context (`context.rs`:
 //! settings, roles, search_path, other databases, tokens) and session state (`state.rs`:
 //! LISTEN/NOTIFY, advisory locks, other sessions' queries, prepared statements and cursors
-//! left on a pooled connection, cancel keys).
+//! left on a pooled connection, cancel keys) and names (`names.rs`: a slug equal to the
+//! other's id, the other's id read off the catalogs).
 //!
 //! A vector found later is added here when it is closed.
 
+/// Logs `$key` in at the gateway, or returns an inconclusive verdict naming `$who`.
+macro_rules! login {
+    ($setup:expr, $key:expr, $who:expr) => {
+        match $crate::vectors::logged_in($setup, $key, $who).await {
+            Ok(c) => c,
+            Err(v) => return v,
+        }
+    };
+}
+
+/// Logs in with the service's own credential, or returns an inconclusive verdict.
+macro_rules! service_login {
+    ($setup:expr) => {
+        match $crate::vectors::service_logged_in($setup).await {
+            Ok(c) => c,
+            Err(v) => return v,
+        }
+    };
+}
+
 mod context;
 mod data;
+mod names;
 mod state;
 
 use std::future::Future;
@@ -21,6 +43,35 @@ use crate::ProbeError;
 
 /// What a vector concluded, and why.
 pub(crate) type Verdict = (Outcome, String);
+
+/// A client logged in with the service's credential (trusted with all its tenants).
+pub(crate) async fn service_logged_in(setup: &Setup) -> Result<tokio_postgres::Client, Verdict> {
+    let (user, password) = &setup.credential;
+    setup
+        .gateway
+        .login_to(&setup.gateway.service, user, password)
+        .await
+        .map_err(|e| {
+            (
+                Outcome::Inconclusive,
+                format!("the service login failed: {}", describe(&e)),
+            )
+        })
+}
+
+/// A client logged in with `key`, or the inconclusive verdict of `who` not getting in.
+pub(crate) async fn logged_in(
+    setup: &Setup,
+    key: &str,
+    who: &str,
+) -> Result<tokio_postgres::Client, Verdict> {
+    setup.gateway.login(key).await.map_err(|e| {
+        (
+            Outcome::Inconclusive,
+            format!("{who} could not log in: {}", describe(&e)),
+        )
+    })
+}
 
 type Vector = for<'a> fn(&'a Setup, &'a Pair) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>>;
 
@@ -102,6 +153,12 @@ const PER_MODE: &[(&str, Vector)] = &[
     }),
     ("cancel request with another client's key", |s, p| {
         Box::pin(state::cancel_other(s, p))
+    }),
+    ("a slug equal to the other's id", |s, p| {
+        Box::pin(names::slug_is_victims_id(s, p))
+    }),
+    ("the other's id in the catalogs", |s, p| {
+        Box::pin(names::catalog_enumeration(s, p))
     }),
 ];
 

@@ -12,26 +12,8 @@ use crate::client::{cancel, describe, texts, Raw};
 use crate::report::Outcome;
 use crate::setup::{Pair, Setup};
 
-async fn login(setup: &Setup, key: &str) -> Result<tokio_postgres::Client, Verdict> {
-    setup.gateway.login(key).await.map_err(|e| {
-        (
-            Outcome::Inconclusive,
-            format!("could not log in: {}", describe(&e)),
-        )
-    })
-}
-
-macro_rules! login {
-    ($setup:expr, $key:expr) => {
-        match login($setup, $key).await {
-            Ok(c) => c,
-            Err(v) => return v,
-        }
-    };
-}
-
 pub(super) async fn listen_notify(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, &pair.a.key);
+    let a = login!(setup, &pair.a.key, "the attacker");
     let theirs = format!("t_{}", pair.b.id.simple());
     let mut refused = Vec::new();
     for sql in [
@@ -48,8 +30,8 @@ pub(super) async fn listen_notify(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn advisory(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, &pair.a.key);
-    let b = login!(setup, &pair.b.key);
+    let a = login!(setup, &pair.a.key, "the attacker");
+    let b = login!(setup, &pair.b.key, "the victim");
     if let Err(e) = b.batch_execute("BEGIN").await {
         return (
             Outcome::Inconclusive,
@@ -78,8 +60,8 @@ pub(super) async fn advisory(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn stat_activity(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, &pair.a.key);
-    let b = login!(setup, &pair.b.key);
+    let a = login!(setup, &pair.a.key, "the attacker");
+    let b = login!(setup, &pair.b.key, "the victim");
     let marker = format!("probe-marker-{}", pair.b.id.simple());
     let victim = tokio::spawn(async move {
         let _ = b
@@ -108,7 +90,7 @@ pub(super) async fn stat_activity(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn prepared_left(setup: &Setup, pair: &Pair) -> Verdict {
-    let b = login!(setup, &pair.b.key);
+    let b = login!(setup, &pair.b.key, "the victim");
     // The victim prepares (tokio-postgres names its statements s0, s1, ...) and runs it.
     match b.prepare("SELECT secret FROM probe_rows").await {
         Ok(st) => {
@@ -156,8 +138,8 @@ pub(super) async fn prepared_left(setup: &Setup, pair: &Pair) -> Verdict {
 }
 
 pub(super) async fn cursor_left(setup: &Setup, pair: &Pair) -> Verdict {
-    let a = login!(setup, &pair.a.key);
-    let b = login!(setup, &pair.b.key);
+    let a = login!(setup, &pair.a.key, "the attacker");
+    let b = login!(setup, &pair.b.key, "the victim");
     if let Err(e) = b
         .batch_execute("BEGIN; DECLARE probe_c CURSOR FOR SELECT secret FROM probe_rows; COMMIT")
         .await

@@ -22,6 +22,7 @@ use super::plans_for;
 use super::target::{Target, TargetKind};
 use crate::connect::{admin_connect, AdminConn};
 use crate::modes::TenantPlace;
+use crate::naming::Naming;
 use crate::service_db::{service_target, HELPERS_SQL};
 use crate::ProvisionError;
 
@@ -243,6 +244,7 @@ async fn targets(
         .into_iter()
         .map(|t| (t.id, t.slug))
         .collect();
+    let naming = Naming::of(dir).await?;
     let mut tenants = Vec::new();
     for p in dir.placements_of_service(&service.name).await? {
         let live = matches!(
@@ -255,7 +257,7 @@ async fn targets(
         let Some(c) = cluster(p.cluster.as_str()) else {
             continue;
         };
-        let place = TenantPlace::new(service, p.tenant_id, p.mode);
+        let place = TenantPlace::new(&naming, service, p.tenant_id, p.mode);
         let slug = slugs
             .get(&p.tenant_id)
             .map(|s| s.to_string())

@@ -3,9 +3,28 @@ CREATE SCHEMA IF NOT EXISTS bulkhead;
 REVOKE ALL ON SCHEMA bulkhead FROM PUBLIC;
 GRANT USAGE ON SCHEMA bulkhead TO PUBLIC;
 
+-- Which tenant each runtime role of this database serves. Tenant roles have opaque names
+-- (a keyed hash), so the tenant cannot be read off the name: the binding is kept here, by
+-- the role's oid (a rename keeps it). No tenant may read the table: each role sees its own
+-- row only, through the view below, which reads the table with its owner's rights and
+-- filters on the role asking (CURRENT_USER in a view is the querying role, not the owner).
+-- security_barrier: no function of the caller's sees a row before that filter.
+CREATE TABLE IF NOT EXISTS bulkhead.tenant_roles (
+    role_oid   pg_catalog.oid PRIMARY KEY,
+    tenant_id  pg_catalog.uuid NOT NULL
+);
+REVOKE ALL ON bulkhead.tenant_roles FROM PUBLIC;
+CREATE OR REPLACE VIEW bulkhead.my_tenant WITH (security_barrier) AS
+    SELECT b.tenant_id FROM bulkhead.tenant_roles b
+     WHERE b.role_oid OPERATOR(pg_catalog.=)
+           pg_catalog.to_regrole(pg_catalog.quote_ident(CURRENT_USER::pg_catalog.text))::pg_catalog.oid;
+REVOKE ALL ON bulkhead.my_tenant FROM PUBLIC;
+GRANT SELECT ON bulkhead.my_tenant TO PUBLIC;
+
 -- The tenant of the current transaction. Raises unless the gateway set one; when the session
--- runs as a tenant's runtime role, the setting must name that role's tenant, so an attacker
--- would have to defeat two independent controls (the setting and the role).
+-- runs as a tenant's runtime role, the setting must name the tenant this database binds
+-- that role to, so an attacker would have to defeat two independent controls (the setting
+-- and the role).
 -- Every name in it is qualified instead of pinning search_path with a SET clause: a SET
 -- clause makes each call save and restore settings, on every statement of every tenant.
 CREATE OR REPLACE FUNCTION bulkhead.current_tenant() RETURNS uuid
@@ -14,6 +33,7 @@ AS $fn$
 DECLARE
     setting pg_catalog.text := pg_catalog.current_setting('bulkhead.tenant_id', true);
     who pg_catalog.text := CURRENT_USER;
+    bound pg_catalog.uuid;
 BEGIN
     IF setting IS NULL OR setting OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'no tenant context: this statement reads or writes tenant data and no tenant is set'
@@ -21,8 +41,8 @@ BEGIN
                   HINT = 'Connect through the Bulkhead gateway with a tenant token, or SET LOCAL bulkhead.tenant in the transaction.';
     END IF;
     IF who OPERATOR(pg_catalog.~~) 'bh\_t\_%' THEN
-        IF pg_catalog.substr(who, 6, 32) OPERATOR(pg_catalog.<>)
-           pg_catalog.replace(pg_catalog.lower(setting), '-', '') THEN
+        SELECT m.tenant_id INTO bound FROM bulkhead.my_tenant m;
+        IF bound IS NULL OR bound::pg_catalog.text OPERATOR(pg_catalog.<>) pg_catalog.lower(setting) THEN
             RAISE EXCEPTION 'tenant context does not match the session''s tenant role' USING ERRCODE = '42501';
         END IF;
     ELSIF who OPERATOR(pg_catalog.~~) 'bh\_%' THEN

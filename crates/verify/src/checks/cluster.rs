@@ -3,8 +3,10 @@
 
 use tokio_postgres::Client;
 
-use super::tenant_hex;
+use bulkhead_provisioner::naming::{OWNER_ROLE_PREFIX, RUNTIME_ROLE_PREFIX};
+
 use crate::report::{Check, Level};
+use crate::tenants::KnownTenants;
 use crate::Report;
 
 const ROLES: &str = "
@@ -29,6 +31,7 @@ SELECT datname,
 pub(crate) async fn cluster(
     client: &Client,
     target: &str,
+    known: &KnownTenants,
     report: &mut Report,
 ) -> Result<(), tokio_postgres::Error> {
     let roles = client.query(ROLES, &[]).await?;
@@ -36,7 +39,7 @@ pub(crate) async fn cluster(
     let mut tenant_roles = 0;
     for r in &roles {
         let name: String = r.get("rolname");
-        let tenant = tenant_hex(&name).is_some();
+        let tenant = name.starts_with(RUNTIME_ROLE_PREFIX) || name.starts_with(OWNER_ROLE_PREFIX);
         tenant_roles += usize::from(tenant);
         let mut wrong = Vec::new();
         if r.get::<_, bool>("rolsuper") {
@@ -71,7 +74,9 @@ pub(crate) async fn cluster(
     for m in client.query(MEMBERS, &[]).await? {
         let group: String = m.get("grp");
         let member: String = m.get("member");
-        if tenant_hex(&group) != tenant_hex(&member) {
+        // A role of no known tenant counts as another tenant's.
+        let (g, mm) = (known.tenant_of(&group), known.tenant_of(&member));
+        if g.is_none() || g != mm {
             report.found(
                 Level::Fail,
                 Check::RoleMembership,

@@ -4,6 +4,7 @@
 //! (`cluster.rs`: roles and database ACLs).
 
 mod cluster;
+mod names;
 mod reach;
 mod schemas;
 mod shared;
@@ -13,6 +14,7 @@ use tokio_postgres::Client;
 use crate::{Report, Scope};
 
 pub(crate) use cluster::cluster;
+pub(crate) use names::cluster_names;
 
 /// A pool database: shared tables and tenant schemas, and what tenants can reach there.
 pub(crate) async fn pool_database(
@@ -23,6 +25,7 @@ pub(crate) async fn pool_database(
     in_catalog_path(client, async {
         shared::check(client, scope, report).await?;
         schemas::check(client, scope, report).await?;
+        names::database_names(client, scope, report).await?;
         reach::check(client, scope, report).await
     })
     .await
@@ -34,7 +37,11 @@ pub(crate) async fn tenant_database(
     scope: &Scope<'_>,
     report: &mut Report,
 ) -> Result<(), tokio_postgres::Error> {
-    in_catalog_path(client, reach::check(client, scope, report)).await
+    in_catalog_path(client, async {
+        names::database_names(client, scope, report).await?;
+        reach::check(client, scope, report).await
+    })
+    .await
 }
 
 /// Runs `checks` in a read-only transaction whose search_path is only `pg_catalog`, so every
@@ -50,32 +57,4 @@ async fn in_catalog_path<T>(
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     client.batch_execute(end).await?;
     result
-}
-
-/// The tenant id's hex digits in a Bulkhead name (`t_<hex>`, `bh_t_<hex>_<s>`, `bh_o_<hex>_<s>`).
-pub(crate) fn tenant_hex(name: &str) -> Option<&str> {
-    let rest = name
-        .strip_prefix("bh_t_")
-        .or_else(|| name.strip_prefix("bh_o_"))
-        .or_else(|| name.strip_prefix("t_"))?;
-    let hex = rest.get(..32)?;
-    hex.bytes().all(|b| b.is_ascii_hexdigit()).then_some(hex)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tenant_names_yield_their_tenant() {
-        let hex = "3f2b8c1e0d4a4e1b9c576a0f1e2d3c4b";
-        for name in [
-            format!("t_{hex}"),
-            format!("bh_t_{hex}_1b32c28c"),
-            format!("bh_o_{hex}_1b32c28c"),
-        ] {
-            assert_eq!(super::tenant_hex(&name), Some(hex), "{name}");
-        }
-        for name in ["bh_gw_x", "bh_billing_rt", "t_short", "public"] {
-            assert_eq!(super::tenant_hex(name), None, "{name}");
-        }
-    }
 }

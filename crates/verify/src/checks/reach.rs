@@ -21,13 +21,17 @@ const TENANT_ROLES: &str = "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'bh
 /// Relations and functions granted to PUBLIC (explicitly or by default) or to a Bulkhead role.
 const VIEWS: &str = "
 SELECT c.oid::regclass::text AS rel, c.relkind::text AS kind,
-       coalesce(array_to_string(c.reloptions, ','), '') AS options
+       coalesce(array_to_string(c.reloptions, ','), '') AS options,
+       pg_get_viewdef(c.oid) AS definition
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('v', 'm')
    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND EXISTS (SELECT 1 FROM aclexplode(c.relacl) a LEFT JOIN pg_roles g ON g.oid = a.grantee
                 WHERE a.privilege_type = 'SELECT' AND (a.grantee = 0 OR g.rolname LIKE 'bh\\_%'))";
+
+/// The view through which each tenant role reads its own binding (see `sql/helpers.sql`).
+const MY_TENANT: &str = "bulkhead.my_tenant";
 
 const DEFINERS: &str = "
 SELECT p.oid::regprocedure::text AS func, n.nspname || '.' || p.proname AS name,
@@ -72,6 +76,18 @@ pub(super) async fn check(
     report.looked_at(Check::InvokerViews, views.len());
     for v in views {
         let rel: String = v.get("rel");
+        if rel == MY_TENANT {
+            // Bulkhead's own owner-rights view: each role reads its own binding only.
+            let options: String = v.get("options");
+            let definition: String = v.get("definition");
+            let filtered = definition.contains("tenant_roles")
+                && definition.contains("CURRENT_USER")
+                && !definition.to_ascii_uppercase().contains(" OR ");
+            if !options.split(',').any(|o| o == "security_barrier=true") || !filtered {
+                report.found(Level::Fail, Check::InvokerViews, target, &rel, "Bulkhead's binding view lost its security barrier or its filter on the querying role, so a tenant may read other roles' bindings: re-run `bulkhead up` to reinstall it");
+            }
+            continue;
+        }
         if v.get::<_, String>("kind") == "m" {
             report.found(Level::Fail, Check::InvokerViews, target, &rel, "a materialized view readable by tenants holds rows without row-level security: revoke it from tenants");
         } else if !v

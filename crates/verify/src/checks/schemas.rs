@@ -1,8 +1,7 @@
-//! Tenant schemas of a pool database: USAGE on `t_<id>` only for that tenant's own roles.
+//! Tenant schemas of a pool database: USAGE on `t_<h>` only for that tenant's own roles.
 
 use tokio_postgres::Client;
 
-use super::tenant_hex;
 use crate::report::{Check, Level};
 use crate::{Report, Scope};
 
@@ -25,10 +24,12 @@ pub(super) async fn check(
     for row in client.query(USAGE, &[]).await? {
         let schema: String = row.get("nspname");
         let grantee: String = row.get("grantee");
-        let own = tenant_hex(&schema);
+        let own = scope.known.tenant_of(&schema);
         let wrong = if row.get::<_, bool>("to_public") {
             Some("PUBLIC".to_string())
-        } else if grantee.starts_with("bh_") && tenant_hex(&grantee) != own {
+        } else if grantee.starts_with("bh_")
+            && (own.is_none() || scope.known.tenant_of(&grantee) != own)
+        {
             // Another tenant's role, or a group that tenants share.
             Some(grantee)
         } else {
