@@ -86,7 +86,36 @@ fn slugs_shaped_like_tenant_ids_are_refused_by_the_cli_and_the_api() {
         );
         let out = up.cli(&["tenant", "rename", "acme", &slug]);
         assert_ne!(out.code, 0, "rename to {slug} was accepted");
+        let out = up.cli(&["tenant", "clone", "acme", &slug]);
+        assert_ne!(out.code, 0, "clone as {slug} was accepted");
+        assert!(
+            out.stderr.contains("may not look like a tenant id"),
+            "{}",
+            out.stderr
+        );
     }
+    let archive = ws.path().join("acme.bhb");
+    ok(up.cli(&[
+        "tenant",
+        "backup",
+        "acme",
+        "--output",
+        archive.to_str().expect("utf8"),
+    ]));
+    let out = up.cli(&[
+        "tenant",
+        "restore",
+        "acme",
+        archive.to_str().expect("utf8"),
+        "--as-new",
+        &hex,
+    ]);
+    assert_ne!(out.code, 0, "restore --as-new an id was accepted");
+    assert!(
+        out.stderr.contains("may not look like a tenant id"),
+        "{}",
+        out.stderr
+    );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let r = up
@@ -99,6 +128,17 @@ fn slugs_shaped_like_tenant_ids_are_refused_by_the_cli_and_the_api() {
                 &format!(r#"{{"slug": "{hex}"}}"#),
             )
             .await;
+        assert_eq!(r.status().as_u16(), 400, "{:?}", r.text().await);
+        let r = reqwest::Client::new()
+            .post(format!(
+                "{}/v1/tenants/acme/restore?as_new={{{acme}}}",
+                up.api_url
+            ))
+            .bearer_auth(up.api_token())
+            .body(std::fs::read(&archive).expect("archive"))
+            .send()
+            .await
+            .expect("post");
         assert_eq!(r.status().as_u16(), 400, "{:?}", r.text().await);
         // A plain rename works, and the old slug no longer names the tenant.
         let r = up

@@ -150,7 +150,7 @@ async fn escapes_are_refused_over_the_wire_and_the_session_goes_on() {
         "RESET ROLE",
         "SET LOCAL bulkhead.tenant_id = '00000000-0000-0000-0000-000000000000'",
         "SELECT set_config('role', 'postgres', true)",
-        "SET search_path = public",
+        "SET search_path = pg_temp, public",
         "DO $$ BEGIN END $$",
     ] {
         let err = c.simple_query(sql).await.expect_err(sql);

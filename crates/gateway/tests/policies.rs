@@ -145,6 +145,24 @@ async fn a_first_token_provisions_its_tenant_once_under_concurrent_requests() {
         .expect("provisioned by SET LOCAL");
     assert!(names(&svc).await.is_empty());
     svc.batch_execute("COMMIT").await.expect("commit");
+    // A claimed slug shaped like a tenant id (here: an existing tenant's) names nothing new.
+    let third = TenantId::random();
+    let forged = sign(serde_json::json!({
+        "tenant_id": third.to_string(), "exp": now() + 60,
+        "tenant_slug": fresh.simple()
+    }));
+    let e = connect(&env, &forged)
+        .await
+        .expect_err("id-shaped slug claim");
+    assert_eq!(code(&e), "28000", "{e:?}");
+    assert!(
+        format!("{e:?}").contains("may not look like a tenant id"),
+        "{e:?}"
+    );
+    assert!(
+        env.dir.tenant(&TenantRef::Id(third)).await.is_err(),
+        "nothing created"
+    );
 }
 
 fn limited(settings: &mut bulkhead_gateway::GatewaySettings, _: &bulkhead_directory::Directory) {

@@ -82,6 +82,30 @@ pub enum BackendMessage {
     Other(u8),
 }
 
+/// The values of a DataRow frame as text (None: NULL); None when it is not a well-formed
+/// DataRow of text values.
+pub fn data_row_texts(frame: &Frame) -> Option<Vec<Option<String>>> {
+    if frame.tag != b'D' {
+        return None;
+    }
+    let body = &frame.body[..];
+    let n = i16::from_be_bytes(body.get(..2)?.try_into().ok()?);
+    let mut at = 2;
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let len = i32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?);
+        at += 4;
+        if len < 0 {
+            out.push(None);
+            continue;
+        }
+        let v = body.get(at..at + len as usize)?;
+        at += len as usize;
+        out.push(Some(String::from_utf8(v.to_vec()).ok()?));
+    }
+    (at == body.len()).then_some(out)
+}
+
 impl BackendMessage {
     /// Decodes a frame received from a server.
     pub fn decode(frame: &Frame) -> Result<BackendMessage, ProtocolError> {

@@ -115,6 +115,36 @@ pub mod backend {
             b.put_u8(0);
         });
     }
+    /// RowDescription of text columns of type `type_oid` (25 = text, 2278 = void).
+    pub fn row_description(buf: &mut BytesMut, columns: &[(&str, u32)]) {
+        message(buf, b'T', |b| {
+            b.put_i16(columns.len() as i16);
+            for (name, oid) in columns {
+                cstr(b, name);
+                b.put_i32(0); // table oid
+                b.put_i16(0); // column number
+                b.put_u32(*oid);
+                b.put_i16(-1); // type size
+                b.put_i32(-1); // type modifier
+                b.put_i16(0); // text format
+            }
+        });
+    }
+    /// DataRow of text values (None: NULL).
+    pub fn data_row(buf: &mut BytesMut, values: &[Option<&str>]) {
+        message(buf, b'D', |b| {
+            b.put_i16(values.len() as i16);
+            for v in values {
+                match v {
+                    Some(v) => {
+                        b.put_i32(v.len() as i32);
+                        b.put_slice(v.as_bytes());
+                    }
+                    None => b.put_i32(-1),
+                }
+            }
+        });
+    }
     /// CommandComplete.
     pub fn command_complete(buf: &mut BytesMut, tag: &str) {
         message(buf, b'C', |b| cstr(b, tag));

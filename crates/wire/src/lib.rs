@@ -13,7 +13,7 @@ mod frontend;
 mod sqlstate;
 mod startup;
 
-pub use backend::{BackendMessage, ErrorFields, TransactionStatus};
+pub use backend::{data_row_texts, BackendMessage, ErrorFields, TransactionStatus};
 pub use encode::{backend as to_client, frontend as to_server};
 pub use error::ProtocolError;
 pub use frame::{Frame, MAX_MESSAGE_LEN};

@@ -43,9 +43,17 @@ pub struct ServerConn {
     pub prepared: HashSet<String>,
     /// The tenant context its session holds.
     pub held: HeldContext,
+    /// The client session settings its session holds (see `session/settings.rs`).
+    pub settings: SessionValues,
     /// When it was last given back to its pool.
     pub idle_since: std::time::Instant,
 }
+
+/// Session settings a backend connection holds, as far as the gateway knows: a name absent
+/// is at the server's default; `Some(v)` holds `v`; `None` is unknown (a client changed it
+/// and the value has not been read back).
+#[derive(Debug, Default, Clone)]
+pub struct SessionValues(pub std::collections::BTreeMap<String, Option<String>>);
 
 fn backend_err(what: &str, e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Backend(format!("{what}: {e}"))
@@ -84,6 +92,7 @@ impl ServerConn {
             key: (0, Bytes::new()),
             prepared: HashSet::new(),
             held: HeldContext::default(),
+            settings: SessionValues::default(),
             idle_since: std::time::Instant::now(),
         };
         let mut out = BytesMut::new();

@@ -4,6 +4,6 @@ mod conn;
 mod held;
 mod pool;
 
-pub use conn::{BackendTarget, ServerConn};
+pub use conn::{BackendTarget, ServerConn, SessionValues};
 pub use held::HeldContext;
 pub use pool::{Leased, PoolSettings, Pools};

@@ -374,6 +374,7 @@ async fn serve_client(
             logged_in.service,
             logged_in.identity,
             slot,
+            logged_in.settings,
         )
         .run(),
         span,

@@ -1,7 +1,8 @@
 //! Startup and login: answer SSL requests (TLS when configured, `N` otherwise) and GSS
-//! requests with `N`, read the startup parameters (only `database`, `user` and
-//! `application_name` matter; `options` and every other parameter are ignored, so no client
-//! can set a server setting that way), then authenticate: SCRAM-SHA-256 when the user name
+//! requests with `N`, read the startup parameters (`database`, `user`, and the session
+//! settings a client may choose — `TimeZone`, `DateStyle`, `application_name`, `-c` options of
+//! allowed names … — which become its virtual session, see `session/settings.rs`; every
+//! other parameter is ignored, so no client can set who it is that way), then authenticate: SCRAM-SHA-256 when the user name
 //! is one of the service's credentials, a cleartext tenant key or token otherwise.
 
 use bulkhead_model::ServiceName;
@@ -17,6 +18,8 @@ pub(super) struct LoggedIn {
     pub service: String,
     pub pid: i32,
     pub secret: [u8; 4],
+    /// The session settings of its startup packet.
+    pub settings: crate::session::ClientSettings,
 }
 
 /// Logs a client in. A cancel request (which comes on a connection of its own) is handled
@@ -117,15 +120,29 @@ pub(super) async fn login(
     if version.is_empty() {
         version = "15";
     }
-    for (k, v) in [
-        ("server_version", version),
-        ("server_encoding", "UTF8"),
-        ("client_encoding", "UTF8"),
-        ("DateStyle", "ISO, MDY"),
-        ("integer_datetimes", "on"),
-        ("standard_conforming_strings", "on"),
-        ("application_name", get("application_name").unwrap_or("")),
-    ] {
+    let settings = crate::session::ClientSettings::from_startup(&params);
+    let chosen = |name: &str, default: &'static str| -> String {
+        settings
+            .values
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    };
+    let mut reported = vec![
+        ("server_version", version.to_string()),
+        ("server_encoding", "UTF8".into()),
+        ("client_encoding", "UTF8".into()),
+        ("DateStyle", chosen("datestyle", "ISO, MDY")),
+        ("IntervalStyle", chosen("intervalstyle", "postgres")),
+        ("integer_datetimes", "on".into()),
+        ("standard_conforming_strings", "on".into()),
+        ("is_superuser", "off".into()),
+        ("application_name", settings.app_name.clone()),
+    ];
+    if let Some(tz) = settings.values.get("timezone") {
+        reported.push(("TimeZone", tz.clone()));
+    }
+    for (k, v) in &reported {
         to_client::parameter_status(&mut io.wbuf, k, v);
     }
     let secret: [u8; 4] = rand::random();
@@ -138,6 +155,7 @@ pub(super) async fn login(
         service: service.to_string(),
         pid,
         secret,
+        settings,
     })
 }
 

@@ -161,7 +161,7 @@ fn shape_entry(checked: &Checked, tokens: &[ScanToken]) -> Option<ShapeEntry> {
         && checked.effects.iter().all(|e| match e {
             TxEffect::None | TxEffect::Commit | TxEffect::Rollback => true,
             TxEffect::Begin(options) => *options == BeginOptions::default(),
-            TxEffect::Context(_) => false,
+            TxEffect::Context(_) | TxEffect::Session(_) => false,
         });
     if !token_free {
         return None;

@@ -21,7 +21,7 @@
 mod cache;
 mod functions;
 mod quick;
-mod statements;
+pub(crate) mod statements;
 
 use bulkhead_wire::SqlState;
 
@@ -36,8 +36,50 @@ pub enum TxEffect {
     Rollback,
     /// A context statement, answered by the gateway itself.
     Context(ContextSet),
+    /// A statement about the client's own session, answered by the gateway itself.
+    Session(SessionOp),
     /// Anything else.
     None,
+}
+
+/// Statements about the client's session that the gateway answers for its virtual session
+/// (see `session/settings.rs`): pool resets, `application_name`, and settings whose only
+/// allowed value is the one the gateway already uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionOp {
+    /// `RESET ALL`: the client's settings go back to those of its startup packet.
+    ResetAll,
+    /// `DISCARD ALL`: RESET ALL, and the client's prepared statements are forgotten.
+    DiscardAll,
+    /// `DEALLOCATE ALL`: the client's prepared statements are forgotten.
+    DeallocateAll,
+    /// `SET application_name` (None: RESET / DEFAULT): the client's own name.
+    AppName(Option<String>),
+    /// `SHOW application_name`.
+    ShowAppName,
+    /// `SELECT pg_advisory_unlock_all()` alone: session advisory locks cannot be taken
+    /// through the gateway, so there are none to unlock.
+    UnlockAll,
+    /// A statement with nothing to do through the gateway, answered with its tag:
+    /// `CLOSE ALL`, `UNLISTEN *` (LISTEN is refused), `DISCARD PLANS|SEQUENCES|TEMP`, and SET
+    /// of `search_path`, `standard_conforming_strings` or `client_encoding` to the value the
+    /// gateway already uses.
+    Noop(&'static str),
+}
+
+impl SessionOp {
+    /// The command tag PostgreSQL answers the statement with.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            SessionOp::ResetAll => "RESET",
+            SessionOp::DiscardAll => "DISCARD ALL",
+            SessionOp::DeallocateAll => "DEALLOCATE ALL",
+            SessionOp::AppName(_) => "SET",
+            SessionOp::ShowAppName => "SHOW",
+            SessionOp::UnlockAll => "SELECT 1",
+            SessionOp::Noop(tag) => tag,
+        }
+    }
 }
 
 /// The options of a BEGIN, from which the gateway writes its own BEGIN: client text is
@@ -128,6 +170,13 @@ pub struct Checked {
     pub notify: Vec<String>,
     /// Settings changed with SET LOCAL (lowercased): the tenant's limits may forbid some.
     pub settings: Vec<String>,
+    /// Session settings changed (SET, RESET, SET SESSION CHARACTERISTICS; lowercased): the
+    /// session reads their values back when the transaction is over.
+    pub session_settings: Vec<String>,
+    /// When every statement is a session SET or RESET of an allowed setting with a constant
+    /// value: each (name, value; None for RESET). A session with no tenant chosen yet (a
+    /// service login) keeps them without a backend; they are checked when first applied.
+    pub session_values: Option<Vec<(String, Option<String>)>>,
     /// The verdict depends on a constant's value (a `pg_notify` channel): never kept by shape.
     pub by_value: bool,
 }
@@ -162,8 +211,10 @@ pub fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
         )
     })?;
     functions::check(&tree, &mut checked)?;
+    let mut values = Some(Vec::new());
     for raw in &parsed.protobuf.stmts {
         let node = raw.stmt.as_ref().and_then(|s| s.node.as_ref());
+        let before = checked.session_settings.len();
         if matches!(node, Some(pg_query::NodeEnum::CopyStmt(c)) if c.is_from) {
             checked.copy_in = true;
         }
@@ -172,7 +223,15 @@ pub fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
         checked
             .starts
             .push(usize::try_from(raw.stmt_location).unwrap_or(0));
+        values = values.and_then(|mut vs| {
+            let value = statements::session_value(node)?;
+            (checked.session_settings.len() == before + 1).then(|| {
+                vs.push((checked.session_settings[before].clone(), value));
+                vs
+            })
+        });
     }
+    checked.session_values = values.filter(|v| !v.is_empty());
     Ok(checked)
 }
 
@@ -189,11 +248,10 @@ mod tests {
             "SET U&\"rol\\0065\" TO other",
             "RESET ROLE",
             "SET SESSION AUTHORIZATION other",
-            "SET LOCAL search_path = public",
+            "SET LOCAL search_path = t_other, public",
             "SET search_path TO t_other",
             "SET LOCAL bulkhead.tenant_id = '00000000-0000-0000-0000-000000000000'",
             "SET LOCAL \"Bulkhead\".\"Tenant_Id\" = 'x'",
-            "RESET ALL",
             "SELECT set_config('role', 'x', true)",
             "SELECT pg_catalog.set_config('bulkhead.tenant_id', 'x', true)",
             "SELECT 1; SET ROLE other",
@@ -268,7 +326,10 @@ mod tests {
             ),
             ("SELECT pg_advisory_lock(1)", "advisory_lock"),
             ("SELECT pg_try_advisory_xact_lock(1)", "advisory_lock"),
-            ("SELECT PG_ADVISORY_UNLOCK_ALL()", "advisory_lock"),
+            (
+                "SELECT PG_ADVISORY_UNLOCK_ALL(), pg_advisory_lock(1)",
+                "advisory_lock",
+            ),
             ("SELECT pg_terminate_backend(1)", "server_admin"),
             ("SELECT pg_reload_conf()", "server_admin"),
             (
@@ -305,14 +366,13 @@ mod tests {
                 "server_admin",
             ),
             ("LISTEN events", "listen"),
-            ("UNLISTEN *", "listen"),
+            ("UNLISTEN events", "listen"),
             (
                 "SET LOCAL standard_conforming_strings = off",
                 "context_setting",
             ),
             ("SET LOCAL client_encoding = 'SJIS'", "context_setting"),
             ("SET LOCAL backslash_quote = on", "context_setting"),
-            ("SET LOCAL application_name = 'x'", "context_setting"),
             (
                 "SET LOCAL session_replication_role = replica",
                 "context_setting",
@@ -354,13 +414,64 @@ mod tests {
     }
 
     #[test]
+    fn the_clients_own_session_is_kept_and_pool_resets_are_answered() {
+        use SessionOp as S;
+        for (sql, op) in [
+            ("RESET ALL", S::ResetAll),
+            ("DISCARD ALL", S::DiscardAll),
+            ("DEALLOCATE ALL", S::DeallocateAll),
+            ("CLOSE ALL", S::Noop("CLOSE CURSOR ALL")),
+            ("UNLISTEN *", S::Noop("UNLISTEN")),
+            ("SELECT pg_advisory_unlock_all()", S::UnlockAll),
+            (
+                "SET application_name = 'web'",
+                S::AppName(Some("web".into())),
+            ),
+            (
+                "SET LOCAL application_name = 'web'",
+                S::AppName(Some("web".into())),
+            ),
+            ("RESET application_name", S::AppName(None)),
+            ("SHOW application_name", S::ShowAppName),
+            ("SET search_path = \"$user\", public", S::Noop("SET")),
+            ("SET standard_conforming_strings = on", S::Noop("SET")),
+            ("SET client_encoding = 'UTF8'", S::Noop("SET")),
+            ("SET NAMES 'utf8'", S::Noop("SET")),
+        ] {
+            assert_eq!(check(sql).expect(sql), [TxEffect::Session(op)], "{sql}");
+        }
+        for (sql, name) in [
+            ("SET TIME ZONE 'UTC'", "timezone"),
+            ("SET SESSION DateStyle TO ISO", "datestyle"),
+            ("SET statement_timeout = 0", "statement_timeout"),
+            ("RESET lock_timeout", "lock_timeout"),
+            ("SET enable_seqscan = off", "enable_seqscan"),
+            ("SET work_mem = '64MB'", "work_mem"),
+        ] {
+            let c = inspect(sql).expect(sql);
+            assert_eq!(c.effects, [TxEffect::None], "{sql}");
+            assert_eq!(c.session_settings, [name], "{sql}");
+        }
+        assert_eq!(
+            check("SET work_mem = '8GB'").expect_err("too much").rule,
+            "work_mem"
+        );
+        let c = inspect("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+            .expect("characteristics");
+        assert!(c
+            .session_settings
+            .contains(&"default_transaction_isolation".into()));
+    }
+
+    #[test]
     fn session_state_is_refused_and_unparsable_text_fails_closed() {
         for sql in [
-            "SET statement_timeout = 0",
+            "SET max_parallel_workers_per_gather = 0",
+            "SET \"enable_x; DROP TABLE t\" = 1",
             "LISTEN x",
             "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
             "PREPARE p AS SELECT 1",
-            "DISCARD ALL",
+            "DEALLOCATE p",
         ] {
             assert_eq!(
                 check(sql).expect_err(sql).code,

@@ -39,6 +39,7 @@ impl Session {
         {
             Ok(leased) => {
                 self.backend = Some(leased);
+                self.plan_sync();
                 self.usage_leased();
                 if self.logged_tenant != Some(route.tenant) {
                     self.logged_tenant = Some(route.tenant);
@@ -209,8 +210,16 @@ impl Session {
 
     pub(super) async fn send_backend(&mut self, out: &[u8]) -> Result<(), GatewayError> {
         self.arm_deadline();
+        let sync = self.pending_sync.take();
         match self.backend.as_mut() {
-            Some(b) => b.conn().send(out).await,
+            Some(b) => match sync {
+                // The client's settings go first, in the same write.
+                Some(mut sync) => {
+                    sync.extend_from_slice(out);
+                    b.conn().send(&sync).await
+                }
+                None => b.conn().send(out).await,
+            },
             None => Err(GatewayError::Backend("no backend".into())),
         }
     }
@@ -241,6 +250,9 @@ impl Session {
                 Ok(f) => f,
                 Err(e) => return self.backend_lost(e).await,
             };
+            if self.sync_reply(&frame) {
+                continue;
+            }
             if frame.tag == b'S' && self.held_parameter(&frame) {
                 continue;
             }
@@ -338,6 +350,10 @@ impl Session {
         e: GatewayError,
     ) -> Result<TransactionStatus, GatewayError> {
         tracing::warn!(tenant = ?self.ctx.tenant(), error = %e, "backend connection lost");
+        // What the transaction changed was lost with it.
+        self.settings.touched.clear();
+        self.settings.syncing = false;
+        self.pending_sync = None;
         if self.backend.is_some() {
             self.meter_transaction();
         }
@@ -380,9 +396,14 @@ impl Session {
         if self.backend.is_some() {
             self.meter_transaction();
         }
+        let reusable =
+            status == TransactionStatus::Idle && !cancelled && self.read_settings_back().await;
+        self.settings.touched.clear();
+        self.settings.syncing = false;
+        self.pending_sync = None;
         if let Some(b) = self.backend.take() {
             // After a limit's cancel the connection is closed: the cancel might still land.
-            if status == TransactionStatus::Idle && !cancelled {
+            if reusable {
                 b.give_back();
             }
         }

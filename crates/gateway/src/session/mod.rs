@@ -19,8 +19,11 @@ mod context;
 mod limit;
 mod prepared;
 mod rules;
+mod settings;
 mod usage;
 mod virtuals;
+
+pub(crate) use settings::ClientSettings;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,7 +35,7 @@ use crate::auth::Identity;
 use crate::backend::Leased;
 use crate::expect::{Expect, Expectations, Shape, Synth};
 use crate::frontend::{ClientIo, GatewayState};
-use crate::guard::{self, Checked, Refusal, TxEffect};
+use crate::guard::{self, Checked, Refusal, SessionOp, TxEffect};
 use crate::route::Route;
 use crate::GatewayError;
 use context::TenantContext;
@@ -75,6 +78,10 @@ pub struct Session {
     usage: usage::SessionUsage,
     /// The tenant the session's log span names (recorded again only when it changes).
     logged_tenant: Option<bulkhead_model::TenantId>,
+    /// The client's own session settings.
+    settings: ClientSettings,
+    /// What gives the leased connection the client's settings, sent before the next write.
+    pending_sync: Option<BytesMut>,
 }
 
 /// What a unit sent in part has done so far.
@@ -95,6 +102,7 @@ impl Session {
         service: String,
         identity: Identity,
         cancel: crate::cancel::Slot,
+        settings: ClientSettings,
     ) -> Self {
         let ctx = TenantContext::new(identity, state.watch.global());
         let stats = state.metrics.service(&service);
@@ -121,6 +129,8 @@ impl Session {
             deadline: None,
             limit_cancelled: false,
             usage: Default::default(),
+            settings,
+            pending_sync: None,
         }
     }
 
@@ -305,6 +315,15 @@ impl Session {
             let misplaced = match e {
                 TxEffect::Begin(_) => i != 0,
                 TxEffect::Commit | TxEffect::Rollback => i + 1 != n,
+                // Sent to the backend, where it is harmless (extended protocol only).
+                TxEffect::Session(SessionOp::UnlockAll | SessionOp::ShowAppName) => false,
+                TxEffect::Session(op) => {
+                    return Err(Refusal {
+                        code: SqlState::FeatureNotSupported,
+                        rule: "session_order",
+                        message: format!("through the gateway, {} must come before the other statements of a query string (or be sent on its own)", op.tag()),
+                    })
+                }
                 TxEffect::Context(_) => {
                     return Err(Refusal {
                         code: SqlState::FeatureNotSupported,
@@ -419,6 +438,11 @@ impl Session {
                     }
                     Synth::Complete(context::command_tag(c)).write(&mut self.io.wbuf);
                 }
+                TxEffect::Session(op) => {
+                    if let Err(r) = self.session_op(op, true) {
+                        return self.refuse(r).await;
+                    }
+                }
                 TxEffect::Commit | TxEffect::Rollback if self.backend.is_none() && i + 1 == n => {
                     if !self.explicit {
                         self.io.notice(
@@ -452,6 +476,21 @@ impl Session {
             Ok(e) => e,
             Err(r) => return self.refuse(r).await,
         };
+        if let (Some(values), None) = (&checked.session_values, self.ctx.tenant()) {
+            if i == 0 && self.backend.is_none() {
+                // No tenant to run them for yet: kept, and applied with the first
+                // transaction (where the server checks them).
+                for (name, value) in values {
+                    self.settings.set(name, value.as_deref());
+                    let tag = if value.is_some() { "SET" } else { "RESET" };
+                    to_client::command_complete(&mut self.io.wbuf, tag);
+                }
+                return self.ready(self.status()).await;
+            }
+        }
+        self.settings
+            .touched
+            .extend(checked.session_settings.iter().cloned());
         let rest = &sql[checked.starts[i]..];
         if self.backend.is_some() {
             let mut out = BytesMut::new();
@@ -554,7 +593,13 @@ impl Session {
                 return self.answer_context_error(e).await;
             }
             let executed = self.executed(&batch, &parsed, &virtuals);
-            if let Err(r) = self.judge(&executed) {
+            let judged = self
+                .judge(&executed)
+                .and_then(|()| self.session_ops(&virtuals.session_ops));
+            self.settings
+                .touched
+                .extend(executed.session_settings.iter().cloned());
+            if let Err(r) = judged {
                 // Nothing more of the unit runs: its Sync ends it like a refusal's.
                 self.partial = Some(partial);
                 self.refuse_partial(r).await?;
@@ -576,6 +621,12 @@ impl Session {
         if let Err(r) = self.judge(&executed) {
             return self.refuse(r).await;
         }
+        if let Err(r) = self.session_ops(&virtuals.session_ops) {
+            return self.refuse(r).await;
+        }
+        self.settings
+            .touched
+            .extend(executed.session_settings.iter().cloned());
         if virtuals.all() || (batch.is_empty() && self.backend.is_none()) {
             self.answer_virtual(&batch, &parsed, &virtuals);
             if !self.explicit {
@@ -649,6 +700,9 @@ impl Session {
             let r = context::refusal_of(e);
             return self.refuse_partial(r).await;
         }
+        if let Err(r) = self.session_ops(&virtuals.session_ops) {
+            return self.refuse_partial(r).await;
+        }
         if self.partial.is_none() && self.backend.is_none() && virtuals.all() {
             // Nothing needs the backend yet.
             self.answer_virtual(&batch, &parsed, &virtuals);
@@ -658,6 +712,9 @@ impl Session {
         if let Err(r) = self.judge(&executed) {
             return self.refuse_partial(r).await;
         }
+        self.settings
+            .touched
+            .extend(executed.session_settings.iter().cloned());
         let opening = self.partial.is_none() && self.backend.is_none();
         // A BEGIN that opens the unit: the gateway's own BEGIN carries its options, and the
         // warning of the client's (inside it) is muted.

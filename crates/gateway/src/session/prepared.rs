@@ -74,6 +74,8 @@ impl Session {
                     out.ddl |= c.ddl;
                     out.notify.extend(c.notify.iter().cloned());
                     out.settings.extend(c.settings.iter().cloned());
+                    out.session_settings
+                        .extend(c.session_settings.iter().cloned());
                 }
                 _ => {}
             }

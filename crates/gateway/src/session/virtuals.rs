@@ -1,5 +1,6 @@
 //! Extended-protocol messages the gateway answers itself: those of context statements
-//! (`SET [LOCAL] bulkhead.tenant|token`), which drivers send like any other statement
+//! (`SET [LOCAL] bulkhead.tenant|token`) and of statements about the client's own session
+//! (pool resets, `SET application_name`, see `settings.rs`), which drivers send like any other statement
 //! (Parse, Bind, Describe, Execute, Close). They never reach the backend; their replies
 //! take their place among the backend's (see [`crate::expect`]).
 
@@ -10,7 +11,7 @@ use bulkhead_wire::{FrontendMessage, SqlState};
 use super::prepared::ClientStatement;
 use super::Session;
 use crate::expect::Synth;
-use crate::guard::{Checked, ContextSet, Refusal, TxEffect};
+use crate::guard::{Checked, ContextSet, Refusal, SessionOp, TxEffect};
 
 /// Which messages of a unit the gateway answers, and the context statements it executes.
 #[derive(Debug, Default)]
@@ -19,6 +20,8 @@ pub(super) struct Virtuals {
     pub replies: Vec<Option<Vec<Synth>>>,
     /// The context statements executed, in order.
     pub contexts: Vec<ContextSet>,
+    /// The session statements executed, in order.
+    pub session_ops: Vec<SessionOp>,
 }
 
 impl Virtuals {
@@ -33,10 +36,23 @@ impl Virtuals {
     }
 }
 
-/// The context statement a checked text is, alone.
-fn context_of(c: &Checked) -> Option<&ContextSet> {
+/// A statement the gateway answers itself in the extended protocol.
+#[derive(Clone, Copy)]
+enum Virtual<'a> {
+    Context(&'a ContextSet),
+    Session(&'a SessionOp),
+}
+
+/// The statement the gateway answers that a checked text is, alone. (`SHOW
+/// application_name` and `SELECT pg_advisory_unlock_all()` return rows: in the extended
+/// protocol they go to the backend, where the second is harmless and the first shows the
+/// connection's name.)
+fn context_of(c: &Checked) -> Option<Virtual<'_>> {
     match c.effects.as_slice() {
-        [TxEffect::Context(set)] => Some(set),
+        [TxEffect::Context(set)] => Some(Virtual::Context(set)),
+        [TxEffect::Session(op)] if !matches!(op, SessionOp::ShowAppName | SessionOp::UnlockAll) => {
+            Some(Virtual::Session(op))
+        }
         _ => None,
     }
 }
@@ -72,7 +88,7 @@ impl Session {
         let statements = &self.statements;
         let mut unnamed: &Checked = &self.unnamed;
         // Portal → (its context statement, whether it is a BEGIN).
-        let mut portals: HashMap<&str, (Option<&ContextSet>, bool)> = HashMap::new();
+        let mut portals: HashMap<&str, (Option<Virtual>, bool)> = HashMap::new();
         let mut data_executed = false;
         for m in batch {
             let context_of_statement = |name: &str, unnamed: &Checked| -> bool {
@@ -126,7 +142,11 @@ impl Session {
                     .and_then(|p| p.0)
                     .map(|_| vec![Synth::NoData]),
                 FrontendMessage::Execute { portal, .. } => match portals.get(portal.as_str()) {
-                    Some((Some(ctx), _)) => {
+                    Some((Some(Virtual::Session(op)), _)) => {
+                        v.session_ops.push((*op).clone());
+                        Some(vec![Synth::Complete(op.tag())])
+                    }
+                    Some((Some(Virtual::Context(ctx)), _)) => {
                         if data_executed {
                             return Err(Refusal {
                                 code: SqlState::FeatureNotSupported,
