@@ -2,7 +2,7 @@
 # Installs what building and testing Bulkhead needs and a fresh Debian/Ubuntu machine lacks:
 # PostgreSQL server binaries (no cluster is created or started: Bulkhead runs its own),
 # libclang (the SQL parser's build uses bindgen), PgBouncer (the benchmark baseline),
-# python3 and psycopg 3 (a second-language driver in the gateway tests), openssl (the TLS and
+# python3, Node.js and the drivers of the gateway's driver matrix (PyPI, npm), openssl (the TLS and
 # token tests make their keys with it), CA certificates (for pip), procps (pgrep, for CI's
 # leftover-server check).
 # Idempotent: installs only what is missing.
@@ -24,6 +24,13 @@ command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# Node.js and npm: the driver matrix runs node-postgres and knex.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+# Java, Debian's pgJDBC, Ruby's pg and ActiveRecord: the rest of the driver matrix.
+command -v java >/dev/null 2>&1 || missing+=(default-jdk-headless)
+[ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
+ruby -e 'require "pg"; require "active_record"' >/dev/null 2>&1 || missing+=(ruby-pg ruby-activerecord)
 # CA certificates: pip fetches psycopg from PyPI over TLS (apt installs without recommends).
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 # pgrep: .ci/run checks that no test server outlives the suite.
@@ -53,12 +60,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# psycopg 3 (the Python driver the gateway tests run) from PyPI.
-if command -v python3 >/dev/null 2>&1 && ! python3 -c "import psycopg" >/dev/null 2>&1; then
-  echo "setup: installing psycopg[binary] from PyPI" >&2
-  python3 -m pip install -q "psycopg[binary]" 2>/dev/null \
-    || python3 -m pip install -q --user --break-system-packages "psycopg[binary]" \
-    || { echo "Bulkhead's tests need psycopg 3: python3 -m pip install 'psycopg[binary]'" >&2; exit 1; }
+# The Python drivers and ORMs the gateway's driver matrix runs, from PyPI: psycopg 3,
+# asyncpg, SQLAlchemy 2 on psycopg2, Django.
+python_drivers=("psycopg[binary]" asyncpg "sqlalchemy>=2" psycopg2-binary "django>=4.2")
+if command -v python3 >/dev/null 2>&1 \
+  && ! python3 -c "import psycopg, asyncpg, sqlalchemy, psycopg2, django" >/dev/null 2>&1; then
+  echo "setup: installing ${python_drivers[*]} from PyPI" >&2
+  python3 -m pip install -q "${python_drivers[@]}" 2>/dev/null \
+    || python3 -m pip install -q --user --break-system-packages "${python_drivers[@]}" \
+    || { echo "Bulkhead's tests need: python3 -m pip install ${python_drivers[*]}" >&2; exit 1; }
+fi
+
+# The Node.js drivers of the matrix (pg, knex), from npm, into the drivers folder.
+drivers="$(cd "$(dirname "$0")/.." && pwd)/crates/gateway/tests/drivers"
+if [ ! -d "$drivers/node_modules/pg" ] || [ ! -d "$drivers/node_modules/knex" ]; then
+  echo "setup: installing the Node.js drivers (npm ci)" >&2
+  (cd "$drivers" && npm ci --no-audit --no-fund --silent)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

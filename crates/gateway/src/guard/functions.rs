@@ -130,6 +130,18 @@ fn notify_channel(call: &serde_json::Map<String, Value>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The setting `set_config(name, value, is_local)` changes when `name` is a string constant
+/// naming a setting the client's session may keep (not `application_name`, which is the
+/// gateway's, nor `work_mem`, whose value is bounded and must be a SET's constant).
+fn kept_setting(call: &serde_json::Map<String, Value>) -> Option<String> {
+    let name = notify_channel(call)?.to_ascii_lowercase();
+    let kept = super::statements::SESSION_SETTINGS.contains(&name.as_str())
+        && !matches!(name.as_str(), "application_name" | "work_mem");
+    let planner =
+        name.starts_with("enable_") && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    (kept || planner).then_some(name)
+}
+
 /// Checks every function call in `tree` (a serialised parse tree); NOTIFY channels named by
 /// `pg_notify` go into `checked`.
 pub(super) fn check(tree: &Value, checked: &mut Checked) -> Result<(), Refusal> {
@@ -160,6 +172,15 @@ fn check_call(call: &serde_json::Map<String, Value>, checked: &mut Checked) -> R
             "the gateway could not tell which function this statement calls",
         ));
     };
+    if name == "set_config" {
+        if let Some(setting) = kept_setting(call) {
+            // A setting the client's session keeps (asyncpg turns jit off this way): the
+            // value, whatever its scope, is read back when the transaction is over.
+            checked.session_settings.push(setting);
+            checked.by_value = true;
+            return Ok(());
+        }
+    }
     if let Some(r) = RULES.iter().find(|r| (r.matches)(&name)) {
         return Err(refuse(r.code, r.rule, r.message));
     }

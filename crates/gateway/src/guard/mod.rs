@@ -456,6 +456,19 @@ mod tests {
             check("SET work_mem = '8GB'").expect_err("too much").rule,
             "work_mem"
         );
+        // set_config of a kept setting, as asyncpg sends it; never of one that decides who
+        // the session is, nor with the name as a parameter.
+        let c = inspect("SELECT current_setting('jit'), set_config('jit', 'off', false)")
+            .expect("asyncpg's jit");
+        assert_eq!(c.session_settings, ["jit"]);
+        assert!(c.by_value, "judged by the setting's name");
+        for sql in [
+            "SELECT set_config('role', 'x', false)",
+            "SELECT set_config('application_name', 'x', false)",
+            "SELECT set_config($1, 'off', false)",
+        ] {
+            assert_eq!(check(sql).expect_err(sql).rule, "set_config", "{sql}");
+        }
         let c = inspect("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE")
             .expect("characteristics");
         assert!(c

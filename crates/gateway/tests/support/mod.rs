@@ -145,6 +145,30 @@ pub async fn run_driver(env: &Env, script: &str, user: &str, password: &str, arg
     );
 }
 
+/// Runs `command` (a program and its script in `tests/drivers`, where it runs) with the
+/// gateway's host, port and service and `keys` (one per tenant); it must exit 0 and print
+/// "ok".
+pub async fn run_matrix(env: &Env, command: &[&str], keys: &[String]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers");
+    let (program, script) = (command[0], command[command.len() - 1]);
+    let out = tokio::process::Command::new(program)
+        .args(&command[1..])
+        .arg("127.0.0.1")
+        .arg(env.port.to_string())
+        .arg(&env.service)
+        .args(keys)
+        .current_dir(&dir)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{program} runs (scripts/setup.sh installs the drivers): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("ok"),
+        "{script} failed:\n{stdout}\n{stderr}"
+    );
+}
+
 pub const PASSWORD: &str = "a-service-password-for-the-tests-0123";
 pub const SECRET: &str = "an-hs256-secret-for-the-service-tests-0123";
 
