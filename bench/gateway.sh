@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The gateway against direct connections and PgBouncer (transaction pooling, same pool size),
-# all in one run on one machine. Prints markdown tables. Takes about 4 minutes.
+# all in one run on one machine, then what clients' own session settings cost. Prints
+# markdown tables. Takes about 5 minutes.
 #   bench/gateway.sh [seconds per run, default 8]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -60,6 +61,24 @@ d=$(run direct 8 -S -C -M simple); g=$(run gateway 8 -S -C -M simple); p=$(run p
 python3 -c "d,g,p=$d,$g,$p; print(f'| select-only, new connection per transaction (-C) | 8 | {d} | {g} | {p} | {g/d:.2f} | {g/p:.2f} |')"
 d=$(run direct 16 -S -M prepared); g=$(run gateway 16 -S -M prepared)
 python3 -c "d,g=$d,$g; print(f'| select-only, -M prepared | 16 | {d} | {g} | (1.18 has no prepared statements in transaction mode) | {g/d:.2f} | - |')"
+
+# Virtual session state: two groups of 8 clients at once, each group with its own TimeZone
+# and statement_timeout (startup options, as drivers send them), sharing the gateway's pool,
+# so a connection often changes hands between the groups and gets the other's settings;
+# against the same two groups without settings.
+pair() { # PGOPTIONS-of-group-a PGOPTIONS-of-group-b
+  PGOPTIONS="$1" run gateway 8 -S -M simple > "$work/pair_a" &
+  local other=$!
+  PGOPTIONS="$2" run gateway 8 -S -M simple > "$work/pair_b"
+  wait "$other"
+  echo $(( $(cat "$work/pair_a") + $(cat "$work/pair_b") ))
+}
+echo
+echo "| select-only, 2 × 8 clients | gateway TPS | vs no settings |"
+echo "|---|---|---|"
+plain=$(pair "" "")
+own=$(pair "-c TimeZone=America/New_York -c statement_timeout=30s" "-c TimeZone=Asia/Tokyo -c statement_timeout=20s")
+python3 -c "p,o=$plain,$own; print(f'| no session settings | {p} | 1.00 |'); print(f'| each group its own TimeZone and statement_timeout | {o} | {o/p:.2f} |')"
 
 echo
 echo "| idle clients | gateway RSS before (KiB) | after (KiB) | KiB per idle client |"

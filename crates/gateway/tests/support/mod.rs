@@ -163,8 +163,9 @@ pub async fn run_matrix(env: &Env, command: &[&str], keys: &[String]) {
         .unwrap_or_else(|e| panic!("{program} runs (scripts/setup.sh installs the drivers): {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{script}:\n{stdout}");
     assert!(
-        out.status.success() && stdout.contains("ok"),
+        out.status.success() && stdout.lines().any(|l| l == "ok"),
         "{script} failed:\n{stdout}\n{stderr}"
     );
 }
