@@ -30,7 +30,11 @@ impl Session {
                 return Ok(false);
             }
         };
-        let holds = |c: &crate::backend::ServerConn| c.held.holds(&route);
+        // Preferred: a connection that already holds the tenant's context and the client's
+        // settings (then nothing is switched or applied).
+        let settings = &self.settings;
+        let holds =
+            |c: &crate::backend::ServerConn| c.held.holds(&route) && settings.held_by(&c.settings);
         match self
             .state
             .pools

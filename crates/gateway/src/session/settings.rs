@@ -100,6 +100,15 @@ impl ClientSettings {
         self.app_name = value.map_or_else(|| self.startup_app.clone(), str::to_string);
     }
 
+    /// True when `conn` holds exactly this client's settings (nothing to apply).
+    pub fn held_by(&self, conn: &SessionValues) -> bool {
+        conn.0.len() == self.values.len()
+            && self
+                .values
+                .iter()
+                .all(|(name, want)| conn.0.get(name).is_some_and(|v| v.as_ref() == Some(want)))
+    }
+
     /// The query that gives `conn` this client's settings, if they differ; remembered to
     /// be confirmed by [`Self::on_sync_reply`].
     pub fn sync_query(&mut self, conn: &SessionValues) -> Option<BytesMut> {

@@ -3,7 +3,7 @@
 //! grouped as data (`data.rs`: reads, writes, COPY, key probing), context (`context.rs`:
 //! settings, roles, search_path, other databases, tokens) and session state (`state.rs`:
 //! LISTEN/NOTIFY, advisory locks, other sessions' queries, prepared statements and cursors
-//! left on a pooled connection, cancel keys) and names (`names.rs`: a slug equal to the
+//! left on a pooled connection, another client's session settings, cancel keys) and names (`names.rs`: a slug equal to the
 //! other's id, the other's id read off the catalogs).
 //!
 //! A vector found later is added here when it is closed.
@@ -142,6 +142,9 @@ const PER_MODE: &[(&str, Vector)] = &[
         Box::pin(state::listen_notify(s, p))
     }),
     ("advisory locks", |s, p| Box::pin(state::advisory(s, p))),
+    ("another client's session settings", |s, p| {
+        Box::pin(state::session_settings(s, p))
+    }),
     ("other sessions' query text in pg_stat_activity", |s, p| {
         Box::pin(state::stat_activity(s, p))
     }),

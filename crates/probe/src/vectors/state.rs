@@ -219,3 +219,52 @@ pub(super) async fn cancel_other(setup: &Setup, pair: &Pair) -> Verdict {
         ),
     }
 }
+
+/// The attacker's session settings must never reach the victim's transactions on a shared
+/// connection, and a pool reset sent after a statement (where a server would reset the
+/// connection's role and search_path) must be refused.
+pub(super) async fn session_settings(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, &pair.a.key, "the attacker");
+    if let Err(e) = a
+        .batch_execute("SET TimeZone = 'Pacific/Chatham'; SET statement_timeout = '100ms'")
+        .await
+    {
+        return (
+            Outcome::Inconclusive,
+            format!("the attacker's own settings were refused: {}", describe(&e)),
+        );
+    }
+    let b = login!(setup, &pair.b.key, "the victim");
+    for _ in 0..4 {
+        // Interleaved, so a connection the attacker used serves the victim.
+        let _ = a.batch_execute("SELECT 1").await;
+        match texts(&b, "SHOW TimeZone").await {
+            Ok(zone) if zone.iter().any(|z| z == "Pacific/Chatham") => {
+                return (
+                    Outcome::Leak,
+                    "the victim got the attacker's TimeZone".into(),
+                )
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return (
+                    Outcome::Leak,
+                    format!("the victim's query failed: {}", describe(&e)),
+                )
+            }
+        }
+    }
+    match a.batch_execute("SELECT 1; RESET ALL").await {
+        Ok(()) => (
+            Outcome::Leak,
+            "RESET ALL after a statement reached the server".into(),
+        ),
+        Err(e) => (
+            Outcome::Blocked,
+            format!(
+                "each client sees its own settings; a trailing RESET ALL is refused: {}",
+                describe(&e)
+            ),
+        ),
+    }
+}
