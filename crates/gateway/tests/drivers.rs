@@ -72,28 +72,3 @@ async fn django_orm() {
     let keys = keys(&env, "dj").await;
     run_matrix(&env, &["python3", "matrix_django.py"], &keys).await;
 }
-
-#[tokio::test]
-async fn django_orm() {
-    let env = env("drv_django", 1).await;
-    let keys = keys(&env, "dj").await;
-    run_matrix(&env, &["python3", "matrix_django.py"], &keys).await;
-}
-
-/// psycopg2's own test suite, from its PyPI source distribution (scripts/setup.sh unpacks it
-/// into target/driver-suites), with a tenant login: every test passes but those listed in
-/// `tests/drivers/psycopg2_refused.txt`, each with why it is refused by design.
-#[tokio::test]
-async fn psycopg2s_own_test_suite() {
-    let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/driver-suites/psycopg2-2.9.10");
-    assert!(
-        suite.join("tests").is_dir(),
-        "run scripts/setup.sh: it unpacks psycopg2's source distribution into {}",
-        suite.display()
-    );
-    std::env::set_var("PSYCOPG2_SUITE", &suite);
-    let env = env("drv_psycopg2", 4).await;
-    let key = tenant_key(&env, "pg2-suite", Mode::Schema).await;
-    run_matrix(&env, &["python3", "psycopg2_suite.py"], &[key]).await;
-}
