@@ -363,3 +363,106 @@ async fn psycopg_service_login_chooses_tenants() {
     )
     .await;
 }
+
+/// A connect with `options=-c bulkhead.tenant=<slug>` (what a per-tenant connection string of
+/// a service credential carries): the session acts for that tenant from its first statement,
+/// a transaction may still choose another, and a tenant that is not served, or a tenant
+/// login naming another tenant, fails the login itself.
+#[tokio::test]
+async fn the_startup_packet_chooses_the_session_tenant() {
+    let env = env("svc_startup", 2).await;
+    credential(&env, "app_svc").await;
+    let a = tenant(&env, "start-a", Mode::Schema).await;
+    let b = tenant(&env, "start-b", Mode::Shared).await;
+    let connect_with = |user: &'static str, password: String, options: String| {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(env.port)
+            .dbname(&env.service)
+            .user(user)
+            .password(password)
+            .options(&options)
+            .connect_timeout(Duration::from_secs(5));
+        async move {
+            let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            Ok::<_, tokio_postgres::Error>(client)
+        }
+    };
+    let client = connect_with(
+        "app_svc",
+        PASSWORD.into(),
+        "-c bulkhead.tenant=start-a".into(),
+    )
+    .await
+    .expect("login with a startup tenant");
+    client
+        .execute("INSERT INTO customers (id, name) VALUES (1, 'a')", &[])
+        .await
+        .expect("insert for the startup tenant");
+    let tx_b = format!("BEGIN; SET LOCAL bulkhead.tenant = '{b}'; INSERT INTO customers (id, name) VALUES (2, 'b'); COMMIT");
+    client
+        .batch_execute(&tx_b)
+        .await
+        .expect("another tenant for one transaction");
+    let names = |rows: Vec<tokio_postgres::Row>| {
+        rows.iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    };
+    let rows = client
+        .query("SELECT name FROM customers", &[])
+        .await
+        .expect("select");
+    assert_eq!(
+        names(rows),
+        vec!["a"],
+        "back to the startup tenant after it"
+    );
+    client
+        .batch_execute("RESET bulkhead.tenant")
+        .await
+        .expect("reset");
+    let e = client
+        .query("SELECT 1 FROM customers", &[])
+        .await
+        .expect_err("no tenant after RESET");
+    assert_eq!(code(&e), "42501", "{e:?}");
+    // By id.
+    let by_id = connect_with(
+        "app_svc",
+        PASSWORD.into(),
+        format!("-c bulkhead.tenant={a}"),
+    )
+    .await
+    .expect("by id");
+    let rows = by_id
+        .query("SELECT name FROM customers", &[])
+        .await
+        .expect("select");
+    assert_eq!(names(rows), vec!["a"]);
+    // Unknown tenant: the login fails, saying why.
+    let e = connect_with(
+        "app_svc",
+        PASSWORD.into(),
+        "-c bulkhead.tenant=nobody".into(),
+    )
+    .await
+    .err()
+    .expect("unknown tenant");
+    assert!(message(&e).contains("startup bulkhead.tenant"), "{e}");
+    // A tenant login naming another tenant: refused at login; naming its own: accepted.
+    let key = tenant_key(&env, "start-c", Mode::Shared).await;
+    let e = connect_with("app", key.clone(), "-c bulkhead.tenant=start-a".into())
+        .await
+        .err()
+        .expect("a tenant login naming another");
+    assert_eq!(code(&e), "42501", "{e:?}");
+    let own = connect_with("app", key, "-c bulkhead.tenant=start-c".into())
+        .await
+        .expect("its own tenant");
+    own.query("SELECT 1 FROM customers", &[])
+        .await
+        .expect("served");
+}

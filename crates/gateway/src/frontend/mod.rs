@@ -4,6 +4,7 @@
 mod io;
 mod scram;
 mod startup;
+pub(crate) use startup::Greeting;
 mod tls;
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -355,7 +356,7 @@ async fn serve_client(
         }
     };
     tracing::debug!(identity = ?logged_in.identity, "client logged in");
-    let (pid, secret) = (logged_in.pid, logged_in.secret);
+    let (pid, secret) = (logged_in.greeting.pid, logged_in.greeting.secret);
     let slot = state.cancels.register(pid, secret);
     // Every line logged while serving the client carries its service and tenant (recorded
     // again when a service credential chooses another tenant).
@@ -376,7 +377,7 @@ async fn serve_client(
             slot,
             logged_in.settings,
         )
-        .run(),
+        .run(logged_in.greeting),
         span,
     )
     .await;

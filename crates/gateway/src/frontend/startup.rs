@@ -16,8 +16,8 @@ use crate::GatewayError;
 pub(super) struct LoggedIn {
     pub identity: Identity,
     pub service: String,
-    pub pid: i32,
-    pub secret: [u8; 4],
+    /// What it is told once its session starts.
+    pub greeting: Greeting,
     /// The session settings of its startup packet.
     pub settings: crate::session::ClientSettings,
 }
@@ -115,48 +115,67 @@ pub(super) async fn login(
                 (identity, service_version.to_string())
             }
         };
-    to_client::authentication_ok(&mut io.wbuf);
-    let mut version = server_version.split_whitespace().next().unwrap_or("15");
-    if version.is_empty() {
-        version = "15";
-    }
     let settings = crate::session::ClientSettings::from_startup(&params);
-    let chosen = |name: &str, default: &'static str| -> String {
-        settings
-            .values
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| default.to_string())
-    };
-    let mut reported = vec![
-        ("server_version", version.to_string()),
-        ("server_encoding", "UTF8".into()),
-        ("client_encoding", "UTF8".into()),
-        ("DateStyle", chosen("datestyle", "ISO, MDY")),
-        ("IntervalStyle", chosen("intervalstyle", "postgres")),
-        ("integer_datetimes", "on".into()),
-        ("standard_conforming_strings", "on".into()),
-        ("is_superuser", "off".into()),
-        ("application_name", settings.app_name.clone()),
-    ];
-    if let Some(tz) = settings.values.get("timezone") {
-        reported.push(("TimeZone", tz.clone()));
-    }
-    for (k, v) in &reported {
-        to_client::parameter_status(&mut io.wbuf, k, v);
-    }
     let secret: [u8; 4] = rand::random();
     let pid = state.next_pid();
-    to_client::backend_key_data(&mut io.wbuf, pid, &secret);
-    to_client::ready_for_query(&mut io.wbuf, TransactionStatus::Idle);
-    io.flush().await?;
     Ok(LoggedIn {
         identity,
         service: service.to_string(),
-        pid,
-        secret,
+        greeting: Greeting {
+            server_version,
+            pid,
+            secret,
+        },
         settings,
     })
+}
+
+/// What a client is told once its session can start: AuthenticationOk, the ParameterStatus
+/// of its own session, its cancel key and ReadyForQuery.
+pub(crate) struct Greeting {
+    /// The service's `server_version` (its PostgreSQL's).
+    pub server_version: String,
+    pub pid: i32,
+    pub secret: [u8; 4],
+}
+
+impl Greeting {
+    /// Writes the greeting (the caller flushes).
+    pub(crate) fn write(&self, io: &mut ClientIo, settings: &crate::session::ClientSettings) {
+        to_client::authentication_ok(&mut io.wbuf);
+        let version = self
+            .server_version
+            .split_whitespace()
+            .next()
+            .filter(|v| !v.is_empty())
+            .unwrap_or("15");
+        let chosen = |name: &str, default: &'static str| -> String {
+            settings
+                .values
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| default.to_string())
+        };
+        let mut reported = vec![
+            ("server_version", version.to_string()),
+            ("server_encoding", "UTF8".into()),
+            ("client_encoding", "UTF8".into()),
+            ("DateStyle", chosen("datestyle", "ISO, MDY")),
+            ("IntervalStyle", chosen("intervalstyle", "postgres")),
+            ("integer_datetimes", "on".into()),
+            ("standard_conforming_strings", "on".into()),
+            ("is_superuser", "off".into()),
+            ("application_name", settings.app_name.clone()),
+        ];
+        if let Some(tz) = settings.values.get("timezone") {
+            reported.push(("TimeZone", tz.clone()));
+        }
+        for (k, v) in &reported {
+            to_client::parameter_status(&mut io.wbuf, k, v);
+        }
+        to_client::backend_key_data(&mut io.wbuf, self.pid, &self.secret);
+        to_client::ready_for_query(&mut io.wbuf, TransactionStatus::Idle);
+    }
 }
 
 /// Runs SCRAM-SHA-256 with the client against a stored verifier.

@@ -134,8 +134,27 @@ impl Session {
         }
     }
 
-    /// Serves the client until it leaves.
-    pub async fn run(mut self) -> Result<(), GatewayError> {
+    /// Starts the session (the tenant its startup packet chose, then the greeting) and
+    /// serves the client until it leaves.
+    pub(crate) async fn run(
+        mut self,
+        greeting: crate::frontend::Greeting,
+    ) -> Result<(), GatewayError> {
+        if let Some(choice) = self.settings.startup_context.take() {
+            if let Err(e) = self.apply_context(&choice).await {
+                let r = context::refusal_of(e);
+                self.count_refusal(&r);
+                self.io.error(
+                    "FATAL",
+                    r.code,
+                    &format!("startup bulkhead.tenant: {}", r.message),
+                );
+                let _ = self.io.flush().await;
+                return Err(GatewayError::NotAuthorized(r.message));
+            }
+        }
+        greeting.write(&mut self.io, &self.settings);
+        self.io.flush().await?;
         let mut batch: Vec<FrontendMessage> = Vec::new();
         loop {
             let frame = match self.io.read_frame().await {

@@ -25,7 +25,16 @@ use bytes::BytesMut;
 
 use crate::backend::SessionValues;
 use crate::guard::statements::SESSION_SETTINGS;
-use crate::guard::SessionOp;
+use crate::guard::{ContextKey, ContextSet, SessionOp};
+
+/// A startup parameter (or `-c` option) that chooses the session's tenant.
+fn context_key(name: &str) -> Option<ContextKey> {
+    match name.to_ascii_lowercase().as_str() {
+        "bulkhead.tenant" => Some(ContextKey::Tenant),
+        "bulkhead.token" => Some(ContextKey::Token),
+        _ => None,
+    }
+}
 
 /// Startup parameters that become the client's initial settings (lowercased).
 fn startup_setting(name: &str) -> Option<String> {
@@ -50,6 +59,9 @@ pub(crate) struct ClientSettings {
     /// Replies of that query still to swallow (its ReadyForQuery ends them).
     pub syncing: bool,
     sync_failed: Option<String>,
+    /// The tenant context its startup packet chose (`options=-c bulkhead.tenant=…`, or a
+    /// `bulkhead.tenant`/`bulkhead.token` parameter): the session's tenant, as a plain SET.
+    pub startup_context: Option<ContextSet>,
 }
 
 impl ClientSettings {
@@ -62,10 +74,14 @@ impl ClientSettings {
                 s.startup_app = v.clone();
             } else if k == "options" {
                 for (name, value) in options(v) {
-                    if let Some(name) = startup_setting(&name) {
+                    if let Some(key) = context_key(&name) {
+                        s.choose_at_startup(key, value);
+                    } else if let Some(name) = startup_setting(&name) {
                         s.startup.insert(name, value);
                     }
                 }
+            } else if let Some(key) = context_key(k) {
+                s.choose_at_startup(key, v.clone());
             } else if let Some(name) = startup_setting(k) {
                 if name == "client_encoding" {
                     continue;
@@ -76,6 +92,14 @@ impl ClientSettings {
         s.values = s.startup.clone();
         s.app_name = s.startup_app.clone();
         s
+    }
+
+    fn choose_at_startup(&mut self, key: ContextKey, value: String) {
+        self.startup_context = Some(ContextSet {
+            local: false,
+            key,
+            value: Some(value),
+        });
     }
 
     /// RESET ALL: back to the startup packet's settings.
