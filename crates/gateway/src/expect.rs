@@ -103,6 +103,8 @@ pub struct Expectations {
     /// After an error, the server skips every message up to Sync; expectations for messages
     /// sent in that state (after a Flush) are dropped until the Sync's.
     skipping: bool,
+    /// Replies to injected statements that completed (their CommandComplete swallowed).
+    pub swallowed: usize,
 }
 
 impl Expectations {
@@ -191,6 +193,9 @@ impl Expectations {
             d.relay = relay;
             if shape.ends_with(tag) {
                 self.queue.pop_front();
+                if !relay && tag == b'C' {
+                    self.swallowed += 1;
+                }
                 if tag != b'Z' {
                     d.after = self.drain_synthetic();
                 }

@@ -201,3 +201,120 @@ async fn a_service_login_keeps_its_settings_across_tenants() {
     assert_ne!(one(&svc, "SHOW TimeZone").await, "Not/AZone");
     svc.batch_execute("COMMIT").await.expect("commit");
 }
+
+/// SQL-level PREPARE / EXECUTE / DEALLOCATE on a pool of one: each client's statements are
+/// its own (two tenants with the same name and text each read their own rows), prepared on
+/// the connection when first executed there, judged by the guard like any statement, and
+/// PostgreSQL's errors for unknown and duplicate names.
+#[tokio::test]
+async fn sql_prepare_and_execute_are_the_clients_own() {
+    let env = env("sess_prepare", 1).await;
+    let key_a = tenant_key(&env, "prep-a", Mode::Shared).await;
+    let key_b = tenant_key(&env, "prep-b", Mode::Schema).await;
+    let a = connect(&env, &key_a).await.expect("a");
+    let b = connect(&env, &key_b).await.expect("b");
+    for (c, name) in [(&a, "alice"), (&b, "bob")] {
+        c.batch_execute(&format!(
+            "INSERT INTO customers (id, name) VALUES (1, '{name}')"
+        ))
+        .await
+        .expect("row");
+    }
+    let prepare = "PREPARE q (bigint) AS SELECT name FROM customers WHERE id = $1";
+    a.batch_execute(prepare).await.expect("a prepares");
+    b.batch_execute(prepare)
+        .await
+        .expect("b prepares the same name and text");
+    for _ in 0..3 {
+        assert_eq!(one(&a, "EXECUTE q(1)").await, "alice");
+        assert_eq!(one(&b, "EXECUTE q (1)").await, "bob");
+    }
+    // In a transaction, among other statements, and twice in one string.
+    assert_eq!(one(&a, "BEGIN; EXECUTE q(1)").await, "alice");
+    a.batch_execute("EXECUTE q(1); COMMIT")
+        .await
+        .expect("in a transaction");
+    let rows = a
+        .simple_query("EXECUTE q(1); SELECT 2; EXECUTE q(1)")
+        .await
+        .expect("twice")
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(rows, ["alice", "2", "alice"]);
+    // PostgreSQL's errors.
+    let e = a.batch_execute(prepare).await.expect_err("duplicate");
+    assert_eq!(code(&e), "42P05", "{e:?}");
+    let e = a
+        .batch_execute("EXECUTE nope(1)")
+        .await
+        .expect_err("unknown");
+    assert_eq!(code(&e), "26000", "{e:?}");
+    a.batch_execute("DEALLOCATE q").await.expect("deallocate");
+    let e = a
+        .batch_execute("EXECUTE q(1)")
+        .await
+        .expect_err("deallocated");
+    assert_eq!(code(&e), "26000", "{e:?}");
+    assert_eq!(one(&b, "EXECUTE q(1)").await, "bob", "b's is still there");
+    let e = a.batch_execute("DEALLOCATE q").await.expect_err("twice");
+    assert_eq!(code(&e), "26000", "{e:?}");
+    b.batch_execute("DEALLOCATE ALL")
+        .await
+        .expect("deallocate all");
+    let e = b
+        .batch_execute("EXECUTE q(1)")
+        .await
+        .expect_err("after ALL");
+    assert_eq!(code(&e), "26000", "{e:?}");
+    // The guard judges the prepared statement and the EXECUTE's arguments.
+    let e = a
+        .batch_execute("PREPARE r AS SELECT set_config('role', 'postgres', false)")
+        .await
+        .expect_err("a refused function inside");
+    assert_eq!(code(&e), "42501", "{e:?}");
+    a.batch_execute("PREPARE s (text) AS SELECT $1")
+        .await
+        .expect("s");
+    let e = a
+        .batch_execute("EXECUTE s(set_config('role', 'postgres', false))")
+        .await
+        .expect_err("a refused function in the arguments");
+    assert_eq!(code(&e), "42501", "{e:?}");
+    assert_eq!(one(&a, "EXECUTE s('plain')").await, "plain");
+    // A statement whose text fails on the server fails at EXECUTE, and the session goes on.
+    a.batch_execute("PREPARE bad AS SELECT * FROM no_such_table")
+        .await
+        .expect("kept");
+    let e = a
+        .batch_execute("EXECUTE bad")
+        .await
+        .expect_err("server error");
+    assert_eq!(code(&e), "42P01", "{e:?}");
+    assert_eq!(one(&a, "EXECUTE s('after')").await, "after");
+    // The extended protocol: PREPARE and DEALLOCATE are answered; EXECUTE is refused with
+    // what to do instead.
+    a.execute("PREPARE t AS SELECT 41 + 1", &[])
+        .await
+        .expect("extended PREPARE");
+    assert_eq!(one(&a, "EXECUTE t").await, "42");
+    let e = a
+        .query("EXECUTE t", &[])
+        .await
+        .expect_err("extended EXECUTE");
+    assert_eq!(code(&e), "0A000", "{e:?}");
+    assert!(message(&e).contains("simple query"), "{e}");
+    a.execute("DEALLOCATE t", &[])
+        .await
+        .expect("extended DEALLOCATE");
+    // DISCARD ALL forgets them too.
+    a.batch_execute("DISCARD ALL").await.expect("discard");
+    let e = a
+        .batch_execute("EXECUTE s('x')")
+        .await
+        .expect_err("discarded");
+    assert_eq!(code(&e), "26000", "{e:?}");
+}

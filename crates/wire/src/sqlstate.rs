@@ -41,6 +41,10 @@ pub enum SqlState {
     AdminShutdown,
     /// 57P03: the target cannot take connections right now.
     CannotConnectNow,
+    /// 42P05: a prepared statement of that name exists.
+    DuplicatePreparedStatement,
+    /// 26000: no prepared statement of that name.
+    InvalidSqlStatementName,
     /// XX000: an internal error.
     InternalError,
 }
@@ -68,6 +72,8 @@ impl SqlState {
             SqlState::QueryCanceled => "57014",
             SqlState::AdminShutdown => "57P01",
             SqlState::CannotConnectNow => "57P03",
+            SqlState::DuplicatePreparedStatement => "42P05",
+            SqlState::InvalidSqlStatementName => "26000",
             SqlState::InternalError => "XX000",
         }
     }

@@ -65,6 +65,34 @@ pub enum SessionOp {
     /// of `search_path`, `standard_conforming_strings` or `client_encoding` to the value the
     /// gateway already uses.
     Noop(&'static str),
+    /// SQL `PREPARE name ... AS statement`: kept as the client's own statement (the statement
+    /// inside was judged like any other), prepared on a backend when an EXECUTE needs it.
+    Prepare(Box<SqlPrepare>),
+    /// SQL `DEALLOCATE name`: the client's statement is forgotten.
+    Deallocate(String),
+}
+
+/// A SQL-level `PREPARE`: its name, its text, and where the name is in it (so the text can
+/// be sent under a backend name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlPrepare {
+    pub name: String,
+    pub text: String,
+    pub name_at: (usize, usize),
+}
+
+impl SqlPrepare {
+    /// The text without its name (what decides the backend statement).
+    pub fn body(&self) -> (&str, &str) {
+        (&self.text[..self.name_at.0], &self.text[self.name_at.1..])
+    }
+}
+
+/// A SQL-level `EXECUTE name(...)`: the name, and where it is in the query text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlExecute {
+    pub name: String,
+    pub at: (usize, usize),
 }
 
 impl SessionOp {
@@ -78,6 +106,8 @@ impl SessionOp {
             SessionOp::ShowAppName => "SHOW",
             SessionOp::UnlockAll => "SELECT 1",
             SessionOp::Noop(tag) => tag,
+            SessionOp::Prepare(_) => "PREPARE",
+            SessionOp::Deallocate(_) => "DEALLOCATE",
         }
     }
 }
@@ -177,8 +207,11 @@ pub struct Checked {
     /// value: each (name, value; None for RESET). A session with no tenant chosen yet (a
     /// service login) keeps them without a backend; they are checked when first applied.
     pub session_values: Option<Vec<(String, Option<String>)>>,
-    /// The verdict depends on a constant's value (a `pg_notify` channel): never kept by shape.
+    /// The verdict depends on a constant's value (a `pg_notify` channel) or names a
+    /// statement (SQL PREPARE, EXECUTE, DEALLOCATE): never kept by shape.
     pub by_value: bool,
+    /// SQL-level EXECUTEs, in order: the session points them at its backend statements.
+    pub executes: Vec<SqlExecute>,
 }
 
 /// Parses `sql` and returns the transaction effect of each statement, or why it is refused.
@@ -218,11 +251,15 @@ pub fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
         if matches!(node, Some(pg_query::NodeEnum::CopyStmt(c)) if c.is_from) {
             checked.copy_in = true;
         }
-        let effect = statements::statement(node, &mut checked)?;
+        let mut effect = statements::statement(node, &mut checked)?;
+        let start = usize::try_from(raw.stmt_location).unwrap_or(0);
+        let end = match usize::try_from(raw.stmt_len) {
+            Ok(0) | Err(_) => sql.len(),
+            Ok(len) => (start + len).min(sql.len()),
+        };
+        statements::locate_names(&sql[start..end], start, &mut effect, &mut checked)?;
         checked.effects.push(effect);
-        checked
-            .starts
-            .push(usize::try_from(raw.stmt_location).unwrap_or(0));
+        checked.starts.push(start);
         values = values.and_then(|mut vs| {
             let value = statements::session_value(node)?;
             (checked.session_settings.len() == before + 1).then(|| {
@@ -477,14 +514,45 @@ mod tests {
     }
 
     #[test]
+    fn sql_prepared_statements_are_located_and_judged() {
+        let c =
+            inspect("/* c */ PREPARE \"Q\" (int) AS SELECT $1; EXECUTE \"Q\"(1)").expect("prepare");
+        let [TxEffect::Session(SessionOp::Prepare(p)), TxEffect::None] = c.effects.as_slice()
+        else {
+            panic!("{c:?}");
+        };
+        assert_eq!(p.name, "Q");
+        assert_eq!(&p.text[p.name_at.0..p.name_at.1], "\"Q\"");
+        assert_eq!(p.body(), ("PREPARE ", " (int) AS SELECT $1"));
+        let sql = "/* c */ PREPARE \"Q\" (int) AS SELECT $1; EXECUTE \"Q\"(1)";
+        let e = &c.executes[0];
+        assert_eq!((e.name.as_str(), &sql[e.at.0..e.at.1]), ("Q", "\"Q\""));
+        assert!(c.by_value, "never kept by shape");
+        assert_eq!(
+            check("DEALLOCATE PREPARE q").expect("deallocate"),
+            [TxEffect::Session(SessionOp::Deallocate("q".into()))]
+        );
+        for sql in [
+            "PREPARE p AS SELECT pg_read_file('/etc/passwd')",
+            "EXECUTE p(set_config('role', 'x', false))",
+            "PREPARE p AS SELECT lo_import('/etc/passwd')",
+        ] {
+            assert_eq!(
+                check(sql).expect_err(sql).code,
+                SqlState::InsufficientPrivilege,
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
     fn session_state_is_refused_and_unparsable_text_fails_closed() {
         for sql in [
             "SET max_parallel_workers_per_gather = 0",
             "SET \"enable_x; DROP TABLE t\" = 1",
             "LISTEN x",
             "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
-            "PREPARE p AS SELECT 1",
-            "DEALLOCATE p",
+            "EXPLAIN EXECUTE p",
         ] {
             assert_eq!(
                 check(sql).expect_err(sql).code,

@@ -7,7 +7,10 @@ use bulkhead_wire::SqlState;
 use pg_query::protobuf::TransactionStmtKind;
 use pg_query::NodeEnum;
 
-use super::{refuse, BeginOptions, Checked, ContextKey, ContextSet, Refusal, SessionOp, TxEffect};
+use super::{
+    refuse, BeginOptions, Checked, ContextKey, ContextSet, Refusal, SessionOp, SqlExecute,
+    SqlPrepare, TxEffect,
+};
 
 /// Settings a client may set for its session: the gateway keeps each client's values and
 /// applies them to whichever backend connection serves its transaction (see
@@ -233,6 +236,51 @@ fn unsupported(rule: &'static str, message: impl Into<String>) -> Refusal {
     refuse(SqlState::FeatureNotSupported, rule, message)
 }
 
+/// Where the statement name of a top-level SQL PREPARE or EXECUTE is (`text` is the
+/// statement's own text, `offset` where it starts in the query): the token after the keyword.
+pub(super) fn locate_names(
+    text: &str,
+    offset: usize,
+    effect: &mut TxEffect,
+    checked: &mut Checked,
+) -> Result<(), Refusal> {
+    let prepare = match effect {
+        TxEffect::Session(SessionOp::Prepare(p)) => Some(p),
+        _ => None,
+    };
+    let execute = checked.executes.last_mut().filter(|e| e.at == (0, 0));
+    if prepare.is_none() && execute.is_none() {
+        return Ok(());
+    }
+    let unlocated = || {
+        unsupported(
+            "sql_prepare",
+            "the gateway could not find the statement name in this PREPARE or EXECUTE",
+        )
+    };
+    let scanned = pg_query::scan(text).map_err(|_| unlocated())?;
+    let name = scanned
+        .tokens
+        .iter()
+        .filter(|t| {
+            t.token != pg_query::protobuf::Token::SqlComment as i32
+                && t.token != pg_query::protobuf::Token::CComment as i32
+        })
+        .nth(1)
+        .ok_or_else(unlocated)?;
+    let (start, end) = (
+        usize::try_from(name.start).map_err(|_| unlocated())?,
+        usize::try_from(name.end).map_err(|_| unlocated())?,
+    );
+    if let Some(p) = prepare {
+        p.text = text.to_string();
+        p.name_at = (start, end);
+    } else if let Some(e) = execute {
+        e.at = (offset + start, offset + end);
+    }
+    Ok(())
+}
+
 /// Classifies one top-level statement; what the session must check later goes into `checked`.
 pub(super) fn statement(
     node: Option<&NodeEnum>,
@@ -244,6 +292,9 @@ pub(super) fn statement(
         Some(NodeEnum::ExplainStmt(e)) => {
             // EXPLAIN ANALYZE runs its statement: judge that statement.
             let inner = e.query.as_ref().and_then(|q| q.node.as_ref());
+            if matches!(inner, Some(NodeEnum::ExecuteStmt(_))) {
+                return Err(unsupported("explain", "EXPLAIN EXECUTE is not supported through the gateway; EXPLAIN the prepared statement's text"));
+            }
             match statement(inner, checked)? {
                 TxEffect::None => Ok(TxEffect::None),
                 _ => Err(unsupported("explain", "EXPLAIN of this statement is not supported through the gateway")),
@@ -287,10 +338,32 @@ pub(super) fn statement(
             "with_hold",
             "WITH HOLD cursors outlive the transaction on a shared connection; declare the cursor without HOLD",
         )),
-        Some(NodeEnum::PrepareStmt(_) | NodeEnum::ExecuteStmt(_) | NodeEnum::DeallocateStmt(_)) => Err(unsupported(
-            "sql_prepare",
-            "SQL PREPARE/EXECUTE/DEALLOCATE outlive the transaction; use the protocol's prepared statements (your driver's prepare)",
-        )),
+        Some(NodeEnum::PrepareStmt(p)) => {
+            // The statement inside is judged now, like one sent on its own (PostgreSQL
+            // prepares only SELECT, INSERT, UPDATE, DELETE, MERGE and VALUES).
+            let inner = p.query.as_ref().and_then(|q| q.node.as_ref());
+            if statement(inner, checked)? != TxEffect::None {
+                return Err(unsupported("sql_prepare", "this statement cannot be prepared through the gateway"));
+            }
+            checked.by_value = true;
+            Ok(TxEffect::Session(SessionOp::Prepare(Box::new(SqlPrepare {
+                name: p.name.clone(),
+                text: String::new(),
+                name_at: (0, 0),
+            }))))
+        }
+        Some(NodeEnum::ExecuteStmt(e)) => {
+            checked.by_value = true;
+            checked.executes.push(SqlExecute {
+                name: e.name.clone(),
+                at: (0, 0),
+            });
+            Ok(TxEffect::None)
+        }
+        Some(NodeEnum::DeallocateStmt(d)) => {
+            checked.by_value = true;
+            Ok(TxEffect::Session(SessionOp::Deallocate(d.name.clone())))
+        }
         Some(NodeEnum::DiscardStmt(d)) => {
             use pg_query::protobuf::DiscardMode;
             Ok(TxEffect::Session(match DiscardMode::try_from(d.target) {

@@ -127,6 +127,7 @@ impl Session {
         sql: &str,
         count: usize,
         commit: bool,
+        prepares: &[String],
     ) -> Result<Option<TransactionStatus>, GatewayError> {
         let mut text = String::with_capacity(opening.sql.len() + sql.len() + 16);
         text.push_str(&opening.sql);
@@ -134,7 +135,8 @@ impl Session {
         text.push_str(";\n");
         text.push_str(sql);
         let mut expect = Expectations::default();
-        for _ in 0..opening.statements {
+        // The opening, and the SQL PREPAREs `sql` starts with (see `sql_prepared.rs`).
+        for _ in 0..opening.statements + prepares.len() {
             expect.push(Expect::Swallow(Shape::Execute));
         }
         if commit {
@@ -151,6 +153,7 @@ impl Session {
         if self.backend.is_none() {
             return Ok(None);
         }
+        self.record_sql_prepared(prepares, &expect, opening.statements);
         Ok(Some(status))
     }
 

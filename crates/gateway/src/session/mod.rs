@@ -20,6 +20,7 @@ mod limit;
 mod prepared;
 mod rules;
 mod settings;
+mod sql_prepared;
 mod usage;
 mod virtuals;
 
@@ -62,6 +63,8 @@ pub struct Session {
     /// The client's BEGIN, answered by the gateway and sent with the first statement.
     pending_begin: Option<String>,
     statements: HashMap<String, ClientStatement>,
+    /// The client's SQL-level prepared statements (PREPARE), by name.
+    sql_statements: HashMap<String, guard::SqlPrepare>,
     unnamed: Checked,
     cancel: crate::cancel::Slot,
     /// A unit sent in part (after a Flush) and not yet ended by Sync.
@@ -121,6 +124,7 @@ impl Session {
             aborted: false,
             pending_begin: None,
             statements: HashMap::new(),
+            sql_statements: HashMap::new(),
             unnamed: Checked::default(),
             cancel,
             partial: None,
@@ -510,14 +514,12 @@ impl Session {
         self.settings
             .touched
             .extend(checked.session_settings.iter().cloned());
-        let rest = &sql[checked.starts[i]..];
+        if let Err(r) = self.check_executes(&checked) {
+            return self.refuse(r).await;
+        }
+        let from = checked.starts[i];
         if self.backend.is_some() {
-            let mut out = BytesMut::new();
-            bulkhead_wire::to_server::query(&mut out, rest);
-            let mut expect = Expectations::default();
-            expect.push(Expect::Relay(Shape::Ready));
-            let status = self.forward(&out, &mut expect, false).await?;
-            return self.finish_unit(status, ends).await;
+            return self.simple_attached(sql, &checked, from, ends).await;
         }
         if !self.lease().await? {
             return Ok(());
@@ -526,22 +528,51 @@ impl Session {
         let Some(opening) = self.opening(begin) else {
             // The connection holds the tenant's context: the statements go as they are, an
             // implicit transaction of their own.
-            let mut out = BytesMut::with_capacity(rest.len() + 6);
-            bulkhead_wire::to_server::query(&mut out, rest);
-            let mut expect = Expectations::default();
-            expect.push(Expect::Relay(Shape::Ready));
-            let status = self.forward(&out, &mut expect, false).await?;
-            return self.finish_unit(status, ends).await;
+            return self.simple_attached(sql, &checked, from, ends).await;
+        };
+        let pointed = self.point_executes(sql, &checked, from);
+        let (rest, prepares) = match &pointed {
+            Some(p) => (p.text.as_str(), p.prepares.as_slice()),
+            None => (&sql[from..], &[][..]),
         };
         // COPY FROM STDIN reads the client's data before the rest of the string runs; a unit
         // that ends the transaction itself needs no COMMIT.
         let commit = !self.explicit && !ends && !checked.copy_in;
-        let Some(status) = self.open_simple(&opening, rest, n - i, commit).await? else {
+        let Some(status) = self
+            .open_simple(&opening, rest, n - i, commit, prepares)
+            .await?
+        else {
             return self.ended().await;
         };
         if commit {
             return self.ended_on_backend(status).await;
         }
+        self.finish_unit(status, ends).await
+    }
+
+    /// Sends a simple query's statements from byte `from` on to the attached backend as they
+    /// are (with its SQL EXECUTEs pointed at backend statements).
+    async fn simple_attached(
+        &mut self,
+        sql: &str,
+        checked: &Checked,
+        from: usize,
+        ends: bool,
+    ) -> Result<(), GatewayError> {
+        let pointed = self.point_executes(sql, checked, from);
+        let (rest, prepares) = match &pointed {
+            Some(p) => (p.text.as_str(), p.prepares.as_slice()),
+            None => (&sql[from..], &[][..]),
+        };
+        let mut out = BytesMut::with_capacity(rest.len() + 6);
+        bulkhead_wire::to_server::query(&mut out, rest);
+        let mut expect = Expectations::default();
+        for _ in prepares {
+            expect.push(Expect::Swallow(Shape::Execute));
+        }
+        expect.push(Expect::Relay(Shape::Ready));
+        let status = self.forward(&out, &mut expect, false).await?;
+        self.record_sql_prepared(prepares, &expect, 0);
         self.finish_unit(status, ends).await
     }
 
@@ -614,6 +645,7 @@ impl Session {
             let executed = self.executed(&batch, &parsed, &virtuals);
             let judged = self
                 .judge(&executed)
+                .and_then(|()| Self::no_sql_execute(&executed))
                 .and_then(|()| self.session_ops(&virtuals.session_ops));
             self.settings
                 .touched
@@ -637,7 +669,10 @@ impl Session {
         if let Err(e) = self.apply_contexts(&virtuals).await {
             return self.answer_context_error(e).await;
         }
-        if let Err(r) = self.judge(&executed) {
+        if let Err(r) = self
+            .judge(&executed)
+            .and_then(|()| Self::no_sql_execute(&executed))
+        {
             return self.refuse(r).await;
         }
         if let Err(r) = self.session_ops(&virtuals.session_ops) {
@@ -728,7 +763,10 @@ impl Session {
             return self.io.flush().await;
         }
         let executed = self.executed(&batch, &parsed, &virtuals);
-        if let Err(r) = self.judge(&executed) {
+        if let Err(r) = self
+            .judge(&executed)
+            .and_then(|()| Self::no_sql_execute(&executed))
+        {
             return self.refuse_partial(r).await;
         }
         self.settings

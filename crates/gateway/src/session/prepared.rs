@@ -73,6 +73,7 @@ impl Session {
                     out.copy_in |= c.copy_in;
                     out.ddl |= c.ddl;
                     out.notify.extend(c.notify.iter().cloned());
+                    out.executes.extend(c.executes.iter().cloned());
                     out.settings.extend(c.settings.iter().cloned());
                     out.session_settings
                         .extend(c.session_settings.iter().cloned());
@@ -83,7 +84,7 @@ impl Session {
         out
     }
 
-    fn backend_name(&self, query: &str, types: &[u32]) -> String {
+    pub(super) fn backend_name(&self, query: &str, types: &[u32]) -> String {
         let mut h = Sha256::new();
         let (role, path) = self
             .route

@@ -282,8 +282,14 @@ impl super::Session {
             SessionOp::DiscardAll => {
                 self.settings.reset_all();
                 self.statements.clear();
+                self.sql_statements.clear();
             }
-            SessionOp::DeallocateAll => self.statements.clear(),
+            SessionOp::DeallocateAll => {
+                self.statements.clear();
+                self.sql_statements.clear();
+            }
+            SessionOp::Prepare(p) => self.sql_prepare(p)?,
+            SessionOp::Deallocate(name) => self.sql_deallocate(name)?,
             SessionOp::AppName(v) => self.settings.set_app_name(v.as_deref()),
             SessionOp::ShowAppName if simple => {
                 let w = &mut self.io.wbuf;
