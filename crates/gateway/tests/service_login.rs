@@ -449,15 +449,13 @@ async fn the_startup_packet_chooses_the_session_tenant() {
         "-c bulkhead.tenant=nobody".into(),
     )
     .await
-    .err()
-    .expect("unknown tenant");
+    .expect_err("unknown tenant");
     assert!(message(&e).contains("startup bulkhead.tenant"), "{e}");
     // A tenant login naming another tenant: refused at login; naming its own: accepted.
     let key = tenant_key(&env, "start-c", Mode::Shared).await;
     let e = connect_with("app", key.clone(), "-c bulkhead.tenant=start-a".into())
         .await
-        .err()
-        .expect("a tenant login naming another");
+        .expect_err("a tenant login naming another");
     assert_eq!(code(&e), "42501", "{e:?}");
     let own = connect_with("app", key, "-c bulkhead.tenant=start-c".into())
         .await
