@@ -61,14 +61,30 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The Python drivers and ORMs the gateway's driver matrix runs, from PyPI: psycopg 3,
-# asyncpg, SQLAlchemy 2 on psycopg2, Django.
-python_drivers=("psycopg[binary]" asyncpg "sqlalchemy>=2" psycopg2-binary "django>=4.2")
+# asyncpg, SQLAlchemy 2 on psycopg2, Django. psycopg2 is pinned: its own test suite (below)
+# runs through the gateway, and the suite must be the installed version's.
+psycopg2_version=2.9.10
+python_drivers=("psycopg[binary]" asyncpg "sqlalchemy>=2" "psycopg2-binary==$psycopg2_version" "django>=4.2")
 if command -v python3 >/dev/null 2>&1 \
-  && ! python3 -c "import psycopg, asyncpg, sqlalchemy, psycopg2, django" >/dev/null 2>&1; then
+  && ! python3 -c "import psycopg, asyncpg, sqlalchemy, psycopg2, django
+assert psycopg2.__version__.split()[0] == '$psycopg2_version'" >/dev/null 2>&1; then
   echo "setup: installing ${python_drivers[*]} from PyPI" >&2
   python3 -m pip install -q "${python_drivers[@]}" 2>/dev/null \
     || python3 -m pip install -q --user --break-system-packages "${python_drivers[@]}" \
     || { echo "Bulkhead's tests need: python3 -m pip install ${python_drivers[*]}" >&2; exit 1; }
+fi
+
+# psycopg2's own test suite (shipped in its source distribution on PyPI), which the driver
+# matrix runs through the gateway: into target/, where cargo's build output lives.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+suite="$root/target/psycopg2-suite"
+if command -v python3 >/dev/null 2>&1 \
+  && [ ! -f "$suite/psycopg2-$psycopg2_version/tests/__init__.py" ]; then
+  echo "setup: fetching psycopg2 $psycopg2_version's test suite (source distribution) from PyPI" >&2
+  mkdir -p "$suite"
+  python3 -m pip download -q --no-deps --no-binary :all: "psycopg2==$psycopg2_version" -d "$suite" \
+    || { echo "Bulkhead's tests need psycopg2's source distribution: python3 -m pip download --no-deps --no-binary :all: psycopg2==$psycopg2_version -d $suite" >&2; exit 1; }
+  tar -xzf "$suite/psycopg2-$psycopg2_version.tar.gz" -C "$suite"
 fi
 
 # The Node.js drivers of the matrix (pg, knex), from npm, into the drivers folder.

@@ -771,6 +771,57 @@ async fn rollback_of_a_failed_transaction_in_the_extended_protocol_gets_every_re
 }
 
 #[tokio::test]
+async fn rollback_to_a_savepoint_recovers_a_failed_transaction() {
+    // What ORMs do around each nested block (Django's atomic, SQLAlchemy's begin_nested).
+    let env = env("savepoint", 1).await;
+    let key = tenant_key(&env, "savepoint", Mode::Shared).await;
+    let mut c = connect(&env, &key).await.expect("login");
+    let tx = c.transaction().await.expect("begin");
+    tx.execute("INSERT INTO customers (id, name) VALUES (1, 'kept')", &[])
+        .await
+        .expect("insert");
+    tx.batch_execute("SAVEPOINT s1").await.expect("savepoint");
+    tx.execute("INSERT INTO customers (id, name) VALUES (2, 'undone')", &[])
+        .await
+        .expect("insert");
+    // A failure on the backend: simple and extended ROLLBACK TO both recover.
+    tx.batch_execute("SELECT 1/0")
+        .await
+        .expect_err("division by zero");
+    tx.batch_execute("SELECT 1")
+        .await
+        .expect_err("the transaction is failed");
+    tx.batch_execute("ROLLBACK TO SAVEPOINT s1")
+        .await
+        .expect("rollback to, simple protocol");
+    tx.batch_execute("SAVEPOINT s2").await.expect("savepoint");
+    tx.execute("SELECT 1/0", &[]).await.expect_err("fails");
+    tx.execute("ROLLBACK TO s2", &[])
+        .await
+        .expect("rollback to, extended protocol");
+    // A refusal by the gateway fails the transaction the same way, and recovers the same way.
+    let e = tx
+        .batch_execute("SET ROLE postgres")
+        .await
+        .expect_err("refused");
+    assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{e:?}");
+    tx.batch_execute("ROLLBACK TO SAVEPOINT s2; SELECT 1")
+        .await
+        .expect("rollback to and a statement in one string");
+    // A savepoint that does not exist: PostgreSQL's own error, and the transaction is failed.
+    let e = tx
+        .batch_execute("ROLLBACK TO SAVEPOINT nope")
+        .await
+        .expect_err("no such savepoint");
+    assert_eq!(e.code().map(|c| c.code()), Some("3B001"), "{e:?}");
+    tx.batch_execute("ROLLBACK TO SAVEPOINT s1")
+        .await
+        .expect("an existing one still recovers");
+    tx.commit().await.expect("commit");
+    assert_eq!(names(&c).await, vec!["kept"]);
+}
+
+#[tokio::test]
 async fn the_opening_and_the_clients_statements_share_one_string_safely() {
     let env = env("onestring", 1).await;
     let key = tenant_key(&env, "onestring", Mode::Schema).await;

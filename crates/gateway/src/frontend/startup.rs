@@ -143,10 +143,8 @@ impl Greeting {
     /// Writes the greeting (the caller flushes).
     pub(crate) fn write(&self, io: &mut ClientIo, settings: &crate::session::ClientSettings) {
         to_client::authentication_ok(&mut io.wbuf);
-        let version = self
-            .server_version
-            .split_whitespace()
-            .next()
+        // The whole string, as PostgreSQL reports it (`15.18 (Debian 15.18-0+deb12u1)`).
+        let version = Some(self.server_version.trim())
             .filter(|v| !v.is_empty())
             .unwrap_or("15");
         let chosen = |name: &str, default: &'static str| -> String {

@@ -159,7 +159,7 @@ pub(super) fn shape_key(sql: &str, tokens: &[ScanToken]) -> String {
 fn shape_entry(checked: &Checked, tokens: &[ScanToken]) -> Option<ShapeEntry> {
     let token_free = !checked.by_value
         && checked.effects.iter().all(|e| match e {
-            TxEffect::None | TxEffect::Commit | TxEffect::Rollback => true,
+            TxEffect::None | TxEffect::Commit | TxEffect::Rollback | TxEffect::RollbackTo => true,
             TxEffect::Begin(options) => *options == BeginOptions::default(),
             TxEffect::Context(_) | TxEffect::Session(_) => false,
         });

@@ -34,6 +34,9 @@ pub enum TxEffect {
     Commit,
     /// ROLLBACK / ABORT (not ROLLBACK TO SAVEPOINT).
     Rollback,
+    /// ROLLBACK TO SAVEPOINT: sent to the backend; besides COMMIT and ROLLBACK the one
+    /// statement a failed transaction accepts.
+    RollbackTo,
     /// A context statement, answered by the gateway itself.
     Context(ContextSet),
     /// A statement about the client's own session, answered by the gateway itself.

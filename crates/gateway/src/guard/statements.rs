@@ -445,6 +445,7 @@ fn transaction(t: &pg_query::protobuf::TransactionStmt) -> Result<TxEffect, Refu
         )),
         Ok(TransactionStmtKind::TransStmtCommit) => Ok(TxEffect::Commit),
         Ok(TransactionStmtKind::TransStmtRollback) => Ok(TxEffect::Rollback),
+        Ok(TransactionStmtKind::TransStmtRollbackTo) => Ok(TxEffect::RollbackTo),
         Ok(
             TransactionStmtKind::TransStmtPrepare
             | TransactionStmtKind::TransStmtCommitPrepared

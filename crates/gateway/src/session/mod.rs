@@ -354,7 +354,7 @@ impl Session {
                         message: "through the gateway, SET bulkhead.tenant/bulkhead.token must come before the transaction's first statement".into(),
                     })
                 }
-                TxEffect::None => false,
+                TxEffect::None | TxEffect::RollbackTo => false,
             };
             if misplaced {
                 return Err(Refusal {
@@ -371,7 +371,8 @@ impl Session {
     }
 
     /// Handles a unit in a transaction the gateway already knows is failed: COMMIT or
-    /// ROLLBACK end it, anything else is refused. `batch` is the unit's messages in the
+    /// ROLLBACK end it, a unit that starts with ROLLBACK TO SAVEPOINT goes on to the
+    /// backend (which recovers the transaction or says why not), anything else is refused. `batch` is the unit's messages in the
     /// extended protocol, each of which is owed its reply. Returns true when the unit was
     /// answered.
     async fn end_aborted(
@@ -379,7 +380,7 @@ impl Session {
         effects: &[TxEffect],
         batch: Option<&[FrontendMessage]>,
     ) -> Result<bool, GatewayError> {
-        if !self.aborted {
+        if !self.aborted || matches!(effects.first(), Some(TxEffect::RollbackTo)) {
             return Ok(false);
         }
         if effects.len() == 1 && matches!(effects[0], TxEffect::Commit | TxEffect::Rollback) {
@@ -663,7 +664,15 @@ impl Session {
         let executed = self.executed(&batch, &parsed, &virtuals);
         // A bare Sync in a failed transaction is answered with its status, like PostgreSQL.
         let bare = batch.iter().all(|m| matches!(m, FrontendMessage::Flush));
-        if !bare && self.end_aborted(&executed.effects, Some(&batch)).await? {
+        // Preparing ROLLBACK TO SAVEPOINT (a driver's Parse before its Execute) is allowed in a
+        // failed transaction, as PostgreSQL allows it, on the backend that holds the savepoint.
+        let recovering = executed.effects.is_empty()
+            && self.backend.is_some()
+            && !parsed.is_empty()
+            && parsed
+                .values()
+                .all(|c| matches!(c.effects.as_slice(), [TxEffect::RollbackTo]));
+        if !bare && !recovering && self.end_aborted(&executed.effects, Some(&batch)).await? {
             return Ok(());
         }
         if let Err(e) = self.apply_contexts(&virtuals).await {
