@@ -603,7 +603,7 @@ mod tests {
         assert_eq!(check("ABORT").ok(), Some(vec![TxEffect::Rollback]));
         assert_eq!(
             check("ROLLBACK TO SAVEPOINT a").ok(),
-            Some(vec![TxEffect::None])
+            Some(vec![TxEffect::RollbackTo])
         );
         assert_eq!(
             check("SET LOCAL statement_timeout = '1s'; SELECT 1").ok(),
