@@ -75,20 +75,42 @@ assert psycopg2.__version__.split()[0] == '$psycopg2_version'" >/dev/null 2>&1; 
 fi
 
 # psycopg2's own test suite (shipped in its source distribution on PyPI), which the driver
-# matrix runs through the gateway: into target/, where cargo's build output lives.
+# matrix runs through the gateway: into target/, where cargo's build output lives. The archive
+# is fetched as a file (checked against PyPI's sha256), not through `pip download`, which would
+# run psycopg2's setup.py and need pg_config.
 root="$(cd "$(dirname "$0")/.." && pwd)"
 suite="$root/target/psycopg2-suite"
 if command -v python3 >/dev/null 2>&1 \
   && [ ! -f "$suite/psycopg2-$psycopg2_version/tests/__init__.py" ]; then
   echo "setup: fetching psycopg2 $psycopg2_version's test suite (source distribution) from PyPI" >&2
   mkdir -p "$suite"
-  python3 -m pip download -q --no-deps --no-binary :all: "psycopg2==$psycopg2_version" -d "$suite" \
-    || { echo "Bulkhead's tests need psycopg2's source distribution: python3 -m pip download --no-deps --no-binary :all: psycopg2==$psycopg2_version -d $suite" >&2; exit 1; }
-  tar -xzf "$suite/psycopg2-$psycopg2_version.tar.gz" -C "$suite"
+  python3 - "$psycopg2_version" "$suite" <<'PY' \
+    || { echo "Bulkhead's tests need psycopg2 $psycopg2_version's source distribution from pypi.org in $suite" >&2; exit 1; }
+import hashlib, re, sys, tarfile, urllib.request
+version, dest = sys.argv[1:3]
+name = f"psycopg2-{version}.tar.gz"
+# PyPI's simple index (the one pip reads): each file's link carries its sha256.
+with urllib.request.urlopen("https://pypi.org/simple/psycopg2/", timeout=60) as r:
+    index = r.read().decode()
+found = re.search(r'href="([^"#]*/' + re.escape(name) + r')#sha256=([0-9a-f]{64})"', index)
+if not found:
+    sys.exit(f"{name} is not in PyPI's index")
+url, sha256 = found.groups()
+with urllib.request.urlopen(url, timeout=300) as r:
+    data = r.read()
+if hashlib.sha256(data).hexdigest() != sha256:
+    sys.exit(f"{name}: sha256 does not match PyPI's")
+with open(f"{dest}/{name}", "wb") as f:
+    f.write(data)
+with tarfile.open(f"{dest}/{name}") as t:
+    # Python's data filter where it has one (3.11.4+, and Debian's security backport).
+    kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    t.extractall(dest, **kw)
+PY
 fi
 
 # The Node.js drivers of the matrix (pg, knex), from npm, into the drivers folder.
-drivers="$(cd "$(dirname "$0")/.." && pwd)/crates/gateway/tests/drivers"
+drivers="$root/crates/gateway/tests/drivers"
 if [ ! -d "$drivers/node_modules/pg" ] || [ ! -d "$drivers/node_modules/knex" ]; then
   echo "setup: installing the Node.js drivers (npm ci)" >&2
   (cd "$drivers" && npm ci --no-audit --no-fund --silent)

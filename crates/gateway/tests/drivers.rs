@@ -114,7 +114,7 @@ async fn psycopg2s_own_test_suite() {
         ))
         .await
         .expect("grant");
-    let drivers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers");
+    let drivers = drivers_dir();
     let report = root.join("target/psycopg2-suite/report.tsv");
     let out = tokio::process::Command::new("python3")
         .arg(drivers.join("psycopg2_suite.py"))

@@ -144,9 +144,10 @@ impl Greeting {
     pub(crate) fn write(&self, io: &mut ClientIo, settings: &crate::session::ClientSettings) {
         to_client::authentication_ok(&mut io.wbuf);
         // The whole string, as PostgreSQL reports it (`15.18 (Debian 15.18-0+deb12u1)`).
-        let version = Some(self.server_version.trim())
-            .filter(|v| !v.is_empty())
-            .unwrap_or("15");
+        let version = match self.server_version.trim() {
+            "" => "15",
+            v => v,
+        };
         let chosen = |name: &str, default: &'static str| -> String {
             settings
                 .values

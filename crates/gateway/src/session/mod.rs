@@ -371,18 +371,31 @@ impl Session {
     }
 
     /// Handles a unit in a transaction the gateway already knows is failed: COMMIT or
-    /// ROLLBACK end it, a unit that starts with ROLLBACK TO SAVEPOINT goes on to the
-    /// backend (which recovers the transaction or says why not), anything else is refused. `batch` is the unit's messages in the
-    /// extended protocol, each of which is owed its reply. Returns true when the unit was
-    /// answered.
+    /// ROLLBACK end it; a unit that starts with ROLLBACK TO SAVEPOINT, or (extended protocol)
+    /// only prepares it on the backend holding the savepoint, goes on to the backend, which
+    /// recovers the transaction or says why not, as PostgreSQL allows; anything else is
+    /// refused. `extended` is the unit's messages and the statements they parse, each message
+    /// owed its reply. Returns true when the unit was answered.
     async fn end_aborted(
         &mut self,
         effects: &[TxEffect],
-        batch: Option<&[FrontendMessage]>,
+        extended: Option<(&[FrontendMessage], &HashMap<String, Checked>)>,
     ) -> Result<bool, GatewayError> {
-        if !self.aborted || matches!(effects.first(), Some(TxEffect::RollbackTo)) {
+        let recovers = match (effects.first(), extended) {
+            (Some(TxEffect::RollbackTo), _) => true,
+            (None, Some((_, parsed))) => {
+                self.backend.is_some()
+                    && !parsed.is_empty()
+                    && parsed
+                        .values()
+                        .all(|c| matches!(c.effects.as_slice(), [TxEffect::RollbackTo]))
+            }
+            _ => false,
+        };
+        if !self.aborted || recovers {
             return Ok(false);
         }
+        let batch = extended.map(|(batch, _)| batch);
         if effects.len() == 1 && matches!(effects[0], TxEffect::Commit | TxEffect::Rollback) {
             self.finish_backend("ROLLBACK").await?;
             match batch {
@@ -664,15 +677,11 @@ impl Session {
         let executed = self.executed(&batch, &parsed, &virtuals);
         // A bare Sync in a failed transaction is answered with its status, like PostgreSQL.
         let bare = batch.iter().all(|m| matches!(m, FrontendMessage::Flush));
-        // Preparing ROLLBACK TO SAVEPOINT (a driver's Parse before its Execute) is allowed in a
-        // failed transaction, as PostgreSQL allows it, on the backend that holds the savepoint.
-        let recovering = executed.effects.is_empty()
-            && self.backend.is_some()
-            && !parsed.is_empty()
-            && parsed
-                .values()
-                .all(|c| matches!(c.effects.as_slice(), [TxEffect::RollbackTo]));
-        if !bare && !recovering && self.end_aborted(&executed.effects, Some(&batch)).await? {
+        if !bare
+            && self
+                .end_aborted(&executed.effects, Some((&batch, &parsed)))
+                .await?
+        {
             return Ok(());
         }
         if let Err(e) = self.apply_contexts(&virtuals).await {

@@ -83,7 +83,7 @@ if report_file:
     with open(report_file + ".log", "w") as f:
         f.write(log.getvalue())
 
-# Per test: its outcome and the first line of its error, for the report.
+# Per failed test: the last line of its traceback (the exception), for the report.
 errors = {}
 for test, text in result.failures + result.errors:
     last = [line for line in text.strip().splitlines() if line.strip()]

@@ -119,12 +119,15 @@ pub fn code(e: &tokio_postgres::Error) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
+/// `tests/drivers`: the driver matrix's scripts and packages.
+pub fn drivers_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers")
+}
+
 /// Runs a driver script from `tests/drivers` with a DSN for `user` and `password` and more
 /// arguments; it must exit 0 and print "ok".
 pub async fn run_driver(env: &Env, script: &str, user: &str, password: &str, args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/drivers")
-        .join(script);
+    let script = drivers_dir().join(script);
     let dsn = format!(
         "host=127.0.0.1 port={} dbname={} user={user} password={password}",
         env.port, env.service
@@ -149,7 +152,7 @@ pub async fn run_driver(env: &Env, script: &str, user: &str, password: &str, arg
 /// gateway's host, port and service and `keys` (one per tenant); it must exit 0 and print
 /// "ok".
 pub async fn run_matrix(env: &Env, command: &[&str], keys: &[String]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers");
+    let dir = drivers_dir();
     let (program, script) = (command[0], command[command.len() - 1]);
     let out = tokio::process::Command::new(program)
         .args(&command[1..])
