@@ -118,6 +118,48 @@ impl Directory {
         Ok(format!("bh_gw_{}", &id.simple().to_string()[..12]))
     }
 
+    /// The role a service login's tenant-free statements run as (catalog queries before any
+    /// tenant is chosen): `bh_cat_` and the same 12 hex digits as [`Self::gateway_role`]. It
+    /// holds no privilege on any tenant's data and is bound to no tenant.
+    pub async fn catalog_role(&self) -> Result<String, DirectoryError> {
+        let gateway = self.gateway_role().await?;
+        Ok(gateway.replacen("bh_gw_", "bh_cat_", 1))
+    }
+
+    /// Where a service login's tenant-free statements run: one of the service's pool
+    /// databases (the first cluster by name), as a placement of the catalog role. None when
+    /// the service has no pool database.
+    pub async fn catalog_route_facts(
+        &self,
+        service: &ServiceName,
+    ) -> Result<Option<RoutePlacement>, DirectoryError> {
+        let role = self.catalog_role().await?;
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT d.database_name, c.name AS cluster, c.admin_dsn, c.gateway_password, c.server_version
+                   FROM directory.service_databases d
+                   JOIN directory.clusters c ON c.name = d.cluster
+                  WHERE d.service = $1 AND d.kind = 'pool'
+                  ORDER BY d.cluster LIMIT 1",
+                &[&service.as_str()],
+            )
+            .await?;
+        Ok(row.map(|r| RoutePlacement {
+            state: PlacementState::Active,
+            mode: Mode::Shared,
+            database: r.get("database_name"),
+            schema: None,
+            role,
+            epoch: 0,
+            cluster: r.get("cluster"),
+            admin_dsn: r.get("admin_dsn"),
+            gateway_password: r.get("gateway_password"),
+            server_version: r.get("server_version"),
+            held: false,
+        }))
+    }
+
     /// Records the gateway's password on a cluster.
     pub async fn set_gateway_password(
         &self,

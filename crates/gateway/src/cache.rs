@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use bulkhead_directory::{CredentialLogin, Directory, DirectoryError, ServiceAuth, TenantRef};
 use bulkhead_model::{ServiceName, Slug, TenantId};
 
-use crate::route::{resolve, Route};
+use crate::route::{resolve, resolve_catalog, Route};
 use crate::watch::{DirectoryWatch, Seen};
 use crate::GatewayError;
 
@@ -29,6 +29,8 @@ type Verifier = (Option<Arc<CredentialLogin>>, u64);
 #[derive(Default)]
 pub struct DirectoryCache {
     routes: Mutex<RouteMap>,
+    /// Service → its catalog route, at the directory's change count.
+    catalog: Mutex<HashMap<String, (Arc<Route>, u64)>>,
     /// Slug → its tenant, with that tenant's generations then (a rename moves them).
     slugs: Mutex<HashMap<String, (TenantId, Seen)>>,
     auth: Mutex<HashMap<String, (Arc<ServiceAuth>, u64)>>,
@@ -50,6 +52,31 @@ fn insert<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, k: K, v: V) {
 }
 
 impl DirectoryCache {
+    /// The catalog route of `service` (see [`crate::route`]), from the cache while nothing
+    /// in the directory changed.
+    pub async fn catalog_route(
+        &self,
+        dir: &Directory,
+        watch: &DirectoryWatch,
+        service: &str,
+        gateway_role: &str,
+    ) -> Result<Arc<Route>, GatewayError> {
+        let now = watch.changes();
+        if let Ok(m) = self.catalog.lock() {
+            if let Some((r, seen)) = m.get(service) {
+                if *seen == now {
+                    return Ok(r.clone());
+                }
+            }
+        }
+        let name = service
+            .parse()
+            .map_err(|_| GatewayError::UnknownService(service.to_string()))?;
+        let route = Arc::new(resolve_catalog(dir, &name, gateway_role).await?);
+        insert(&self.catalog, service.to_string(), (route.clone(), now));
+        Ok(route)
+    }
+
     /// The route of `tenant` in `service`, from the cache when the directory has not
     /// changed for it since.
     pub async fn route(

@@ -1,5 +1,12 @@
 //! Where a tenant's transactions go: the backend target of its placement and the context
 //! every transaction starts with (role, search_path, tenant setting).
+//!
+//! And the catalog route of a service: where a service login's tenant-free statements go
+//! before it chose a tenant (the catalog queries drivers and ORMs send when they connect:
+//! type lookups, `SELECT version()`, `SHOW`). It runs them in one of the service's pool
+//! databases as the catalog role, which holds no privilege and is bound to no tenant, with
+//! `search_path` `pg_catalog` and no tenant setting; the guard sends it nothing but reads of
+//! the catalogs (see `guard::catalog`).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -23,8 +30,8 @@ pub struct Route {
     pub role: String,
     /// The search_path.
     pub search_path: String,
-    /// The tenant.
-    pub tenant: TenantId,
+    /// The tenant; None on a service's catalog route.
+    pub tenant: Option<TenantId>,
     /// The placement's epoch when resolved.
     pub epoch: i64,
     /// The tenant's tier (its limits).
@@ -54,7 +61,7 @@ impl Route {
             "SELECT pg_catalog.set_config('role', {}, false), pg_catalog.set_config('search_path', {}, false), pg_catalog.set_config('bulkhead.tenant_id', '{}', false), pg_catalog.set_config('application_name', {}, false)",
             literal(&self.role),
             literal(&self.search_path),
-            self.tenant,
+            self.tenant.map(|t| t.to_string()).unwrap_or_default(),
             literal(token)
         )
     }
@@ -89,7 +96,7 @@ impl Route {
             }),
             role: format!("bh_t_{}", tenant.simple()),
             search_path: "public, ref".into(),
-            tenant,
+            tenant: Some(tenant),
             epoch: 1,
             tier: "free".into(),
             server_version: "15".into(),
@@ -140,6 +147,36 @@ pub async fn resolve(
     if placement.held {
         return Err(GatewayError::Held(*tenant));
     }
+    let search_path = match (&placement.mode, &placement.schema) {
+        (Mode::Schema, Some(s)) => format!("{}, ref", bulkhead_provisioner::naming::ident(s)),
+        _ => "public, ref".to_string(),
+    };
+    let mut route = of_placement(service, &placement, gateway_role, search_path)?;
+    route.tenant = Some(*tenant);
+    route.tier = facts.tier.clone();
+    Ok(route)
+}
+
+/// Resolves a service's catalog route (see the module's documentation); refused when the
+/// service has no pool database.
+pub async fn resolve_catalog(
+    dir: &Directory,
+    service: &ServiceName,
+    gateway_role: &str,
+) -> Result<Route, GatewayError> {
+    let placement = dir.catalog_route_facts(service).await?.ok_or_else(|| {
+        GatewayError::NotAuthorized(format!("service {service} has no database yet"))
+    })?;
+    of_placement(service, &placement, gateway_role, "pg_catalog".into())
+}
+
+/// A route to `placement` with no tenant and the default tier.
+fn of_placement(
+    service: &ServiceName,
+    placement: &bulkhead_directory::RoutePlacement,
+    gateway_role: &str,
+    search_path: String,
+) -> Result<Route, GatewayError> {
     let password = placement.gateway_password.clone().ok_or_else(|| {
         GatewayError::Backend(format!(
             "cluster {} is not prepared for the gateway",
@@ -158,10 +195,6 @@ pub async fn resolve(
         }
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    let search_path = match (&placement.mode, &placement.schema) {
-        (Mode::Schema, Some(s)) => format!("{}, ref", bulkhead_provisioner::naming::ident(s)),
-        _ => "public, ref".to_string(),
-    };
     Ok(Route {
         service: service.to_string(),
         cluster: placement.cluster.clone(),
@@ -174,9 +207,9 @@ pub async fn resolve(
         }),
         role: placement.role.clone(),
         search_path,
-        tenant: *tenant,
+        tenant: None,
         epoch: placement.epoch,
-        tier: facts.tier.clone(),
+        tier: String::new(),
         server_version: placement
             .server_version
             .split_whitespace()

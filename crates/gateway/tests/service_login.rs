@@ -464,3 +464,79 @@ async fn the_startup_packet_chooses_the_session_tenant() {
         .await
         .expect("served");
 }
+
+/// Before it chose a tenant, a service login may read the catalogs (what drivers and ORMs
+/// send when they connect: type lookups, `SELECT version()`, `SHOW`), in both protocols, as
+/// the catalog role, which can read no tenant's rows; anything else waits for a tenant.
+#[tokio::test]
+async fn a_service_login_reads_the_catalogs_before_choosing_a_tenant() {
+    let env = env("svc_catalog", 1).await;
+    credential(&env, "cat_svc").await;
+    let id = tenant(&env, "cat-shared", Mode::Shared).await;
+    tenant(&env, "cat-schema", Mode::Schema).await;
+    let client = service_client(&env, "cat_svc", PASSWORD)
+        .await
+        .expect("login");
+    let oid: u32 = client
+        .query_one("SELECT oid FROM pg_type WHERE typname = $1", &[&"int4"])
+        .await
+        .expect("a type lookup (extended protocol)")
+        .get(0);
+    assert_eq!(oid, 23);
+    client
+        .simple_query("SELECT version(); SHOW server_version")
+        .await
+        .expect("version (simple protocol)");
+    let (role, tenant_setting): (String, String) = {
+        let row = client
+            .query_one(
+                "SELECT current_user::text, current_setting('bulkhead.tenant_id', true)",
+                &[],
+            )
+            .await
+            .expect("who");
+        (row.get(0), row.get(1))
+    };
+    assert!(role.starts_with("bh_cat_"), "{role}");
+    assert_eq!(tenant_setting, "");
+    // The catalog role is bound to no tenant and may read no tenant's rows.
+    let e = client
+        .query_one("SELECT bulkhead.current_tenant()", &[])
+        .await
+        .expect_err("no tenant");
+    assert!(!message(&e).is_empty());
+    for sql in [
+        "SELECT name FROM customers",
+        "SELECT * FROM pg_type, customers",
+        "SELECT (SELECT count(*) FROM public.customers)",
+    ] {
+        let e = client.query(sql, &[]).await.expect_err(sql);
+        assert_eq!(code(&e), "42501", "{sql}: {e}");
+        assert!(message(&e).contains("no tenant"), "{sql}: {e}");
+    }
+    // A transaction that began with catalog reads stays on them: no tenant may be chosen
+    // in it and no tenant data read.
+    client.batch_execute("BEGIN").await.expect("begin");
+    client.query("SELECT 1", &[]).await.expect("catalog read");
+    let e = client
+        .batch_execute(&format!("SET LOCAL bulkhead.tenant = '{id}'"))
+        .await
+        .expect_err("tenant after the first statement");
+    assert_eq!(code(&e), "42501", "{e}");
+    client.batch_execute("ROLLBACK").await.expect("rollback");
+    client.batch_execute("BEGIN").await.expect("begin");
+    client.query("SELECT 1", &[]).await.expect("catalog read");
+    let e = client
+        .query("SELECT name FROM customers", &[])
+        .await
+        .expect_err("tenant data on the catalog route");
+    assert!(message(&e).contains("no tenant"), "{e}");
+    client.batch_execute("ROLLBACK").await.expect("rollback");
+    // And then a tenant, on the same pool of one.
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL bulkhead.tenant = '{id}'; INSERT INTO customers (id, name) VALUES (1, 'x'); COMMIT"
+        ))
+        .await
+        .expect("a tenant's transaction after catalog reads");
+}

@@ -29,7 +29,7 @@ use crate::route::Route;
 struct Settings {
     role: String,
     search_path: String,
-    tenant: bulkhead_model::TenantId,
+    tenant: Option<bulkhead_model::TenantId>,
 }
 
 impl Settings {

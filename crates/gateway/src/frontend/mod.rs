@@ -151,6 +151,17 @@ impl GatewayState {
         }
     }
 
+    /// The catalog route of a service (cached; see [`crate::route`]).
+    pub(crate) async fn catalog_route(
+        &self,
+        service: &str,
+    ) -> Result<Arc<crate::route::Route>, GatewayError> {
+        let role = self.gateway_role().await?;
+        self.cache
+            .catalog_route(&self.directory, &self.watch, service, role)
+            .await
+    }
+
     /// The metrics as Prometheus text.
     pub fn render_metrics(&self) -> String {
         let mut text = self.metrics.render(&self.pools.all_stats());

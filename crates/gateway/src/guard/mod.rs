@@ -19,6 +19,7 @@
 //! depends on a constant's value, only on the statement's tokens.
 
 mod cache;
+mod catalog;
 mod functions;
 mod quick;
 pub(crate) mod statements;
@@ -215,6 +216,9 @@ pub struct Checked {
     pub by_value: bool,
     /// SQL-level EXECUTEs, in order: the session points them at its backend statements.
     pub executes: Vec<SqlExecute>,
+    /// Every statement that reaches the server reads only the catalogs (see
+    /// [`catalog`]): a service login may run it before choosing a tenant.
+    pub tenant_free: bool,
 }
 
 /// Parses `sql` and returns the transaction effect of each statement, or why it is refused.
@@ -248,7 +252,8 @@ pub fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
     })?;
     functions::check(&tree, &mut checked)?;
     let mut values = Some(Vec::new());
-    for raw in &parsed.protobuf.stmts {
+    checked.tenant_free = true;
+    for (k, raw) in parsed.protobuf.stmts.iter().enumerate() {
         let node = raw.stmt.as_ref().and_then(|s| s.node.as_ref());
         let before = checked.session_settings.len();
         if matches!(node, Some(pg_query::NodeEnum::CopyStmt(c)) if c.is_from) {
@@ -261,6 +266,8 @@ pub fn inspect_uncached(sql: &str) -> Result<Checked, Refusal> {
             Ok(len) => (start + len).min(sql.len()),
         };
         statements::locate_names(&sql[start..end], start, &mut effect, &mut checked)?;
+        checked.tenant_free &=
+            effect != TxEffect::None || catalog::reads_only_catalogs(&tree["stmts"][k]["stmt"]);
         checked.effects.push(effect);
         checked.starts.push(start);
         values = values.and_then(|mut vs| {

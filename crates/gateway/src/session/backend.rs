@@ -14,21 +14,31 @@ impl Session {
     /// Checks out a backend connection for the tenant of the transaction about to start and
     /// points the client's cancel key at it; false when the client was answered with why
     /// not.
-    pub(super) async fn lease(&mut self) -> Result<bool, GatewayError> {
-        let route = match self.transaction_route().await? {
-            Ok(r) => r,
+    pub(super) async fn lease(&mut self, tenant_free: bool) -> Result<bool, GatewayError> {
+        match self.lease_or_why(tenant_free).await? {
+            Ok(()) => Ok(true),
             Err(e) => {
                 let r = super::context::refusal_of(e);
                 self.answer_error(r.code, &r.message).await?;
-                return Ok(false);
+                Ok(false)
             }
+        }
+    }
+
+    /// [`Self::lease`], leaving the answer to a failure to the caller (a unit sent in part
+    /// answers it without ReadyForQuery, which belongs to its Sync).
+    pub(super) async fn lease_or_why(
+        &mut self,
+        tenant_free: bool,
+    ) -> Result<Result<(), GatewayError>, GatewayError> {
+        let route = match self.transaction_route(tenant_free).await? {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
         };
-        let pass = match self.admit(&route) {
+        // The catalog route has no tenant, so no tenant's limits: it runs only catalog reads.
+        let pass = match route.tenant.map(|t| self.admit(&route, t)).transpose() {
             Ok(p) => p,
-            Err(e) => {
-                self.answer_error(e.sqlstate(), &e.to_string()).await?;
-                return Ok(false);
-            }
+            Err(e) => return Ok(Err(e)),
         };
         // Preferred: a connection that already holds the tenant's context and the client's
         // settings (then nothing is switched or applied).
@@ -45,23 +55,21 @@ impl Session {
                 self.backend = Some(leased);
                 self.plan_sync();
                 self.usage_leased();
-                if self.logged_tenant != Some(route.tenant) {
-                    self.logged_tenant = Some(route.tenant);
-                    tracing::Span::current()
-                        .record("tenant", tracing::field::display(route.tenant));
+                if let (Some(t), true) = (route.tenant, self.logged_tenant != route.tenant) {
+                    self.logged_tenant = Some(t);
+                    tracing::Span::current().record("tenant", tracing::field::display(t));
                 }
-                self.pass = Some(pass);
+                self.pass = pass;
                 self.route = Some(route);
                 self.arm_cancel().await;
-                Ok(true)
+                Ok(Ok(()))
             }
             Err(e) => {
                 if matches!(e, GatewayError::PoolTimeout) {
                     self.state.metrics.checkout_timeout();
                 }
-                tracing::warn!(tenant = %route.tenant, error = %e, "no backend connection");
-                self.answer_error(e.sqlstate(), &e.to_string()).await?;
-                Ok(false)
+                tracing::warn!(tenant = ?route.tenant, error = %e, "no backend connection");
+                Ok(Err(e))
             }
         }
     }

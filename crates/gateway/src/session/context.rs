@@ -64,6 +64,11 @@ fn denied(message: impl Into<String>) -> GatewayError {
     }
 }
 
+/// Why a statement on tenant data cannot run yet.
+pub(super) fn no_tenant() -> GatewayError {
+    denied("no tenant is chosen: SET LOCAL bulkhead.tenant = '<tenant id or slug>' (or bulkhead.token) inside the transaction first")
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -177,7 +182,7 @@ impl Session {
             chosen
         };
         if let Some(route) = self.route.as_ref().filter(|_| self.backend.is_some()) {
-            if after.map(|a| a.tenant) != Some(route.tenant) {
+            if after.map(|a| a.tenant) != route.tenant {
                 return Err(denied(
                     "the tenant of a transaction cannot change after its first statement; COMMIT or ROLLBACK first",
                 ));
@@ -305,14 +310,18 @@ impl Session {
     }
 
     /// The route of the transaction about to start, or the error to answer with. A pinned
-    /// tenant that may no longer be served ends the session (the caller gets Err).
+    /// tenant that may no longer be served ends the session (the caller gets Err). With no
+    /// tenant chosen, a unit that reads only the catalogs (`tenant_free`) goes to the
+    /// service's catalog route.
     pub(super) async fn transaction_route(
         &mut self,
+        tenant_free: bool,
     ) -> Result<Result<Arc<Route>, GatewayError>, GatewayError> {
         let Some(tenant) = self.ctx.tenant() else {
-            return Ok(Err(denied(
-                "no tenant is chosen: SET LOCAL bulkhead.tenant = '<tenant id or slug>' (or bulkhead.token) inside the transaction first",
-            )));
+            if !tenant_free {
+                return Ok(Err(no_tenant()));
+            }
+            return Ok(self.state.catalog_route(&self.service).await);
         };
         if let Some(exp) = self.ctx.chosen().and_then(|c| c.expires_at) {
             if exp + 30 < now() {
@@ -324,7 +333,7 @@ impl Session {
         // The last transaction's route, while nothing in the directory moved since.
         let changes = self.state.watch.changes();
         if let Some((route, seen)) = &self.route_memo {
-            if route.tenant == tenant && *seen == changes {
+            if route.tenant == Some(tenant) && *seen == changes {
                 return Ok(Ok(route.clone()));
             }
         }

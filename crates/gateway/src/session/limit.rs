@@ -12,38 +12,36 @@ use super::Session;
 use crate::limits::{Gate, LimitHit, Pass};
 use crate::route::Route;
 use crate::GatewayError;
+use bulkhead_model::TenantId;
 
 impl Session {
     /// Records a limit hit in the audit log.
     fn audit_limit(&self, route: &Route, limit: &str, value: u64) {
-        self.state.audit(
-            bulkhead_audit::action::LIMIT_HIT,
-            Some(route.tenant),
-            || {
+        self.state
+            .audit(bulkhead_audit::action::LIMIT_HIT, route.tenant, || {
                 serde_json::json!({
                     "service": self.service,
                     "tier": route.tier.to_string(),
                     "limit": limit,
                     "value": value,
                 })
-            },
-        );
+            });
     }
 
-    fn gate(&mut self, route: &Route) -> Arc<Gate> {
-        if let Some((tenant, gate)) = &self.gate {
-            if *tenant == route.tenant {
+    fn gate(&mut self, tenant: TenantId) -> Arc<Gate> {
+        if let Some((held, gate)) = &self.gate {
+            if *held == tenant {
                 return gate.clone();
             }
         }
-        let gate = self.state.gates.of(route.tenant);
-        self.gate = Some((route.tenant, gate.clone()));
+        let gate = self.state.gates.of(tenant);
+        self.gate = Some((tenant, gate.clone()));
         gate
     }
 
     /// A pass for a transaction of `route`'s tenant, or the error that refuses it.
-    pub(super) fn admit(&mut self, route: &Route) -> Result<Pass, GatewayError> {
-        let gate = self.gate(route);
+    pub(super) fn admit(&mut self, route: &Route, tenant: TenantId) -> Result<Pass, GatewayError> {
+        let gate = self.gate(tenant);
         let limits = self.state.settings.limits.for_tier(&route.tier);
         let hit = match gate.enter(limits) {
             Ok(pass) => return Ok(pass),
@@ -56,7 +54,7 @@ impl Session {
                 LimitHit::Rate(_) => "rate",
             },
         );
-        tracing::info!(tenant = %route.tenant, tier = %route.tier, ?hit, "tenant limit reached");
+        tracing::info!(%tenant, tier = %route.tier, ?hit, "tenant limit reached");
         let (limit, value) = match hit {
             LimitHit::Concurrency(n) => ("concurrency", n as u64),
             LimitHit::Rate(n) => ("rate", n as u64),
@@ -65,11 +63,11 @@ impl Session {
         let message = match hit {
             LimitHit::Concurrency(n) => format!(
                 "tenant {} is at its limit of {n} concurrent transactions (tier {}); retry when one ends",
-                route.tenant, route.tier
+                tenant, route.tier
             ),
             LimitHit::Rate(n) => format!(
                 "tenant {} is over its limit of {n} transactions per second (tier {}); retry shortly",
-                route.tenant, route.tier
+                tenant, route.tier
             ),
         };
         Err(GatewayError::Refused {
@@ -139,12 +137,17 @@ impl Session {
         let route = route.clone();
         self.audit_limit(&route, "statement_timeout", took.as_millis() as u64);
         let route = &route;
-        let message = format!(
-            "canceling statement: tenant {} reached its statement timeout of {} ms (tier {})",
-            route.tenant,
-            took.as_millis(),
-            route.tier
-        );
+        let message = match route.tenant {
+            Some(tenant) => format!(
+                "canceling statement: tenant {tenant} reached its statement timeout of {} ms (tier {})",
+                took.as_millis(),
+                route.tier
+            ),
+            None => format!(
+                "canceling statement: a catalog query reached the statement timeout of {} ms",
+                took.as_millis()
+            ),
+        };
         to_client::error_response(
             &mut self.io.wbuf,
             "ERROR",

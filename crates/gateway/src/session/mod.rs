@@ -379,7 +379,7 @@ impl Session {
     async fn end_aborted(
         &mut self,
         effects: &[TxEffect],
-        extended: Option<(&[FrontendMessage], &HashMap<String, Checked>)>,
+        extended: Option<(&[FrontendMessage], &prepared::Parsed)>,
     ) -> Result<bool, GatewayError> {
         let recovers = match (effects.first(), extended) {
             (Some(TxEffect::RollbackTo), _) => true,
@@ -387,7 +387,7 @@ impl Session {
                 self.backend.is_some()
                     && !parsed.is_empty()
                     && parsed
-                        .values()
+                        .all()
                         .all(|c| matches!(c.effects.as_slice(), [TxEffect::RollbackTo]))
             }
             _ => false,
@@ -535,7 +535,7 @@ impl Session {
         if self.backend.is_some() {
             return self.simple_attached(sql, &checked, from, ends).await;
         }
-        if !self.lease().await? {
+        if !self.lease(checked.tenant_free).await? {
             return Ok(());
         }
         let begin = self.explicit.then(|| self.take_begin());
@@ -719,7 +719,7 @@ impl Session {
             let begin = options.sql();
             self.explicit = true;
             self.pending_begin = None;
-            if !self.lease().await? {
+            if !self.lease(executed.tenant_free).await? {
                 return Ok(());
             }
             let (out, mut expect, attempted) = self.translate(batch, &parsed, &virtuals);
@@ -737,7 +737,7 @@ impl Session {
             self.explicit = true;
         }
         let fresh = self.backend.is_none();
-        if fresh && !self.lease().await? {
+        if fresh && !self.lease(executed.tenant_free).await? {
             return Ok(());
         }
         let (out, expect, attempted) = self.translate(batch, &parsed, &virtuals);
@@ -797,8 +797,11 @@ impl Session {
             Some(TxEffect::Begin(o)) if opening => Some(o.sql()),
             _ => None,
         };
-        if opening && !self.lease().await? {
-            return Ok(());
+        if opening {
+            if let Err(e) = self.lease_or_why(executed.tenant_free).await? {
+                // Answered now, without ReadyForQuery: the unit ends at the client's Sync.
+                return self.fail_partial(e.sqlstate(), &e.to_string()).await;
+            }
         }
         let mut partial = self.partial.take().unwrap_or_default();
         partial.effects.extend(executed.effects);
@@ -832,10 +835,16 @@ impl Session {
     /// its Sync is skipped (never forwarded), like an error inside the unit.
     async fn refuse_partial(&mut self, r: Refusal) -> Result<(), GatewayError> {
         self.count_refusal(&r);
+        self.fail_partial(r.code, &r.message).await
+    }
+
+    /// An error in a unit sent in part: answered now (no ReadyForQuery: that belongs to the
+    /// client's Sync), and everything until the Sync is skipped.
+    async fn fail_partial(&mut self, code: SqlState, message: &str) -> Result<(), GatewayError> {
         if self.explicit {
             self.aborted = true;
         }
-        self.io.error("ERROR", r.code, &r.message);
+        self.io.error("ERROR", code, message);
         let mut partial = self.partial.take().unwrap_or_default();
         partial.refused = true;
         self.partial = Some(partial);
@@ -847,7 +856,7 @@ impl Session {
         &mut self,
         mut partial: Partial,
         rest: Vec<FrontendMessage>,
-        parsed: &HashMap<String, Checked>,
+        parsed: &prepared::Parsed,
         virtuals: &virtuals::Virtuals,
         effects: Vec<TxEffect>,
     ) -> Result<(), GatewayError> {

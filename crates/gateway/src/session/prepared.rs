@@ -25,34 +25,74 @@ pub(super) struct ClientStatement {
     pub backend_name: String,
 }
 
+/// What the guard found in each Parse of a unit, by the message's position: two unnamed
+/// Parses in one unit (pgJDBC sends its BEGIN and the statement after it so) are each their
+/// own. Named ones are found by name too.
+#[derive(Debug, Default)]
+pub(super) struct Parsed {
+    at: HashMap<usize, Checked>,
+    named: HashMap<String, usize>,
+}
+
+impl Parsed {
+    /// The statement of the Parse at message `i`.
+    pub fn at(&self, i: usize) -> Option<&Checked> {
+        self.at.get(&i)
+    }
+
+    /// The statement the unit's last Parse named `name` (not empty) carries.
+    pub fn named(&self, name: &str) -> Option<&Checked> {
+        self.named.get(name).and_then(|i| self.at.get(i))
+    }
+
+    /// True when the unit parses nothing.
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// Every statement the unit parses.
+    pub fn all(&self) -> impl Iterator<Item = &Checked> {
+        self.at.values()
+    }
+}
+
 impl Session {
     /// Checks the text of every Parse in `batch`; the first refusal refuses them all.
-    pub(super) fn check_parses(
-        batch: &[FrontendMessage],
-    ) -> Result<HashMap<String, Checked>, Refusal> {
-        let mut parsed = HashMap::new();
-        for m in batch {
+    pub(super) fn check_parses(batch: &[FrontendMessage]) -> Result<Parsed, Refusal> {
+        let mut parsed = Parsed::default();
+        for (i, m) in batch.iter().enumerate() {
             if let FrontendMessage::Parse { name, query, .. } = m {
-                parsed.insert(name.clone(), guard::inspect(query)?);
+                parsed.at.insert(i, guard::inspect(query)?);
+                if !name.is_empty() {
+                    parsed.named.insert(name.clone(), i);
+                }
             }
         }
         Ok(parsed)
     }
 
     /// What the statements this unit sends to the backend execute, in order: their
-    /// transaction effects and whether one of them is COPY FROM STDIN.
+    /// transaction effects and whether one of them is COPY FROM STDIN; `tenant_free` when
+    /// what it parses and executes reads only the catalogs.
     pub(super) fn executed(
         &mut self,
         batch: &[FrontendMessage],
-        parsed: &HashMap<String, Checked>,
+        parsed: &Parsed,
         virtuals: &Virtuals,
     ) -> Checked {
         let mut portals: HashMap<&str, &str> = HashMap::new();
-        let mut out = Checked::default();
+        let mut out = Checked {
+            tenant_free: true,
+            ..Checked::default()
+        };
         for (i, m) in batch.iter().enumerate() {
             match m {
-                FrontendMessage::Parse { name, .. } if name.is_empty() => {
-                    self.unnamed = parsed.get("").cloned().unwrap_or_default();
+                FrontendMessage::Parse { name, .. } => {
+                    let c = parsed.at(i);
+                    out.tenant_free &= c.is_some_and(|c| c.tenant_free);
+                    if name.is_empty() {
+                        self.unnamed = c.cloned().unwrap_or_default();
+                    }
                 }
                 FrontendMessage::Bind {
                     portal, statement, ..
@@ -61,15 +101,16 @@ impl Session {
                 }
                 FrontendMessage::Execute { portal, .. } if virtuals.answer(i).is_none() => {
                     let stmt = portals.get(portal.as_str()).copied().unwrap_or("");
-                    let c = match parsed.get(stmt) {
+                    let c = match parsed.named(stmt) {
+                        _ if stmt.is_empty() => &self.unnamed,
                         Some(c) => c,
-                        None if stmt.is_empty() => &self.unnamed,
                         None => match self.statements.get(stmt) {
                             Some(s) => &s.checked,
                             None => continue,
                         },
                     };
                     out.effects.extend(c.effects.iter().cloned());
+                    out.tenant_free &= c.tenant_free;
                     out.copy_in |= c.copy_in;
                     out.ddl |= c.ddl;
                     out.notify.extend(c.notify.iter().cloned());
@@ -105,7 +146,7 @@ impl Session {
     pub(super) fn translate(
         &mut self,
         batch: Vec<FrontendMessage>,
-        parsed: &HashMap<String, Checked>,
+        parsed: &Parsed,
         virtuals: &Virtuals,
     ) -> (BytesMut, Expectations, Vec<String>) {
         let mut expect = Expectations::default();
@@ -121,7 +162,7 @@ impl Session {
     pub(super) fn translate_into(
         &mut self,
         batch: Vec<FrontendMessage>,
-        parsed: &HashMap<String, Checked>,
+        parsed: &Parsed,
         virtuals: &Virtuals,
         expect: &mut Expectations,
         sync: bool,
@@ -161,7 +202,7 @@ impl Session {
                         known.insert(bname.clone());
                         attempted.push(bname.clone());
                     }
-                    let checked = parsed.get(&name).cloned().unwrap_or_default();
+                    let checked = parsed.at(i).cloned().unwrap_or_default();
                     self.statements.insert(
                         name,
                         ClientStatement {

@@ -5,6 +5,8 @@
 //! - DDL only from a service credential with the migration capability.
 //! - NOTIFY (and `pg_notify`) only on the tenant's own channels: `t_<tenant id, 32 hex
 //!   digits>` or a name that starts with it and `_`.
+//! - On the catalog route (a transaction that began before any tenant was chosen), only
+//!   statements that read the catalogs.
 
 use bulkhead_wire::SqlState;
 
@@ -15,6 +17,12 @@ use crate::guard::{Checked, Refusal};
 impl Session {
     /// Why the statements of `c` may not run in this session now, if they may not.
     pub(super) fn judge(&self, c: &Checked) -> Result<(), Refusal> {
+        let on_catalog_route =
+            self.backend.is_some() && self.route.as_ref().is_some_and(|r| r.tenant.is_none());
+        if on_catalog_route && !c.tenant_free {
+            // A transaction that began with catalog reads before any tenant was chosen.
+            return Err(super::context::refusal_of(super::context::no_tenant()));
+        }
         if c.ddl && !matches!(self.ctx.identity(), Identity::Service { may_ddl: true, .. }) {
             return Err(Refusal {
                 code: SqlState::InsufficientPrivilege,

@@ -47,7 +47,7 @@ impl Session {
     /// The backend transaction ended (committed, rolled back or lost): its counts go to the
     /// tenant's meter.
     pub(super) fn meter_transaction(&mut self) {
-        let Some(tenant) = self.route.as_ref().map(|r| r.tenant) else {
+        let Some(tenant) = self.route.as_ref().and_then(|r| r.tenant) else {
             return;
         };
         let u = &mut self.usage;

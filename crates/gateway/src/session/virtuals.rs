@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use bulkhead_wire::{FrontendMessage, SqlState};
 
-use super::prepared::ClientStatement;
+use super::prepared::{ClientStatement, Parsed};
 use super::Session;
 use crate::expect::Synth;
 use crate::guard::{Checked, ContextSet, Refusal, SessionOp, TxEffect};
@@ -62,14 +62,14 @@ fn context_of(c: &Checked) -> Option<Virtual<'_>> {
 fn statement<'a>(
     name: &str,
     unnamed: &'a Checked,
-    parsed: &'a HashMap<String, Checked>,
+    parsed: &'a Parsed,
     statements: &'a HashMap<String, ClientStatement>,
 ) -> Option<&'a Checked> {
     if name.is_empty() {
         return Some(unnamed);
     }
     parsed
-        .get(name)
+        .named(name)
         .or_else(|| statements.get(name).map(|st| &st.checked))
 }
 
@@ -80,7 +80,7 @@ impl Session {
     pub(super) fn classify(
         &mut self,
         batch: &[FrontendMessage],
-        parsed: &HashMap<String, Checked>,
+        parsed: &Parsed,
     ) -> Result<Virtuals, Refusal> {
         let mut v = Virtuals::default();
         // Named context statements to remember (Some) or forget (None) once the unit is read.
@@ -90,7 +90,7 @@ impl Session {
         // Portal → (its context statement, whether it is a BEGIN).
         let mut portals: HashMap<&str, (Option<Virtual>, bool)> = HashMap::new();
         let mut data_executed = false;
-        for m in batch {
+        for (i, m) in batch.iter().enumerate() {
             let context_of_statement = |name: &str, unnamed: &Checked| -> bool {
                 statement(name, unnamed, parsed, statements)
                     .and_then(context_of)
@@ -102,7 +102,7 @@ impl Session {
                     query,
                     param_types,
                 } => {
-                    let checked = parsed.get(name);
+                    let checked = parsed.at(i);
                     let ctx = checked.and_then(context_of).is_some();
                     match checked {
                         Some(c) if name.is_empty() => unnamed = c,
@@ -197,13 +197,13 @@ impl Session {
     pub(super) fn answer_virtual(
         &mut self,
         batch: &[FrontendMessage],
-        parsed: &HashMap<String, Checked>,
+        parsed: &Parsed,
         v: &Virtuals,
     ) {
         for (i, m) in batch.iter().enumerate() {
             if let FrontendMessage::Parse { name, .. } = m {
                 if name.is_empty() {
-                    self.unnamed = parsed.get("").cloned().unwrap_or_default();
+                    self.unnamed = parsed.at(i).cloned().unwrap_or_default();
                 }
             }
             for s in v.answer(i).unwrap_or_default() {

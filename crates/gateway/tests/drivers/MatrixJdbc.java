@@ -2,15 +2,22 @@
 // startup (TimeZone, extra_float_digits, DateStyle, application_name), server-side prepared
 // statements past prepareThreshold, batch inserts, transactions, types round trip, each
 // tenant sees only its rows, and two connections with their own TimeZone interleaved on a
-// pool of one. Usage: java -cp postgresql.jar MatrixJdbc.java HOST PORT DBNAME KEY...
+// pool of one; then the same tenants through a service login, each transaction choosing its
+// tenant with SET LOCAL bulkhead.tenant. Usage: java -cp postgresql.jar MatrixJdbc.java HOST
+// PORT DBNAME KEY... with MATRIX_SERVICE_USER, MATRIX_SERVICE_PASSWORD and MATRIX_TENANTS
+// (the keys' tenants, in order).
 import java.math.BigDecimal;
 import java.sql.*;
 import java.util.*;
 
 public class MatrixJdbc {
     static Connection connect(String host, String port, String db, String key, String tz) throws SQLException {
+        return connectAs(host, port, db, "app", key, tz);
+    }
+
+    static Connection connectAs(String host, String port, String db, String user, String key, String tz) throws SQLException {
         Properties p = new Properties();
-        p.setProperty("user", "app");
+        p.setProperty("user", user);
         p.setProperty("password", key);
         p.setProperty("prepareThreshold", "2");
         p.setProperty("ApplicationName", "matrix-jdbc");
@@ -79,7 +86,69 @@ public class MatrixJdbc {
                 check(show(y).equals("Asia/Tokyo"), "y's zone " + show(y));
             }
         }
+        serviceLogin(host, port, db);
         System.out.println("ok");
+    }
+
+    /** SET takes no parameters, so the slug goes in as a quoted literal. */
+    static void choose(Connection c, String tenant) throws SQLException {
+        try (Statement st = c.createStatement()) {
+            st.execute("SET LOCAL bulkhead.tenant = '" + tenant.replace("'", "''") + "'");
+        }
+    }
+
+    static void serviceLogin(String host, String port, String db) throws SQLException {
+        String[] tenants = System.getenv("MATRIX_TENANTS").split(" ");
+        try (Connection c = connectAs(host, port, db, System.getenv("MATRIX_SERVICE_USER"),
+                System.getenv("MATRIX_SERVICE_PASSWORD"), null)) {
+            c.setAutoCommit(false);
+            for (String t : tenants) {
+                choose(c, t);
+                try (PreparedStatement ins = c.prepareStatement("INSERT INTO customers (id, name) VALUES (?, ?)")) {
+                    ins.setInt(1, 900);
+                    ins.setString(2, "svc-" + t);
+                    ins.executeUpdate();
+                }
+                c.commit();
+            }
+            // A rolled-back transaction leaves nothing (pgJDBC sends its BEGIN and the first
+            // statement as two unnamed statements in one unit: the gateway must see the BEGIN).
+            choose(c, tenants[0]);
+            try (Statement st = c.createStatement()) {
+                st.execute("INSERT INTO customers (id, name) VALUES (901, 'rolled-back')");
+            }
+            c.rollback();
+            for (int round = 0; round < 2; round++) {
+                for (String t : tenants) { // past prepareThreshold, across tenants
+                    choose(c, t);
+                    try (PreparedStatement ps = c.prepareStatement("SELECT name FROM customers WHERE name LIKE ?")) {
+                        ps.setString(1, "svc-%");
+                        try (ResultSet rs = ps.executeQuery()) {
+                            check(rs.next() && rs.getString(1).equals("svc-" + t) && !rs.next(), t + "'s rows only");
+                        }
+                    }
+                    try (Statement st = c.createStatement();
+                         ResultSet rs = st.executeQuery("SELECT count(*) FROM customers WHERE id = 901")) {
+                        check(rs.next() && rs.getLong(1) == 0, "the rolled-back row is not there");
+                    }
+                    c.commit();
+                }
+            }
+            for (String t : tenants) {
+                choose(c, t);
+                try (Statement st = c.createStatement()) {
+                    st.execute("DELETE FROM customers WHERE id = 900");
+                }
+                c.commit();
+            }
+            try (Statement st = c.createStatement()) {
+                st.executeQuery("SELECT name FROM customers");
+                throw new AssertionError("a statement with no tenant chosen was not refused");
+            } catch (SQLException e) {
+                check("42501".equals(e.getSQLState()) && e.getMessage().contains("no tenant"), e.toString());
+                c.rollback();
+            }
+        }
     }
 
     static String show(Connection c) throws SQLException {

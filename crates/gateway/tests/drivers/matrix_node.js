@@ -1,7 +1,10 @@
 // node-postgres (pg + pg-pool) and knex through the gateway, for the driver matrix: types
 // round trip, each tenant sees only its rows, a pool reused across queries, a knex query,
 // and two pools with their own TimeZone (startup options) interleaved on a pool of one.
-// Usage: node matrix_node.js HOST PORT DBNAME KEY...
+// Then the same tenants through a service login's pool and knex, each transaction choosing
+// its tenant with SET LOCAL bulkhead.tenant. Usage: node matrix_node.js HOST PORT DBNAME
+// KEY... with MATRIX_SERVICE_USER, MATRIX_SERVICE_PASSWORD and MATRIX_TENANTS (the keys'
+// tenants, in order).
 const { Pool } = require('pg');
 const knex = require('knex');
 const assert = require('assert');
@@ -9,6 +12,55 @@ const assert = require('assert');
 const [host, port, database, ...keys] = process.argv.slice(2);
 const pool = (password, extra = {}) =>
   new Pool({ host, port: Number(port), database, user: 'app', password, max: 2, ...extra });
+
+// SET takes no parameters: the slug goes in as a literal, quoted by the driver.
+const choose = (client, tenant) =>
+  client.query(`SET LOCAL bulkhead.tenant = ${client.escapeLiteral(tenant)}`);
+
+async function serviceLogin() {
+  const user = process.env.MATRIX_SERVICE_USER;
+  const password = process.env.MATRIX_SERVICE_PASSWORD;
+  const tenants = process.env.MATRIX_TENANTS.split(' ');
+  const p = new Pool({ host, port: Number(port), database, user, password, max: 2 });
+  const inTenant = async (tenant, work) => {
+    const c = await p.connect();
+    try {
+      await c.query('BEGIN');
+      await choose(c, tenant);
+      const out = await work(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      await c.query('ROLLBACK');
+      throw e;
+    } finally {
+      c.release();
+    }
+  };
+  for (const t of tenants) {
+    await inTenant(t, (c) => c.query('INSERT INTO customers (id, name) VALUES ($1, $2)', [900, `svc-${t}`]));
+  }
+  for (let i = 0; i < 2; i++) {
+    for (const t of tenants) {
+      const { rows } = await inTenant(t, (c) =>
+        c.query({ name: 'svc-names', text: 'SELECT name FROM customers WHERE name LIKE $1', values: ['svc-%'] }));
+      assert.deepStrictEqual(rows.map((x) => x.name), [`svc-${t}`]);
+    }
+  }
+  await assert.rejects(p.query('SELECT name FROM customers'), (e) => e.code === '42501' && /no tenant/.test(e.message));
+  await p.end();
+  // knex: a transaction whose first statement names the tenant.
+  const k = knex({ client: 'pg', connection: { host, port: Number(port), database, user, password } });
+  for (const t of tenants) {
+    await k.transaction(async (trx) => {
+      await trx.raw(`SET LOCAL bulkhead.tenant = '${t.replace(/'/g, "''")}'`);
+      const found = await trx('customers').where('name', 'like', 'svc-%').select('name');
+      assert.deepStrictEqual(found.map((x) => x.name), [`svc-${t}`]);
+      await trx('customers').where('id', 900).del();
+    });
+  }
+  await k.destroy();
+}
 
 (async () => {
   for (const [n, key] of keys.entries()) {
@@ -42,6 +94,7 @@ const pool = (password, extra = {}) =>
   }
   await a.end();
   await b.end();
+  await serviceLogin();
   console.log('ok');
 })().catch((e) => {
   console.error(e);

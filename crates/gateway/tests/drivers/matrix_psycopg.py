@@ -1,13 +1,17 @@
 """psycopg 3 through the gateway, for the driver matrix: types round trip, each tenant sees
 only its rows, pipeline mode, the prepare threshold crossed, COPY, a server-side cursor, and
-two connections with their own TimeZone interleaved on a pool of one.
-Usage: matrix_psycopg.py HOST PORT DBNAME KEY... Prints "ok"."""
+two connections with their own TimeZone interleaved on a pool of one; then the same tenants
+through a service login, each transaction choosing its tenant with SET LOCAL bulkhead.tenant.
+Usage: matrix_psycopg.py HOST PORT DBNAME KEY... with MATRIX_SERVICE_USER,
+MATRIX_SERVICE_PASSWORD and MATRIX_TENANTS (the keys' tenants, in order). Prints "ok"."""
 import datetime
 import decimal
+import os
 import sys
 import uuid
 
 import psycopg
+from psycopg import sql
 
 host, port, db, keys = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 
@@ -64,4 +68,31 @@ for _ in range(3):
     assert b.execute("SHOW TimeZone").fetchone()[0] == "Asia/Tokyo"
     t = a.execute("SELECT '2020-01-01 00:00+00'::timestamptz").fetchone()[0]
     assert t.utcoffset() == datetime.timedelta(hours=-5), t
+
+# A service login: one connection, the tenant chosen per transaction (SET takes no
+# parameters, so the slug goes in as a literal).
+user, password = os.environ["MATRIX_SERVICE_USER"], os.environ["MATRIX_SERVICE_PASSWORD"]
+tenants = os.environ["MATRIX_TENANTS"].split()
+with psycopg.connect(host=host, port=port, dbname=db, user=user, password=password) as conn:
+    def choose(tenant):
+        conn.execute(sql.SQL("SET LOCAL bulkhead.tenant = {}").format(sql.Literal(tenant)))
+    for tenant in tenants:
+        with conn.transaction():
+            choose(tenant)
+            conn.execute("INSERT INTO customers (id, name) VALUES (%s, %s)", (900, f"svc-{tenant}"))
+            for _ in range(6):  # prepared under each tenant's role, never shared
+                row = conn.execute(SQL, vals).fetchone()
+            assert row[:7] == VALUES[:7] and row[10] is None, row
+    for tenant in tenants:
+        with conn.transaction():
+            choose(tenant)
+            names = [r[0] for r in conn.execute("SELECT name FROM customers WHERE name LIKE 'svc-%'")]
+            assert names == [f"svc-{tenant}"], (tenant, names)
+            conn.execute("DELETE FROM customers WHERE id = 900")
+    try:
+        conn.execute("SELECT name FROM customers")
+        raise AssertionError("a statement with no tenant chosen was not refused")
+    except psycopg.errors.InsufficientPrivilege as e:
+        assert "no tenant" in str(e), e
+    conn.rollback()
 print("ok")

@@ -2,7 +2,10 @@
 # the driver matrix: ActiveRecord's own connection setup (client_min_messages,
 # standard_conforming_strings, intervalstyle, its timezone), a model, transactions, types
 # round trip, each tenant sees only its rows, and two connections with their own TimeZone
-# interleaved on a pool of one. Usage: ruby matrix_ruby.rb HOST PORT DBNAME KEY...
+# interleaved on a pool of one; then the same tenants through a service login, each
+# ActiveRecord transaction choosing its tenant with SET LOCAL bulkhead.tenant.
+# Usage: ruby matrix_ruby.rb HOST PORT DBNAME KEY... with MATRIX_SERVICE_USER,
+# MATRIX_SERVICE_PASSWORD and MATRIX_TENANTS (the keys' tenants, in order).
 require "pg"
 require "active_record"
 
@@ -42,4 +45,34 @@ b = conn.(keys.last, "Asia/Tokyo")
   r = b.exec_params("SELECT $1::int + 1, $2::text", [41, nil])
   check(r.getvalue(0, 0) == "42" && r.getvalue(0, 1).nil?, "params")
 end
+a.close
+b.close
+
+ActiveRecord::Base.establish_connection(adapter: "postgresql", host: host, port: port.to_i,
+                                        database: db, username: ENV.fetch("MATRIX_SERVICE_USER"),
+                                        password: ENV.fetch("MATRIX_SERVICE_PASSWORD"),
+                                        prepared_statements: true, advisory_locks: false)
+# A transaction whose first statement names the tenant (SET takes no parameters: a quoted literal).
+def in_tenant(tenant, &work)
+  ActiveRecord::Base.transaction do
+    c = ActiveRecord::Base.connection
+    c.execute("SET LOCAL bulkhead.tenant = #{c.quote(tenant)}")
+    work.call
+  end
+end
+tenants = ENV.fetch("MATRIX_TENANTS").split
+tenants.each { |t| in_tenant(t) { Customer.create!(id: 900, name: "svc-#{t}") } }
+2.times do
+  tenants.each do |t|
+    in_tenant(t) { check(Customer.where("name LIKE 'svc-%'").pluck(:name) == ["svc-#{t}"], "#{t}'s rows only") }
+  end
+end
+tenants.each { |t| in_tenant(t) { Customer.where(id: 900).delete_all } }
+begin
+  Customer.count
+  raise "a statement with no tenant chosen was not refused"
+rescue ActiveRecord::StatementInvalid => e
+  check(e.message.include?("no tenant"), e.message)
+end
+ActiveRecord::Base.remove_connection
 puts "ok"

@@ -1,11 +1,15 @@
 """SQLAlchemy 2 ORM on psycopg2 through the gateway, for the driver matrix: a pool with
 pre-ping and reset on return, ORM inserts and queries, inspect(), types round trip, each
 tenant sees only its rows, and two engines with their own TimeZone (connect_args options)
-interleaved on a pool of one. Usage: matrix_sqlalchemy.py HOST PORT DBNAME KEY..."""
+interleaved on a pool of one; then the same tenants through a service login's engine, the
+tenant set by a Session "after_begin" hook with SET LOCAL bulkhead.tenant (SQLAlchemy's
+usual multi-tenant idiom). Usage: matrix_sqlalchemy.py HOST PORT DBNAME KEY... with
+MATRIX_SERVICE_USER, MATRIX_SERVICE_PASSWORD and MATRIX_TENANTS (the keys' tenants)."""
 import datetime
+import os
 import sys
 
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, event, exc, inspect, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 host, port, db, keys = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
@@ -21,8 +25,8 @@ class Customer(Base):
     name: Mapped[str]
 
 
-def engine(key, **kw):
-    return create_engine(f"postgresql+psycopg2://app:{key}@{host}:{port}/{db}",
+def engine(key, user="app", **kw):
+    return create_engine(f"postgresql+psycopg2://{user}:{key}@{host}:{port}/{db}",
                          pool_pre_ping=True, pool_size=2, **kw)
 
 
@@ -55,4 +59,38 @@ for _ in range(3):
         assert ca.execute(text("SHOW TimeZone")).scalar() == "America/New_York"
     with b.connect() as cb:
         assert cb.execute(text("SHOW TimeZone")).scalar() == "Asia/Tokyo"
+a.dispose()
+b.dispose()
+
+svc = engine(os.environ["MATRIX_SERVICE_PASSWORD"], user=os.environ["MATRIX_SERVICE_USER"])
+
+
+@event.listens_for(Session, "after_begin")
+def choose_tenant(session, transaction, connection):
+    if "tenant" in session.info:
+        # psycopg2 binds on the client, so the slug reaches SET as a quoted literal.
+        connection.execute(text("SET LOCAL bulkhead.tenant = :t"), {"t": session.info["tenant"]})
+
+
+tenants = os.environ["MATRIX_TENANTS"].split()
+for tenant in tenants:
+    with Session(svc, info={"tenant": tenant}) as s:
+        s.add(Customer(id=900, name=f"svc-{tenant}"))
+        s.commit()
+for _ in range(2):
+    for tenant in tenants:
+        with Session(svc, info={"tenant": tenant}) as s:
+            names = [c.name for c in s.scalars(select(Customer).where(Customer.name.like("svc-%")))]
+            assert names == [f"svc-{tenant}"], (tenant, names)
+for tenant in tenants:
+    with Session(svc, info={"tenant": tenant}) as s:
+        s.query(Customer).filter(Customer.id == 900).delete()
+        s.commit()
+try:
+    with Session(svc) as s:
+        s.scalars(select(Customer)).all()
+    raise AssertionError("a statement with no tenant chosen was not refused")
+except exc.DBAPIError as e:
+    assert e.orig.pgcode == "42501" and "no tenant" in str(e), e
+svc.dispose()
 print("ok")

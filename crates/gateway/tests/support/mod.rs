@@ -119,7 +119,7 @@ pub fn code(e: &tokio_postgres::Error) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// `tests/drivers`: the driver matrix's scripts and packages.
+/// `tests/drivers`: the driver scripts (the matrix's, run by `crates/bulkhead/tests/drivers.rs`) and packages.
 pub fn drivers_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers")
 }
@@ -145,31 +145,6 @@ pub async fn run_driver(env: &Env, script: &str, user: &str, password: &str, arg
         out.status.success() && stdout.contains("ok"),
         "{} failed:\n{stdout}\n{stderr}",
         script.display()
-    );
-}
-
-/// Runs `command` (a program and its script in `tests/drivers`, where it runs) with the
-/// gateway's host, port and service and `keys` (one per tenant); it must exit 0 and print
-/// "ok".
-pub async fn run_matrix(env: &Env, command: &[&str], keys: &[String]) {
-    let dir = drivers_dir();
-    let (program, script) = (command[0], command[command.len() - 1]);
-    let out = tokio::process::Command::new(program)
-        .args(&command[1..])
-        .arg("127.0.0.1")
-        .arg(env.port.to_string())
-        .arg(&env.service)
-        .args(keys)
-        .current_dir(&dir)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("{program} runs (scripts/setup.sh installs the drivers): {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{script}:\n{stdout}");
-    assert!(
-        out.status.success() && stdout.lines().any(|l| l == "ok"),
-        "{script} failed:\n{stdout}\n{stderr}"
     );
 }
 
