@@ -185,3 +185,45 @@ pub(super) async fn suspended(setup: &Setup) -> Verdict {
     }
     (Outcome::Blocked, tried.join("; "))
 }
+
+/// A service login that chose no tenant runs catalog reads on the service's catalog route
+/// (as a role bound to no tenant): nothing it sends there may reach a tenant's rows — not a
+/// plain or schema-qualified read, not the tenant helper, not a read inside a transaction
+/// that began with catalog reads.
+pub(super) async fn catalog_route(setup: &Setup, pair: &Pair) -> Verdict {
+    let s = service_login!(setup);
+    let schema = pair.b.schema.clone().unwrap_or_else(|| "public".into());
+    let reads = [
+        READ.to_string(),
+        format!("SELECT secret FROM \"{schema}\".probe_rows"),
+        "SELECT bulkhead.current_tenant()::text".to_string(),
+        format!(
+            "SELECT secret FROM pg_catalog.pg_class c, \"{schema}\".probe_rows WHERE c.relname = 'probe_rows'"
+        ),
+    ];
+    let mut refused = 0;
+    for sql in &reads {
+        match judge_read(texts(&s, sql).await, pair) {
+            (Outcome::Blocked, d) if d.starts_with("refused") => refused += 1,
+            (Outcome::Blocked, _) => {}
+            (outcome, d) => return (outcome, format!("{sql}: {d}")),
+        }
+    }
+    let in_transaction = async {
+        s.batch_execute("BEGIN").await?;
+        texts(&s, "SELECT 1").await?;
+        texts(&s, READ).await
+    }
+    .await;
+    let _ = s.batch_execute("ROLLBACK").await;
+    match judge_read(in_transaction, pair) {
+        (Outcome::Blocked, d) => (
+            Outcome::Blocked,
+            format!(
+                "{refused} of {} reads refused, the rest saw nothing; in a transaction begun with a catalog read: {d}",
+                reads.len()
+            ),
+        ),
+        (outcome, d) => (outcome, format!("in a transaction begun with a catalog read: {d}")),
+    }
+}

@@ -1,7 +1,7 @@
 //! The attack vectors. Each runs as the attacker `a` of a pair against its victim `b`, through
 //! the gateway, and judges by what `a` saw and what became of `b`'s rows (read back as `b`):
 //! grouped as data (`data.rs`: reads, writes, COPY, key probing), context (`context.rs`:
-//! settings, roles, search_path, other databases, tokens) and session state (`state.rs`:
+//! settings, roles, search_path, other databases, tokens, a service login's catalog reads) and session state (`state.rs`:
 //! LISTEN/NOTIFY, advisory locks, other sessions' queries, prepared statements and cursors
 //! left on a pooled connection, another client's session settings, cancel keys) and names (`names.rs`: a slug equal to the
 //! other's id, the other's id read off the catalogs).
@@ -138,6 +138,10 @@ const PER_MODE: &[(&str, Vector)] = &[
     ("service login switching tenant mid-transaction", |s, p| {
         Box::pin(context::switch_mid_transaction(s, p))
     }),
+    (
+        "service login reading tenant data before choosing a tenant",
+        |s, p| Box::pin(context::catalog_route(s, p)),
+    ),
     ("LISTEN/NOTIFY across tenants", |s, p| {
         Box::pin(state::listen_notify(s, p))
     }),
