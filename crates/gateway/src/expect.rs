@@ -67,11 +67,15 @@ pub enum Synth {
     NoData,
     /// CommandComplete with this tag.
     Complete(&'static str),
+    /// The RowDescription of `SHOW application_name`.
+    AppNameColumn,
+    /// The DataRow of `SHOW application_name`: the client's own name.
+    AppNameRow,
 }
 
 impl Synth {
-    /// Writes the message.
-    pub fn write(self, buf: &mut bytes::BytesMut) {
+    /// Writes the message; `app_name` is the client's own `application_name`.
+    pub fn write(self, buf: &mut bytes::BytesMut, app_name: &str) {
         use bulkhead_wire::to_client;
         let empty = |buf: &mut bytes::BytesMut, tag: u8| buf.extend_from_slice(&[tag, 0, 0, 0, 4]);
         match self {
@@ -81,6 +85,8 @@ impl Synth {
             Synth::NoParameters => buf.extend_from_slice(&[b't', 0, 0, 0, 6, 0, 0]),
             Synth::NoData => empty(buf, b'n'),
             Synth::Complete(tag) => to_client::command_complete(buf, tag),
+            Synth::AppNameColumn => to_client::row_description(buf, &[("application_name", 25)]),
+            Synth::AppNameRow => to_client::data_row(buf, &[Some(app_name)]),
         }
     }
 }

@@ -137,6 +137,24 @@ async fn startup_settings_application_name_and_discard_all() {
         .await
         .expect("set name");
     assert_eq!(one(&c, "SHOW application_name").await, "worker");
+    // In the extended protocol too (Describe, then Execute), in and out of a transaction:
+    // the client's own name, never the connection's context token.
+    for _ in 0..2 {
+        let row = c
+            .query_one("SHOW application_name", &[])
+            .await
+            .expect("show (extended)");
+        assert_eq!(row.get::<_, String>(0), "worker");
+        assert_eq!(row.columns()[0].name(), "application_name");
+    }
+    c.batch_execute("BEGIN; SELECT 1").await.expect("begin");
+    let name: String = c
+        .query_one("SHOW application_name", &[])
+        .await
+        .expect("show in a transaction")
+        .get(0);
+    assert_eq!(name, "worker");
+    c.batch_execute("COMMIT").await.expect("commit");
     c.batch_execute("SET TimeZone = 'UTC'").await.expect("tz");
     // DISCARD ALL: back to the startup packet's settings and name; prepared statements gone.
     let st = c.prepare("SELECT 1").await.expect("prepare");

@@ -283,12 +283,12 @@ impl Session {
             if self.limit_error(&frame).is_some() {
                 // Said as the limit it hit, in its place.
                 for s in d.before.iter().chain(&d.after) {
-                    s.write(&mut self.io.wbuf);
+                    s.write(&mut self.io.wbuf, &self.settings.app_name);
                 }
                 continue;
             }
             for s in d.before {
-                s.write(&mut self.io.wbuf);
+                s.write(&mut self.io.wbuf, &self.settings.app_name);
             }
             if frame.tag == b'Z' {
                 let status = ready_status(&frame)?;
@@ -307,7 +307,7 @@ impl Session {
                 self.write_frame(&frame);
             }
             for s in d.after {
-                s.write(&mut self.io.wbuf);
+                s.write(&mut self.io.wbuf, &self.settings.app_name);
             }
             if frame.tag == b'G' {
                 let extended = expect.waits_for_sync();

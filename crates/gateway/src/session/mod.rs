@@ -414,7 +414,7 @@ impl Session {
                             _ => &[],
                         };
                         for r in replies {
-                            r.write(&mut self.io.wbuf);
+                            r.write(&mut self.io.wbuf, &self.settings.app_name);
                         }
                     }
                 }
@@ -461,7 +461,7 @@ impl Session {
                         self.explicit = true;
                         self.pending_begin = Some(options.sql());
                     }
-                    Synth::Complete("BEGIN").write(&mut self.io.wbuf);
+                    Synth::Complete("BEGIN").write(&mut self.io.wbuf, &self.settings.app_name);
                 }
                 TxEffect::Context(c) => {
                     if c.local && !self.explicit && n == 1 {
@@ -473,7 +473,7 @@ impl Session {
                     } else if let Err(e) = self.apply_context(c).await {
                         return self.answer_context_error(e).await;
                     }
-                    Synth::Complete(context::command_tag(c)).write(&mut self.io.wbuf);
+                    Synth::Complete(context::command_tag(c)).write(&mut self.io.wbuf, &self.settings.app_name);
                 }
                 TxEffect::Session(op) => {
                     if let Err(r) = self.session_op(op, true) {
@@ -494,7 +494,7 @@ impl Session {
                         "ROLLBACK"
                     };
                     self.transaction_ended();
-                    Synth::Complete(tag).write(&mut self.io.wbuf);
+                    Synth::Complete(tag).write(&mut self.io.wbuf, &self.settings.app_name);
                 }
                 _ => break,
             }

@@ -43,17 +43,25 @@ enum Virtual<'a> {
     Session(&'a SessionOp),
 }
 
-/// The statement the gateway answers that a checked text is, alone. (`SHOW
-/// application_name` and `SELECT pg_advisory_unlock_all()` return rows: in the extended
-/// protocol they go to the backend, where the second is harmless and the first shows the
-/// connection's name.)
+/// The statement the gateway answers that a checked text is, alone. (`SELECT
+/// pg_advisory_unlock_all()` returns a row: in the extended protocol it goes to the
+/// backend, where it is harmless. `SHOW application_name` is answered with the client's own
+/// name, never the connection's.)
 fn context_of(c: &Checked) -> Option<Virtual<'_>> {
     match c.effects.as_slice() {
         [TxEffect::Context(set)] => Some(Virtual::Context(set)),
-        [TxEffect::Session(op)] if !matches!(op, SessionOp::ShowAppName | SessionOp::UnlockAll) => {
+        [TxEffect::Session(op)] if !matches!(op, SessionOp::UnlockAll) => {
             Some(Virtual::Session(op))
         }
         _ => None,
+    }
+}
+
+/// What a Describe of a statement the gateway answers returns: its columns.
+fn columns(v: Virtual<'_>) -> Synth {
+    match v {
+        Virtual::Session(SessionOp::ShowAppName) => Synth::AppNameColumn,
+        _ => Synth::NoData,
     }
 }
 
@@ -91,11 +99,13 @@ impl Session {
         let mut portals: HashMap<&str, (Option<Virtual>, bool)> = HashMap::new();
         let mut data_executed = false;
         for (i, m) in batch.iter().enumerate() {
-            let context_of_statement = |name: &str, unnamed: &Checked| -> bool {
+            let virtual_statement = |name: &str, unnamed: &'_ Checked| {
                 statement(name, unnamed, parsed, statements)
                     .and_then(context_of)
-                    .is_some()
+                    .map(columns)
             };
+            let context_of_statement =
+                |name: &str, unnamed: &Checked| virtual_statement(name, unnamed).is_some();
             let reply = match m {
                 FrontendMessage::Parse {
                     name,
@@ -133,15 +143,16 @@ impl Session {
                     portals.insert(portal, (ctx, begins));
                     ctx.map(|_| vec![Synth::BindComplete])
                 }
-                FrontendMessage::Describe { kind: b'S', name } => {
-                    context_of_statement(name, unnamed)
-                        .then(|| vec![Synth::NoParameters, Synth::NoData])
-                }
+                FrontendMessage::Describe { kind: b'S', name } => virtual_statement(name, unnamed)
+                    .map(|columns| vec![Synth::NoParameters, columns]),
                 FrontendMessage::Describe { name, .. } => portals
                     .get(name.as_str())
                     .and_then(|p| p.0)
-                    .map(|_| vec![Synth::NoData]),
+                    .map(|v| vec![columns(v)]),
                 FrontendMessage::Execute { portal, .. } => match portals.get(portal.as_str()) {
+                    Some((Some(Virtual::Session(SessionOp::ShowAppName)), _)) => {
+                        Some(vec![Synth::AppNameRow, Synth::Complete("SHOW")])
+                    }
                     Some((Some(Virtual::Session(op)), _)) => {
                         v.session_ops.push((*op).clone());
                         Some(vec![Synth::Complete(op.tag())])
@@ -207,7 +218,7 @@ impl Session {
                 }
             }
             for s in v.answer(i).unwrap_or_default() {
-                s.write(&mut self.io.wbuf);
+                s.write(&mut self.io.wbuf, &self.settings.app_name);
             }
         }
     }
