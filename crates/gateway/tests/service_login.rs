@@ -540,3 +540,50 @@ async fn a_service_login_reads_the_catalogs_before_choosing_a_tenant() {
         .await
         .expect("a tenant's transaction after catalog reads");
 }
+
+/// A statement a service login prepared while acting for one schema-mode tenant, used while
+/// acting for another on the same backend connection, reads the second tenant's table
+/// (PostgreSQL plans a prepared statement again when the search_path or role it was planned
+/// under changed).
+#[tokio::test]
+async fn a_prepared_statement_follows_the_tenant_of_each_transaction() {
+    let env = env("svc_prepared", 1).await;
+    credential(&env, "prep_svc").await;
+    let a = tenant(&env, "prep-a", Mode::Schema).await;
+    let b = tenant(&env, "prep-b", Mode::Schema).await;
+    let mut client = service_client(&env, "prep_svc", PASSWORD)
+        .await
+        .expect("login");
+    for (id, name) in [(a, "a-row"), (b, "b-row")] {
+        client
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL bulkhead.tenant = '{id}'; INSERT INTO customers (id, name) VALUES (1, '{name}'); COMMIT"
+            ))
+            .await
+            .expect("insert");
+    }
+    let tx = client.transaction().await.expect("begin");
+    tx.batch_execute(&format!("SET LOCAL bulkhead.tenant = '{a}'"))
+        .await
+        .expect("choose a");
+    let stmt = tx
+        .prepare("SELECT name FROM customers")
+        .await
+        .expect("prepare for a");
+    let seen: String = tx.query_one(&stmt, &[]).await.expect("a reads").get(0);
+    assert_eq!(seen, "a-row");
+    tx.commit().await.expect("commit");
+    for (id, name) in [(b, "b-row"), (a, "a-row"), (b, "b-row")] {
+        let tx = client.transaction().await.expect("begin");
+        tx.batch_execute(&format!("SET LOCAL bulkhead.tenant = '{id}'"))
+            .await
+            .expect("choose");
+        let seen: String = tx
+            .query_one(&stmt, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .get(0);
+        assert_eq!(seen, name);
+        tx.commit().await.expect("commit");
+    }
+}
