@@ -313,18 +313,47 @@ async fn sql_prepare_and_execute_are_the_clients_own() {
         .expect_err("server error");
     assert_eq!(code(&e), "42P01", "{e:?}");
     assert_eq!(one(&a, "EXECUTE s('after')").await, "after");
-    // The extended protocol: PREPARE and DEALLOCATE are answered; EXECUTE is refused with
-    // what to do instead.
+    // The extended protocol: PREPARE and DEALLOCATE are answered, EXECUTE is pointed at the
+    // backend statement like in a simple query — with parameters of its own, unnamed and as
+    // a named statement reused, on the pool of one that b's transactions share, whose
+    // statements of the same name read b's rows.
     a.execute("PREPARE t AS SELECT 41 + 1", &[])
         .await
         .expect("extended PREPARE");
     assert_eq!(one(&a, "EXECUTE t").await, "42");
-    let e = a
-        .query("EXECUTE t", &[])
+    let row = a
+        .query_one("EXECUTE t", &[])
         .await
-        .expect_err("extended EXECUTE");
-    assert_eq!(code(&e), "0A000", "{e:?}");
-    assert!(message(&e).contains("simple query"), "{e}");
+        .expect("extended EXECUTE");
+    assert_eq!(row.get::<_, i32>(0), 42);
+    for c in [&a, &b] {
+        c.batch_execute("PREPARE r (bigint) AS SELECT name FROM customers WHERE id = $1")
+            .await
+            .expect("prepare r");
+    }
+    // A named statement that executes one, reused; PostgreSQL takes no parameters in
+    // EXECUTE's arguments through the extended protocol, and neither does the gateway.
+    let by_id = a.prepare("EXECUTE r(1)").await.expect("a named EXECUTE");
+    for _ in 0..3 {
+        let name: String = a.query_one(&by_id, &[]).await.expect("a").get(0);
+        assert_eq!(name, "alice");
+        let name: String = b.query_one("EXECUTE r(1)", &[]).await.expect("b").get(0);
+        assert_eq!(name, "bob");
+    }
+    let with_parameter = a
+        .prepare_typed("EXECUTE r($1)", &[tokio_postgres::types::Type::INT8])
+        .await
+        .expect("prepared");
+    let e = a
+        .query_one(&with_parameter, &[&1i64])
+        .await
+        .expect_err("as PostgreSQL: no parameters in EXECUTE");
+    assert_eq!(code(&e), "42P02", "{e:?}");
+    let e = a
+        .query("EXECUTE nope", &[])
+        .await
+        .expect_err("unknown, extended");
+    assert_eq!(code(&e), "26000", "{e:?}");
     a.execute("DEALLOCATE t", &[])
         .await
         .expect("extended DEALLOCATE");

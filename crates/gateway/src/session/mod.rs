@@ -473,7 +473,8 @@ impl Session {
                     } else if let Err(e) = self.apply_context(c).await {
                         return self.answer_context_error(e).await;
                     }
-                    Synth::Complete(context::command_tag(c)).write(&mut self.io.wbuf, &self.settings.app_name);
+                    Synth::Complete(context::command_tag(c))
+                        .write(&mut self.io.wbuf, &self.settings.app_name);
                 }
                 TxEffect::Session(op) => {
                     if let Err(r) = self.session_op(op, true) {
@@ -659,7 +660,7 @@ impl Session {
             let executed = self.executed(&batch, &parsed, &virtuals);
             let judged = self
                 .judge(&executed)
-                .and_then(|()| Self::no_sql_execute(&executed))
+                .and_then(|()| self.check_unit_executes(&executed, &parsed))
                 .and_then(|()| self.session_ops(&virtuals.session_ops));
             self.settings
                 .touched
@@ -689,7 +690,7 @@ impl Session {
         }
         if let Err(r) = self
             .judge(&executed)
-            .and_then(|()| Self::no_sql_execute(&executed))
+            .and_then(|()| self.check_unit_executes(&executed, &parsed))
         {
             return self.refuse(r).await;
         }
@@ -783,7 +784,7 @@ impl Session {
         let executed = self.executed(&batch, &parsed, &virtuals);
         if let Err(r) = self
             .judge(&executed)
-            .and_then(|()| Self::no_sql_execute(&executed))
+            .and_then(|()| self.check_unit_executes(&executed, &parsed))
         {
             return self.refuse_partial(r).await;
         }

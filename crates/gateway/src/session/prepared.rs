@@ -193,16 +193,24 @@ impl Session {
                     query,
                     param_types,
                 } if !name.is_empty() => {
-                    let bname = self.backend_name(&query, &param_types);
+                    let checked = parsed.at(i).cloned().unwrap_or_default();
+                    let text = self.point_parse(
+                        &query,
+                        &checked,
+                        &mut out,
+                        expect,
+                        &mut known,
+                        &mut attempted,
+                    );
+                    let bname = self.backend_name(&text, &param_types);
                     if known.contains(&bname) {
                         expect.push(Expect::Synthetic(crate::expect::Synth::ParseComplete));
                     } else {
-                        to_server::parse(&mut out, &bname, &query, &param_types);
+                        to_server::parse(&mut out, &bname, &text, &param_types);
                         expect.push(Expect::Relay(Shape::Parse));
                         known.insert(bname.clone());
                         attempted.push(bname.clone());
                     }
-                    let checked = parsed.at(i).cloned().unwrap_or_default();
                     self.statements.insert(
                         name,
                         ClientStatement {
@@ -218,7 +226,16 @@ impl Session {
                     query,
                     param_types,
                 } => {
-                    to_server::parse(&mut out, &name, &query, &param_types);
+                    let checked = parsed.at(i).cloned().unwrap_or_default();
+                    let text = self.point_parse(
+                        &query,
+                        &checked,
+                        &mut out,
+                        expect,
+                        &mut known,
+                        &mut attempted,
+                    );
+                    to_server::parse(&mut out, &name, &text, &param_types);
                     expect.push(Expect::Relay(Shape::Parse));
                 }
                 FrontendMessage::Bind {
@@ -299,13 +316,25 @@ impl Session {
         else {
             return client_name.to_string();
         };
-        if !known.contains(&s.backend_name) {
-            to_server::parse(out, &s.backend_name, &s.query, &s.types);
-            expect.push(Expect::Swallow(Shape::Parse));
-            known.insert(s.backend_name.clone());
-            attempted.push(s.backend_name.clone());
+        if s.checked.executes.is_empty() {
+            if !known.contains(&s.backend_name) {
+                to_server::parse(out, &s.backend_name, &s.query, &s.types);
+                expect.push(Expect::Swallow(Shape::Parse));
+                known.insert(s.backend_name.clone());
+                attempted.push(s.backend_name.clone());
+            }
+            return s.backend_name.clone();
         }
-        s.backend_name.clone()
+        // SQL EXECUTEs point at this connection's backend statements, named for its route.
+        let text = self.point_parse(&s.query, &s.checked, out, expect, known, attempted);
+        let name = self.backend_name(&text, &s.types);
+        if !known.contains(&name) {
+            to_server::parse(out, &name, &text, &s.types);
+            expect.push(Expect::Swallow(Shape::Parse));
+            known.insert(name.clone());
+            attempted.push(name.clone());
+        }
+        name
     }
 
     /// After a unit: if it failed, some Parse may have failed, so every name it tried is

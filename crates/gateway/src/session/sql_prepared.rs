@@ -10,10 +10,13 @@
 //! so does the gateway (a PREPARE of a name the client's driver already prepared fails with
 //! 42P05, DEALLOCATE of either kind works).
 
-use bulkhead_wire::SqlState;
+use std::collections::HashSet;
+
+use bulkhead_wire::{to_server, SqlState};
+use bytes::BytesMut;
 
 use super::Session;
-use crate::expect::Expectations;
+use crate::expect::{Expect, Expectations, Shape};
 use crate::guard::{Checked, Refusal, SqlPrepare};
 
 /// A query text whose EXECUTEs point at backend statements.
@@ -54,19 +57,6 @@ impl Session {
         Ok(())
     }
 
-    /// SQL EXECUTE in the extended protocol: refused (the gateway points EXECUTEs at backend
-    /// statements in simple queries only).
-    pub(super) fn no_sql_execute(c: &Checked) -> Result<(), Refusal> {
-        if c.executes.is_empty() {
-            return Ok(());
-        }
-        Err(Refusal {
-            code: SqlState::FeatureNotSupported,
-            rule: "sql_execute_extended",
-            message: "through the gateway, SQL EXECUTE runs in a simple query (no parameters); with parameters, use your driver's prepared statements instead of SQL PREPARE".into(),
-        })
-    }
-
     /// Refuses an EXECUTE of a statement the client has not prepared (before any backend is
     /// involved).
     pub(super) fn check_executes(&self, checked: &Checked) -> Result<(), Refusal> {
@@ -80,6 +70,17 @@ impl Session {
         }
     }
 
+    /// [`Self::check_executes`] for an extended-protocol unit: what it executes and what it
+    /// parses.
+    pub(super) fn check_unit_executes(
+        &self,
+        executed: &Checked,
+        parsed: &super::prepared::Parsed,
+    ) -> Result<(), Refusal> {
+        self.check_executes(executed)?;
+        parsed.all().try_for_each(|c| self.check_executes(c))
+    }
+
     /// The text from byte `from` of `sql`, its EXECUTEs pointed at the attached connection's
     /// statements, preceded by the PREPAREs it lacks; None when the text executes none.
     pub(super) fn point_executes(
@@ -88,8 +89,7 @@ impl Session {
         checked: &Checked,
         from: usize,
     ) -> Option<Pointed> {
-        let executes: Vec<_> = checked.executes.iter().filter(|e| e.at.0 >= from).collect();
-        if executes.is_empty() {
+        if !checked.executes.iter().any(|e| e.at.0 >= from) {
             return None;
         }
         let known = self
@@ -97,34 +97,86 @@ impl Session {
             .as_mut()
             .map(|b| b.conn().prepared.clone())
             .unwrap_or_default();
-        let mut prepares: Vec<String> = Vec::new();
+        let (missing, body) = self.pointed(sql, checked, from, &known);
         let mut head = String::new();
+        for (_, prepare) in &missing {
+            head.push_str(prepare);
+            // A newline first: the PREPARE's trailing line comment ends there.
+            head.push_str("\n;");
+        }
+        head.push_str(&body);
+        Some(Pointed {
+            text: head,
+            prepares: missing.into_iter().map(|(name, _)| name).collect(),
+        })
+    }
+
+    /// The text of `sql` from byte `from` with its EXECUTEs pointed at backend statements,
+    /// and the PREPAREs (backend name, text) of those not in `known`.
+    fn pointed(
+        &self,
+        sql: &str,
+        checked: &Checked,
+        from: usize,
+        known: &HashSet<String>,
+    ) -> (Vec<(String, String)>, String) {
+        let mut missing: Vec<(String, String)> = Vec::new();
         let mut body = String::with_capacity(sql.len() - from + 32);
         let mut at = from;
-        for e in executes {
+        for e in checked.executes.iter().filter(|e| e.at.0 >= from) {
             let Some(p) = self.sql_statements.get(&e.name) else {
                 continue;
             };
             let (before, after) = p.body();
             let name = self.backend_name(&format!("{before}\0{after}"), &[]);
-            if !known.contains(&name) && !prepares.contains(&name) {
-                head.push_str(before);
-                head.push_str(&name);
-                head.push_str(after);
-                // A newline first: the PREPARE's trailing line comment ends there.
-                head.push_str("\n;");
-                prepares.push(name.clone());
+            if !known.contains(&name) && !missing.iter().any(|(n, _)| *n == name) {
+                missing.push((name.clone(), format!("{before}{name}{after}")));
             }
             body.push_str(&sql[at..e.at.0]);
             body.push_str(&name);
             at = e.at.1;
         }
         body.push_str(&sql[at..]);
-        head.push_str(&body);
-        Some(Pointed {
-            text: head,
-            prepares,
-        })
+        (missing, body)
+    }
+
+    /// In the extended protocol: a Parse's text with its EXECUTEs pointed at backend
+    /// statements, each PREPARE the connection lacks sent before it as a statement of its
+    /// own (a named statement and portal the gateway closes again, so the client's unnamed
+    /// ones stay as they are; replies swallowed). The text itself when it executes none.
+    pub(super) fn point_parse(
+        &self,
+        query: &str,
+        checked: &Checked,
+        out: &mut BytesMut,
+        expect: &mut Expectations,
+        known: &mut HashSet<String>,
+        attempted: &mut Vec<String>,
+    ) -> String {
+        if checked.executes.is_empty() {
+            return query.to_string();
+        }
+        const TEMP: &str = "bh_sql_prepare";
+        let (missing, body) = self.pointed(query, checked, 0, known);
+        for (name, prepare) in missing {
+            to_server::parse(out, TEMP, &prepare, &[]);
+            to_server::bind(out, TEMP, TEMP, &[], &[], &[]);
+            to_server::execute(out, TEMP, 0);
+            to_server::close(out, b'P', TEMP);
+            to_server::close(out, b'S', TEMP);
+            for shape in [
+                Shape::Parse,
+                Shape::Bind,
+                Shape::Execute,
+                Shape::Close,
+                Shape::Close,
+            ] {
+                expect.push(Expect::Swallow(shape));
+            }
+            known.insert(name.clone());
+            attempted.push(name);
+        }
+        body
     }
 
     /// After a text from [`Self::point_executes`] ran: the PREPAREs that completed (the
