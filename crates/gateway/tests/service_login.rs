@@ -504,7 +504,8 @@ async fn a_service_login_reads_the_catalogs_before_choosing_a_tenant() {
         .query_one("SELECT bulkhead.current_tenant()", &[])
         .await
         .expect_err("no tenant");
-    assert!(!message(&e).is_empty());
+    assert_eq!(code(&e), "42501", "{e}");
+    assert!(message(&e).contains("no tenant context"), "{e}");
     for sql in [
         "SELECT name FROM customers",
         "SELECT * FROM pg_type, customers",

@@ -193,10 +193,9 @@ impl Session {
                     query,
                     param_types,
                 } if !name.is_empty() => {
-                    let checked = parsed.at(i).cloned().unwrap_or_default();
                     let text = self.point_parse(
                         &query,
-                        &checked,
+                        parsed.at(i),
                         &mut out,
                         expect,
                         &mut known,
@@ -211,6 +210,7 @@ impl Session {
                         known.insert(bname.clone());
                         attempted.push(bname.clone());
                     }
+                    let checked = parsed.at(i).cloned().unwrap_or_default();
                     self.statements.insert(
                         name,
                         ClientStatement {
@@ -226,10 +226,9 @@ impl Session {
                     query,
                     param_types,
                 } => {
-                    let checked = parsed.at(i).cloned().unwrap_or_default();
                     let text = self.point_parse(
                         &query,
-                        &checked,
+                        parsed.at(i),
                         &mut out,
                         expect,
                         &mut known,
@@ -316,18 +315,12 @@ impl Session {
         else {
             return client_name.to_string();
         };
-        if s.checked.executes.is_empty() {
-            if !known.contains(&s.backend_name) {
-                to_server::parse(out, &s.backend_name, &s.query, &s.types);
-                expect.push(Expect::Swallow(Shape::Parse));
-                known.insert(s.backend_name.clone());
-                attempted.push(s.backend_name.clone());
-            }
-            return s.backend_name.clone();
-        }
         // SQL EXECUTEs point at this connection's backend statements, named for its route.
-        let text = self.point_parse(&s.query, &s.checked, out, expect, known, attempted);
-        let name = self.backend_name(&text, &s.types);
+        let text = self.point_parse(&s.query, Some(&s.checked), out, expect, known, attempted);
+        let name = match &text {
+            std::borrow::Cow::Borrowed(_) => s.backend_name.clone(),
+            std::borrow::Cow::Owned(pointed) => self.backend_name(pointed, &s.types),
+        };
         if !known.contains(&name) {
             to_server::parse(out, &name, &text, &s.types);
             expect.push(Expect::Swallow(Shape::Parse));

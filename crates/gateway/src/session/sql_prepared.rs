@@ -10,6 +10,7 @@
 //! so does the gateway (a PREPARE of a name the client's driver already prepared fails with
 //! 42P05, DEALLOCATE of either kind works).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use bulkhead_wire::{to_server, SqlState};
@@ -144,18 +145,18 @@ impl Session {
     /// statements, each PREPARE the connection lacks sent before it as a statement of its
     /// own (a named statement and portal the gateway closes again, so the client's unnamed
     /// ones stay as they are; replies swallowed). The text itself when it executes none.
-    pub(super) fn point_parse(
+    pub(super) fn point_parse<'q>(
         &self,
-        query: &str,
-        checked: &Checked,
+        query: &'q str,
+        checked: Option<&Checked>,
         out: &mut BytesMut,
         expect: &mut Expectations,
         known: &mut HashSet<String>,
         attempted: &mut Vec<String>,
-    ) -> String {
-        if checked.executes.is_empty() {
-            return query.to_string();
-        }
+    ) -> Cow<'q, str> {
+        let Some(checked) = checked.filter(|c| !c.executes.is_empty()) else {
+            return Cow::Borrowed(query);
+        };
         const TEMP: &str = "bh_sql_prepare";
         let (missing, body) = self.pointed(query, checked, 0, known);
         for (name, prepare) in missing {
@@ -176,7 +177,7 @@ impl Session {
             known.insert(name.clone());
             attempted.push(name);
         }
-        body
+        Cow::Owned(body)
     }
 
     /// After a text from [`Self::point_executes`] ran: the PREPAREs that completed (the
