@@ -35,7 +35,10 @@ struct Shape {
 
 /// The hand-built tenancy's tenant id for tenant `n` (the same in `bench/routed.sh`).
 fn hand_uuid(n: u32) -> String {
-    format!("00000000-0000-4000-8000-{:012}", 100_000_000_000u64 + u64::from(n))
+    format!(
+        "00000000-0000-4000-8000-{:012}",
+        100_000_000_000u64 + u64::from(n)
+    )
 }
 
 /// The database a transaction for tenant `n` goes to, and its statements.
@@ -54,10 +57,16 @@ fn plan(target: &str, shape: Shape, n: u32, k: u32) -> (String, [String; 4]) {
     }
     if n <= shape.shared {
         let set = format!("SET LOCAL app.tenant = '{}'", hand_uuid(n));
-        ("hand".into(), ["BEGIN".into(), set, select, "COMMIT".into()])
+        (
+            "hand".into(),
+            ["BEGIN".into(), set, select, "COMMIT".into()],
+        )
     } else if n <= shape.shared + shape.schema {
         let set = format!("SET LOCAL search_path = t{n}");
-        ("hand".into(), ["BEGIN".into(), set, select, "COMMIT".into()])
+        (
+            "hand".into(),
+            ["BEGIN".into(), set, select, "COMMIT".into()],
+        )
     } else {
         // A database of its own needs no setting: the hand-built path does one statement less.
         (
@@ -131,7 +140,10 @@ async fn client_loop(
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.len() != 8 {
         eprintln!("usage: routed_load gateway|hand DSN CLIENTS SECONDS TOTAL SHARED SCHEMA ROWS");
         std::process::exit(2);

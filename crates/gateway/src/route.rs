@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bulkhead_directory::Directory;
 use bulkhead_model::{Mode, PlacementState, ServiceName, TenantId, TenantState};
 
-use crate::backend::BackendTarget;
+use crate::backend::{BackendTarget, Signer};
 use crate::GatewayError;
 
 /// A resolved route.
@@ -26,8 +26,11 @@ pub struct Route {
     pub cluster: String,
     /// Where to connect.
     pub target: Arc<BackendTarget>,
-    /// The runtime role.
+    /// The tenant's runtime role (the context's identity, and the tag of its sessions).
     pub role: String,
+    /// A shared tenant: its transactions run as the pool database's signed-context role
+    /// where the database has one (see [`crate::backend::Signer`]).
+    pub shared: bool,
     /// The search_path.
     pub search_path: String,
     /// The tenant; None on a service's catalog route.
@@ -50,34 +53,76 @@ pub struct Opening {
     pub statements: usize,
 }
 
+/// A context switch on one backend connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Switch<'a> {
+    /// The switch's token (see [`crate::backend::HeldContext`]).
+    pub token: &'a str,
+    /// The database's signer, if it has one.
+    pub signer: Option<&'a Signer>,
+    /// The connection's backend process id (a signed context names it).
+    pub pid: i32,
+    /// The role and search_path the session already holds (confirmed), not set again.
+    pub holds: Option<(&'a str, &'a str)>,
+}
+
 impl Route {
-    /// The statement that sets this route's context for the connection's session (see
-    /// [`crate::backend::HeldContext`]): role, search_path, tenant setting and the switch's
-    /// `token` as `application_name`, in one statement. Every value is an identifier Bulkhead
-    /// generated, a UUID or a token it made; all are quoted.
-    pub fn switch_sql(&self, token: &str) -> String {
-        // `role` takes the name itself, `search_path` a list of (quoted) identifiers.
-        format!(
-            "SELECT pg_catalog.set_config('role', {}, false), pg_catalog.set_config('search_path', {}, false), pg_catalog.set_config('bulkhead.tenant_id', '{}', false), pg_catalog.set_config('application_name', {}, false)",
-            literal(&self.role),
-            literal(&self.search_path),
+    /// The role this route's transactions run as on a connection whose database has
+    /// `signer`: a shared tenant's run as the signed-context role, others as their own.
+    pub fn session_role<'a>(&'a self, signer: Option<&'a Signer>) -> &'a str {
+        match (self.shared, signer, &self.tenant) {
+            (true, Some(signer), Some(_)) => &signer.role,
+            _ => &self.role,
+        }
+    }
+
+    /// The statements that set this route's context for the connection's session (see
+    /// [`crate::backend::HeldContext`]): role and search_path (unless the session holds
+    /// them already), tenant setting, its MAC (empty unless the context is signed) and the
+    /// switch's token as `application_name`, as plain `SET`s (no plan to make) joined by
+    /// `; `, and how many. Every value is an identifier Bulkhead generated, a UUID, hex or a
+    /// token it made; all are quoted.
+    pub fn switch_sql(&self, switch: Switch<'_>) -> (String, usize) {
+        let role = self.session_role(switch.signer);
+        let mac = match (role != self.role, &self.tenant, switch.signer) {
+            (true, Some(tenant), Some(signer)) => signer.mac(tenant, switch.pid),
+            _ => String::new(),
+        };
+        let mut sql = String::with_capacity(256);
+        let mut n = 0;
+        let keep = switch.holds;
+        if keep.map(|(r, _)| r) != Some(role) {
+            sql.push_str(&format!("SET ROLE {}; ", ident(role)));
+            n += 1;
+        }
+        if keep.map(|(_, p)| p) != Some(self.search_path.as_str()) {
+            // A list of (quoted) identifiers.
+            sql.push_str(&format!("SET search_path = {}; ", self.search_path));
+            n += 1;
+        }
+        sql.push_str(&format!(
+            "SET bulkhead.tenant_id = '{}'; SET bulkhead.tenant_mac = '{mac}'; SET application_name = {}",
             self.tenant.map(|t| t.to_string()).unwrap_or_default(),
-            literal(token)
-        )
+            literal(switch.token)
+        ));
+        (sql, n + 3)
     }
 
     /// A transaction's opening: `begin` (the client's own BEGIN, so its isolation level and
-    /// access mode hold) and, when `switch` names a token, the context switch.
-    pub fn opening(&self, begin: &str, switch: Option<&str>) -> Opening {
+    /// access mode hold) and, when there is one, the context switch.
+    pub fn opening(&self, begin: &str, switch: Option<Switch<'_>>) -> Opening {
         match switch {
             None => Opening {
                 sql: begin.to_string(),
                 statements: 1,
             },
-            Some(token) => Opening {
-                sql: format!("{begin}; {}", self.switch_sql(token)),
-                statements: 2,
-            },
+            Some(switch) => {
+                let (sql, n) = self.switch_sql(switch);
+                Opening {
+                    sql: format!("{begin}; {sql}"),
+                    statements: 1 + n,
+                }
+            }
         }
     }
 
@@ -95,6 +140,7 @@ impl Route {
                 database: "db".into(),
             }),
             role: format!("bh_t_{}", tenant.simple()),
+            shared: false,
             search_path: "public, ref".into(),
             tenant: Some(tenant),
             epoch: 1,
@@ -102,6 +148,11 @@ impl Route {
             server_version: "15".into(),
         }
     }
+}
+
+/// A quoted SQL identifier of a name Bulkhead generated.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A SQL string literal of text Bulkhead generated (quotes doubled).
@@ -152,6 +203,7 @@ pub async fn resolve(
         _ => "public, ref".to_string(),
     };
     let mut route = of_placement(service, &placement, gateway_role, search_path)?;
+    route.shared = placement.mode == Mode::Shared;
     route.tenant = Some(*tenant);
     route.tier = facts.tier.clone();
     Ok(route)
@@ -206,6 +258,7 @@ fn of_placement(
             database: placement.database.clone(),
         }),
         role: placement.role.clone(),
+        shared: false,
         search_path,
         tenant: None,
         epoch: placement.epoch,

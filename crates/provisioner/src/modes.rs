@@ -137,12 +137,15 @@ pub async fn create_place(
         ))?;
     match place.mode {
         Mode::Shared => {
+            // The gateway runs shared tenants' transactions as the group itself, with a
+            // signed context (see `sql/helpers.sql`).
             admin
-                .batch_execute(&format!("GRANT {g} TO {r}"))
+                .batch_execute(&format!("GRANT {g} TO {r}; GRANT {g} TO {gw};"))
                 .await
                 .map_err(ProvisionError::sql("granting the runtime group"))?;
             let pool = admin_connect(cluster, &place.database).await?;
             bind_role(&pool, place).await?;
+            crate::service_db::ensure_context_key(&pool, &place.group, gateway).await?;
             pool.release();
         }
         Mode::Schema => {

@@ -107,6 +107,9 @@ pub async fn ensure_service_database(
         .map_err(ProvisionError::sql(format!(
             "installing Bulkhead's helpers in {database}"
         )))?;
+    if kind == ServiceDatabaseKind::Pool {
+        ensure_context_key(&client, &runtime_group(&service.name), &gateway).await?;
+    }
     let outcome = apply_pending(&mut client, &target, plans, ApplySettings::default()).await;
     if kind == ServiceDatabaseKind::Pool && outcome.is_ok() {
         client.release();
@@ -176,6 +179,26 @@ async fn create_database(
         .await
         .map_err(ProvisionError::sql(format!("securing database {database}")))?;
     admin.release();
+    Ok(())
+}
+
+/// Makes the shared tenants' contexts in the pool database `client` is connected to signed
+/// under a key of its own (made if missing), readable by the gateway's login (see
+/// `sql/helpers.sql`). Idempotent.
+pub async fn ensure_context_key(
+    client: &Client,
+    group: &str,
+    gateway: &str,
+) -> Result<(), ProvisionError> {
+    client
+        .execute(
+            "SELECT bulkhead.ensure_context_key($1::text::regrole, $2::text::regrole)",
+            &[&ident(group), &ident(gateway)],
+        )
+        .await
+        .map_err(ProvisionError::sql(
+            "making the pool database's context key",
+        ))?;
     Ok(())
 }
 

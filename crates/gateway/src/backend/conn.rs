@@ -11,7 +11,7 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::HeldContext;
+use super::{HeldContext, Signer};
 use crate::GatewayError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,6 +47,8 @@ pub struct ServerConn {
     pub settings: SessionValues,
     /// When it was last given back to its pool.
     pub idle_since: std::time::Instant,
+    /// The database's signer of shared tenants' contexts, if it has one.
+    pub signer: Option<std::sync::Arc<Signer>>,
 }
 
 /// Session settings a backend connection holds, as far as the gateway knows: a name absent
@@ -94,6 +96,7 @@ impl ServerConn {
             held: HeldContext::default(),
             settings: SessionValues::default(),
             idle_since: std::time::Instant::now(),
+            signer: None,
         };
         let mut out = BytesMut::new();
         to_server::startup(
@@ -115,7 +118,41 @@ impl ServerConn {
                 conn.version_num
             )));
         }
+        conn.signer = tokio::time::timeout(CONNECT_TIMEOUT, conn.read_signer())
+            .await
+            .map_err(|_| backend_err("reading the context key", "timed out"))??
+            .map(std::sync::Arc::new);
         Ok(conn)
+    }
+
+    /// The database's signer ([`super::signer::SIGNER_QUERY`]); None when it has none or its
+    /// helpers predate signed contexts (an error, answered before ReadyForQuery).
+    async fn read_signer(&mut self) -> Result<Option<Signer>, GatewayError> {
+        let mut out = BytesMut::new();
+        to_server::query(&mut out, super::signer::SIGNER_QUERY);
+        self.send(&out).await?;
+        let mut signer = None;
+        loop {
+            let frame = self.recv().await?;
+            match frame.tag {
+                b'D' => {
+                    if let Some(row) = bulkhead_wire::data_row_texts(&frame) {
+                        if let [Some(role), Some(key)] = row.as_slice() {
+                            signer = Signer::from_row(role.clone(), key);
+                        }
+                    }
+                }
+                b'Z' => return Ok(signer),
+                b'S' => {
+                    if let BackendMessage::ParameterStatus(name, value) =
+                        BackendMessage::decode(&frame)?
+                    {
+                        self.held.on_parameter(&name, &value);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     async fn handshake(&mut self, target: &BackendTarget) -> Result<(), GatewayError> {

@@ -30,14 +30,18 @@ struct Settings {
     role: String,
     search_path: String,
     tenant: Option<bulkhead_model::TenantId>,
+    /// The role the session runs as: the tenant's own, or its database's signed-context
+    /// role (see [`super::Signer`]).
+    session_role: String,
 }
 
 impl Settings {
-    fn of(route: &Route) -> Self {
+    fn of(route: &Route, session_role: &str) -> Self {
         Self {
             role: route.role.clone(),
             search_path: route.search_path.clone(),
             tenant: route.tenant,
+            session_role: session_role.to_string(),
         }
     }
 
@@ -79,11 +83,20 @@ impl HeldContext {
         self.pending.is_none() && matches!(&self.confirmed, Some((_, s)) if s.is(route))
     }
 
-    /// Starts a switch to `route`'s context: returns the token the switch must set as
-    /// `application_name`.
-    pub fn switch_to(&mut self, route: &Route) -> String {
+    /// The role and search_path the session holds, as the server confirmed them (a switch
+    /// need not set them again).
+    pub fn role_and_path(&self) -> Option<(&str, &str)> {
+        match (&self.pending, &self.confirmed) {
+            (None, Some((_, s))) => Some((&s.session_role, &s.search_path)),
+            _ => None,
+        }
+    }
+
+    /// Starts a switch to `route`'s context with the session running as `session_role`:
+    /// returns the token the switch must set as `application_name`.
+    pub fn switch_to(&mut self, route: &Route, session_role: &str) -> String {
         let token = next_token(&route.role);
-        self.pending = Some((token.clone(), Settings::of(route)));
+        self.pending = Some((token.clone(), Settings::of(route, session_role)));
         token
     }
 
@@ -123,7 +136,7 @@ mod tests {
         let (a, b) = (route(1), route(2));
         let mut held = HeldContext::default();
         assert!(!held.holds(&a));
-        let token = held.switch_to(&a);
+        let token = held.switch_to(&a, &a.role);
         assert!(!held.holds(&a), "not before the server confirms");
         held.on_parameter("application_name", &token);
         assert!(!held.holds(&a), "not before the transaction is over");
@@ -136,10 +149,10 @@ mod tests {
     fn a_switch_rolled_back_leaves_the_previous_context() {
         let (a, b) = (route(1), route(2));
         let mut held = HeldContext::default();
-        let ta = held.switch_to(&a);
+        let ta = held.switch_to(&a, &a.role);
         held.on_parameter("application_name", &ta);
         held.settle();
-        let tb = held.switch_to(&b);
+        let tb = held.switch_to(&b, &b.role);
         // Reported mid-transaction, then reverted by a rollback.
         held.on_parameter("application_name", &tb);
         held.on_parameter("application_name", &ta);
@@ -152,14 +165,14 @@ mod tests {
     fn anything_else_reported_means_nothing_is_held() {
         let a = route(1);
         let mut held = HeldContext::default();
-        let ta = held.switch_to(&a);
+        let ta = held.switch_to(&a, &a.role);
         held.on_parameter("application_name", &ta);
         held.settle();
         held.on_parameter("application_name", "psql");
         held.settle();
         assert!(!held.holds(&a));
         // A switch whose report never came (no commit) holds nothing either.
-        held.switch_to(&a);
+        held.switch_to(&a, &a.role);
         held.settle();
         assert!(!held.holds(&a));
     }

@@ -3,7 +3,9 @@
 mod conn;
 mod held;
 mod pool;
+mod signer;
 
 pub use conn::{BackendTarget, ServerConn, SessionValues};
 pub use held::HeldContext;
 pub use pool::{Leased, PoolSettings, Pools};
+pub use signer::Signer;

@@ -1,15 +1,16 @@
 //! Backend connections, pooled per cluster: each cluster has a budget of connections
 //! (configuration, never the tenant count) shared by its databases. Idle connections are kept
-//! per database; when the budget is spent on idle connections of other databases, one of
-//! those is closed to make room; otherwise a checkout waits, bounded, and then fails with
+//! per database, oldest first; when the budget is spent on idle connections of other
+//! databases, the least recently used of those is closed to make room; otherwise a checkout waits, bounded, and then fails with
 //! 53300.
 //!
 //! Invariant: a connection goes back to the pool only when the session says it is clean
 //! (ReadyForQuery idle, nothing unread); otherwise it is closed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -43,18 +44,137 @@ type Target = Arc<BackendTarget>;
 struct ClusterPool {
     permits: Arc<Semaphore>,
     idle: Mutex<HashMap<Target, Idle>>,
-    /// Signalled whenever a connection is given back or closed, so a waiting checkout looks
-    /// again: a returned connection keeps its permit, so a wait on the semaphore alone would
-    /// miss it. One waiter is woken per connection (a woken waiter that gives up passes the
-    /// wake-up on), not all of them to race for it.
-    changed: Notify,
+    /// Checkouts waiting, oldest first. A returned connection keeps its permit, so a wait
+    /// on the semaphore alone would miss it: each give-back or close wakes one waiter (see
+    /// [`ClusterPool::wake`]), not all of them to race for it.
+    waiters: Mutex<VecDeque<Arc<Waiter>>>,
+    /// Connections checked out, per database.
+    in_use: Mutex<HashMap<Target, usize>>,
+}
+
+/// A checkout waiting for a connection.
+struct Waiter {
+    target: Target,
+    since: Instant,
+    /// Woken and not yet looked: another wake-up goes to someone else.
+    woken: AtomicBool,
+    notify: Notify,
+}
+
+/// How much longer than the oldest waiter for the database a connection was given back to
+/// the oldest waiter of all may have waited, before it is served first (it then closes an idle connection of
+/// another database to open its own).
+const FAIR_WAIT: Duration = Duration::from_millis(100);
+
+/// How long another database's connection must have been idle before a checkout whose own
+/// connections are all in use closes it rather than wait for one of its own.
+const SETTLED_IDLE: Duration = Duration::from_millis(250);
+
+impl ClusterPool {
+    fn count_use(&self, target: &Target, up: bool) {
+        if let Ok(mut m) = self.in_use.lock() {
+            let n = m.entry(target.clone()).or_default();
+            *n = if up { *n + 1 } else { n.saturating_sub(1) };
+        }
+    }
+
+    fn in_use(&self, target: &Target) -> usize {
+        self.in_use
+            .lock()
+            .ok()
+            .and_then(|m| m.get(target).copied())
+            .unwrap_or(0)
+    }
+
+    /// Closes the least recently used idle connection of another database than `target`
+    /// (one no checkout waits for, unless `starving`, idle at least `min_idle`), to make room; false when there is
+    /// none. A busy database keeps its warm connections, and one used rarely gives up its
+    /// own first.
+    fn evict_for(&self, target: &Target, starving: bool, min_idle: Duration) -> bool {
+        let wanted: Vec<Target> = match self.waiters.lock() {
+            Ok(q) if !starving => q.iter().map(|w| w.target.clone()).collect(),
+            _ => Vec::new(),
+        };
+        let evicted = self.idle.lock().ok().and_then(|mut idle| {
+            idle.iter_mut()
+                .filter(|(t, list)| *t != target && !list.is_empty() && !wanted.contains(t))
+                .min_by_key(|(_, list)| list[0].0.idle_since)
+                .filter(|(_, list)| list[0].0.idle_since.elapsed() >= min_idle)
+                .map(|(_, l)| l.remove(0))
+        });
+        evicted.is_some()
+    }
+
+    /// Wakes the waiter a freed connection should go to. `returned`: a connection to that
+    /// database was given back, and goes to the oldest waiter for the same database (no
+    /// connection closed and opened), unless the oldest waiter of all has waited
+    /// [`FAIR_WAIT`] longer than that one; None: a permit came free, for the oldest waiter.
+    fn wake(&self, returned: Option<&Target>) {
+        let Ok(queue) = self.waiters.lock() else {
+            return;
+        };
+        let mut oldest = None;
+        let mut same = None;
+        for w in queue.iter().filter(|w| !w.woken.load(Ordering::Relaxed)) {
+            oldest.get_or_insert(w);
+            if returned.is_none_or(|t| w.target == *t) {
+                same = Some(w);
+                break;
+            }
+        }
+        let chosen = match (oldest, same) {
+            (Some(o), Some(s)) if s.since.duration_since(o.since) > FAIR_WAIT => o,
+            (_, Some(s)) => s,
+            (Some(o), None) => o,
+            (None, None) => return,
+        };
+        chosen.woken.store(true, Ordering::Relaxed);
+        chosen.notify.notify_one();
+    }
+}
+
+/// A waiter's place in its pool's queue, left when dropped; a waiter woken that leaves
+/// without the connection it was woken for passes the wake-up on.
+struct Queued {
+    pool: Arc<ClusterPool>,
+    waiter: Arc<Waiter>,
+}
+
+impl Queued {
+    fn join(pool: &Arc<ClusterPool>, target: &Target) -> Self {
+        let waiter = Arc::new(Waiter {
+            target: target.clone(),
+            since: Instant::now(),
+            woken: AtomicBool::new(false),
+            notify: Notify::new(),
+        });
+        if let Ok(mut q) = pool.waiters.lock() {
+            q.push_back(waiter.clone());
+        }
+        Self {
+            pool: pool.clone(),
+            waiter,
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.pool.waiters.lock() {
+            q.retain(|w| !Arc::ptr_eq(w, &self.waiter));
+        }
+        if self.waiter.woken.load(Ordering::Relaxed) {
+            self.pool.wake(None);
+        }
+    }
 }
 
 impl Drop for Leased {
     fn drop(&mut self) {
         // Closed (not given back): its permit is released with it; wake a waiter.
         if self.conn.is_some() {
-            self.pool.changed.notify_one();
+            self.pool.count_use(&self.target, false);
+            self.pool.wake(None);
         }
     }
 }
@@ -84,6 +204,7 @@ impl Leased {
     /// Returns a clean connection to the pool.
     pub fn give_back(mut self) {
         if let (Some(mut conn), Some(permit)) = (self.conn.take(), self.permit.take()) {
+            self.pool.count_use(&self.target, false);
             conn.idle_since = std::time::Instant::now();
             if conn.has_buffered() {
                 return;
@@ -93,7 +214,7 @@ impl Leased {
                     .or_default()
                     .push((conn, permit));
             }
-            self.pool.changed.notify_one();
+            self.pool.wake(Some(&self.target));
         }
     }
 }
@@ -124,6 +245,7 @@ fn take_idle(
             }
         }
     })?;
+    pool.count_use(target, true);
     Some(Leased {
         conn: Some(conn),
         permit: Some(permit),
@@ -155,7 +277,8 @@ impl Pools {
                 Arc::new(ClusterPool {
                     permits: Arc::new(Semaphore::new(self.settings.size)),
                     idle: Mutex::new(HashMap::new()),
-                    changed: Notify::new(),
+                    waiters: Mutex::new(VecDeque::new()),
+                    in_use: Mutex::new(HashMap::new()),
                 })
             })
             .clone()
@@ -177,37 +300,57 @@ impl Pools {
             return Ok(leased);
         }
         let deadline = tokio::time::Instant::now() + self.settings.checkout_timeout;
+        let queued = Queued::join(&pool, target);
         let permit = loop {
-            // Register interest before looking, so a give-back between look and wait is seen.
-            let watch = pool.clone();
-            let changed = watch.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
+            // Looking again from here: a wake-up from now on is kept for the wait below.
+            queued.waiter.woken.store(false, Ordering::Relaxed);
             if let Some(leased) = take_idle(&pool, target, &prefer) {
                 return Ok(leased);
             }
             if let Ok(p) = pool.permits.clone().try_acquire_owned() {
                 break p;
             }
-            // Close an idle connection of another database to make room, if there is one.
-            let evicted = pool.idle.lock().ok().and_then(|mut idle| {
-                idle.iter_mut()
-                    .find(|(t, list)| *t != target && !list.is_empty())
-                    .and_then(|(_, l)| l.pop())
-            });
-            if evicted.is_some() {
-                drop(evicted);
+            // Make room by closing another database's idle connection. When this database
+            // has connections in use that will come back soon, only one idle a while
+            // ([`SETTLED_IDLE`]) and otherwise wait for one of its own, up to FAIR_WAIT:
+            // closing every momentarily idle connection under load would open one per
+            // transaction.
+            let starving = queued.waiter.since.elapsed() >= FAIR_WAIT;
+            let own_coming_back = pool.in_use(target) > 0 && !starving;
+            let min_idle = if own_coming_back {
+                SETTLED_IDLE
+            } else {
+                Duration::ZERO
+            };
+            if pool.evict_for(target, starving, min_idle) {
                 continue;
             }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            let wait = if own_coming_back {
+                deadline.min(tokio::time::Instant::from_std(
+                    queued.waiter.since + FAIR_WAIT,
+                ))
+            } else {
+                deadline
+            };
+            if tokio::time::timeout_at(wait, queued.waiter.notify.notified())
+                .await
+                .is_err()
+            {
+                if wait < deadline {
+                    continue;
+                }
                 return Err(GatewayError::PoolTimeout);
             }
         };
+        drop(queued);
+        // Counted from now: checkouts of the same database wait for this one.
+        pool.count_use(target, true);
         let conn = match ServerConn::connect(target, self.settings.min_server_version).await {
             Ok(c) => c,
             Err(e) => {
+                pool.count_use(target, false);
                 drop(permit);
-                pool.changed.notify_one();
+                pool.wake(None);
                 return Err(e);
             }
         };

@@ -86,8 +86,21 @@ impl Session {
         if conn.held.holds(&route) {
             return begin.map(|b| route.opening(&b, None));
         }
-        let token = conn.held.switch_to(&route);
-        Some(route.opening(begin.as_deref().unwrap_or("BEGIN"), Some(&token)))
+        let signer = conn.signer.clone();
+        let holds = conn
+            .held
+            .role_and_path()
+            .map(|(r, p)| (r.to_string(), p.to_string()));
+        let token = conn
+            .held
+            .switch_to(&route, route.session_role(signer.as_deref()));
+        let switch = crate::route::Switch {
+            token: &token,
+            signer: signer.as_deref(),
+            pid: conn.key.0,
+            holds: holds.as_ref().map(|(r, p)| (r.as_str(), p.as_str())),
+        };
+        Some(route.opening(begin.as_deref().unwrap_or("BEGIN"), Some(switch)))
     }
 
     /// Opens the transaction on the leased connection: `opening`, then `unit`, then COMMIT

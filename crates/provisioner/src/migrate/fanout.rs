@@ -496,6 +496,18 @@ async fn run_one(
             // Newer Bulkhead helpers reach existing databases on the next migration run.
             if let Err(e) = client.batch_execute(HELPERS_SQL).await {
                 result.outcome = Outcome::Failed(crate::error::describe(&e));
+            } else if target.kind == TargetKind::Pool {
+                // A pool database made before signed contexts gets its key.
+                let group = crate::naming::runtime_group(&target.service);
+                let keyed = match dir.gateway_role().await {
+                    Ok(gw) => crate::service_db::ensure_context_key(client, &group, &gw)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(message) = keyed {
+                    result.outcome = Outcome::Failed(message);
+                }
             }
         }
         if result.outcome == Outcome::Migrated {
