@@ -40,12 +40,14 @@ REVOKE ALL ON bulkhead.context_key FROM PUBLIC;
 
 -- Whether `mac` is this database's MAC of `tenant` for this backend, with `who` a role
 -- whose contexts are signed. Answers only yes or no: it is an oracle for a 256-bit key.
--- Qualified names throughout (SECURITY DEFINER: the caller's search_path must not matter).
+-- Qualified names throughout, and search_path pinned too (SECURITY DEFINER: the caller's
+-- search_path must not matter; `verify` requires the pin).
 -- PL/pgSQL rather than SQL: its query plan is kept for the session, where a SQL function's
 -- is made again on every call.
 CREATE OR REPLACE FUNCTION bulkhead.context_valid(who pg_catalog.text, tenant pg_catalog.text, mac pg_catalog.text)
 RETURNS pg_catalog.bool
 LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     k bulkhead.context_key;
