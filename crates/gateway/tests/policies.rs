@@ -314,3 +314,86 @@ async fn a_tenant_over_its_rate_is_refused_naming_the_limit() {
         "a burst of 20 against 5 per second: {refused} refused"
     );
 }
+
+/// The signed context of shared tenants (one role for all of them; see
+/// `bulkhead_gateway::backend::Signer`): with the gateway bypassed, PostgreSQL itself refuses
+/// a tenant setting without this backend's MAC, a MAC made for another backend, an empty MAC
+/// and a read of the key; the gateway's own MAC is accepted.
+#[tokio::test]
+async fn a_shared_context_is_refused_by_postgresql_without_the_gateways_mac() {
+    let env = env("pol_mac", 2).await;
+    let key_a = tenant_key(&env, "mac-a", Mode::Shared).await;
+    let b = tenant(&env, "mac-b", Mode::Shared).await;
+    let client = connect(&env, &key_a).await.expect("login");
+    client
+        .batch_execute("INSERT INTO customers (id, name) VALUES (1, 'a')")
+        .await
+        .expect("insert through the gateway, signed");
+    let cluster = env
+        .dir
+        .cluster(&"main".parse().expect("name"))
+        .await
+        .expect("cluster");
+    let mut config: tokio_postgres::Config = cluster.admin_dsn.parse().expect("dsn");
+    config.dbname(format!("bh_{}", env.service));
+    let (admin, conn) = config.connect(tokio_postgres::NoTls).await.expect("admin");
+    tokio::spawn(conn);
+    let group = format!("bh_{}_rt", env.service);
+    let mac_for = |pid: &str| {
+        format!(
+            "SELECT encode(sha256(opad || sha256(ipad || convert_to('{b}:' || {pid}, 'UTF8'))), 'hex') FROM bulkhead.context_key"
+        )
+    };
+    let own: String = admin
+        .query_one(&mac_for("pg_backend_pid()"), &[])
+        .await
+        .expect("mac")
+        .get(0);
+    let other: String = admin
+        .query_one(&mac_for("(pg_backend_pid() + 1)"), &[])
+        .await
+        .expect("mac")
+        .get(0);
+    admin
+        .batch_execute(&format!(
+            "SET ROLE \"{group}\"; SET bulkhead.tenant_id = '{b}'"
+        ))
+        .await
+        .expect("as the shared role");
+    for (mac, what) in [
+        ("", "no MAC"),
+        ("00", "a forged MAC"),
+        (other.as_str(), "another backend's MAC"),
+    ] {
+        admin
+            .batch_execute(&format!("SET bulkhead.tenant_mac = '{mac}'"))
+            .await
+            .expect("set");
+        let e = admin
+            .query("SELECT name FROM customers", &[])
+            .await
+            .expect_err(what);
+        assert_eq!(
+            e.code(),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{what}: {e:?}"
+        );
+    }
+    let e = admin
+        .query("SELECT key FROM bulkhead.context_key", &[])
+        .await
+        .expect_err("the key is not the shared role's to read");
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    admin
+        .batch_execute(&format!("SET bulkhead.tenant_mac = '{own}'"))
+        .await
+        .expect("set");
+    let rows = admin
+        .query("SELECT name FROM customers", &[])
+        .await
+        .expect("this backend's MAC of b");
+    assert!(rows.is_empty(), "b sees none of a's rows");
+}
