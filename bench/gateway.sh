@@ -16,27 +16,9 @@ KEY=$("$B" tenant key create t1 2>/dev/null)
 PGPASSWORD="$PG_PW" "$PGBENCH" -q -i -I gvp -s 10 -h 127.0.0.1 -p "$PG_PORT" -U bulkhead "$DB" >/dev/null 2>&1
 
 # PgBouncer: transaction pooling to the same database, pool size 20 like the gateway's.
-mkdir -p "$work/bouncer"
-cat > "$work/bouncer/pgbouncer.ini" <<INI
-[databases]
-bench = host=127.0.0.1 port=$PG_PORT dbname=$DB user=bulkhead password=$PG_PW
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-auth_type = plain
-auth_file = $work/bouncer/users.txt
-pool_mode = transaction
-default_pool_size = 20
-max_client_conn = 2000
-unix_socket_dir =
-logfile = $work/bouncer/pgbouncer.log
-INI
-# Plain passwords, like the gateway's tenant keys: both ask every client for its password.
-echo "\"bulkhead\" \"$PG_PW\"" > "$work/bouncer/users.txt"
-chown -R postgres "$work/bouncer" 2>/dev/null || true
-if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- pgbouncer -q "$work/bouncer/pgbouncer.ini" >/dev/null 2>&1 & else pgbouncer -q "$work/bouncer/pgbouncer.ini" >/dev/null 2>&1 & fi
-bouncer_pid=$!
-sleep 1
+start_bouncer "bench = host=127.0.0.1 port=$PG_PORT dbname=$DB user=bulkhead password=$PG_PW" \
+  "\"bulkhead\" \"$PG_PW\"" "default_pool_size = 20
+max_client_conn = 2000"
 
 run() { # target clients extra-args...
   local target=$1 clients=$2; shift 2

@@ -54,27 +54,10 @@ done
 
 # PgBouncer: transaction pooling, a pool per (database, user) of 20 and at most 20 server
 # connections per user over all its databases: the gateway's 20 per cluster.
-mkdir -p "$work/bouncer"
-cat > "$work/bouncer/pgbouncer.ini" <<INI
-[databases]
-* = host=127.0.0.1 port=$PG_PORT
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-auth_type = plain
-auth_file = $work/bouncer/users.txt
-pool_mode = transaction
-default_pool_size = 20
+start_bouncer "* = host=127.0.0.1 port=$PG_PORT" "$(printf '"app" "%s"\n"bulkhead" "%s"' "$APP_PW" "$PG_PW")" \
+  "default_pool_size = 20
 max_user_connections = 20
-max_client_conn = 4000
-unix_socket_dir =
-logfile = $work/bouncer/pgbouncer.log
-INI
-printf '"app" "%s"\n"bulkhead" "%s"\n' "$APP_PW" "$PG_PW" > "$work/bouncer/users.txt"
-chown -R postgres "$work/bouncer" 2>/dev/null || true
-if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- pgbouncer -q "$work/bouncer/pgbouncer.ini" >/dev/null 2>&1 & else pgbouncer -q "$work/bouncer/pgbouncer.ini" >/dev/null 2>&1 & fi
-bouncer_pid=$!
-sleep 1
+max_client_conn = 4000"
 
 # The scripts. Shared tenants at random; the hand-built one names its tenant by its uuid.
 cat > "$work/gateway_all.sql" <<SQL

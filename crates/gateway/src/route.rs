@@ -92,7 +92,10 @@ impl Route {
         let mut n = 0;
         let keep = switch.holds;
         if keep.map(|(r, _)| r) != Some(role) {
-            sql.push_str(&format!("SET ROLE {}; ", ident(role)));
+            sql.push_str(&format!(
+                "SET ROLE {}; ",
+                bulkhead_provisioner::naming::ident(role)
+            ));
             n += 1;
         }
         if keep.map(|(_, p)| p) != Some(self.search_path.as_str()) {
@@ -148,11 +151,6 @@ impl Route {
             server_version: "15".into(),
         }
     }
-}
-
-/// A quoted SQL identifier of a name Bulkhead generated.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A SQL string literal of text Bulkhead generated (quotes doubled).

@@ -1,8 +1,8 @@
 //! Backend connections, pooled per cluster: each cluster has a budget of connections
 //! (configuration, never the tenant count) shared by its databases. Idle connections are kept
 //! per database, oldest first; when the budget is spent on idle connections of other
-//! databases, the least recently used of those is closed to make room; otherwise a checkout waits, bounded, and then fails with
-//! 53300.
+//! databases, the least recently used of those is closed to make room (see
+//! [`ClusterPool::evict_for`]); otherwise a checkout waits, bounded, and then fails with 53300.
 //!
 //! Invariant: a connection goes back to the pool only when the session says it is clean
 //! (ReadyForQuery idle, nothing unread); otherwise it is closed.
@@ -62,8 +62,9 @@ struct Waiter {
 }
 
 /// How much longer than the oldest waiter for the database a connection was given back to
-/// the oldest waiter of all may have waited, before it is served first (it then closes an idle connection of
-/// another database to open its own).
+/// the oldest waiter of all may have waited before it is served first (it then closes an
+/// idle connection of another database to open its own); also how long a checkout waits for
+/// its own database's connections before it closes another's.
 const FAIR_WAIT: Duration = Duration::from_millis(100);
 
 /// How long another database's connection must have been idle before a checkout whose own
@@ -87,9 +88,9 @@ impl ClusterPool {
     }
 
     /// Closes the least recently used idle connection of another database than `target`
-    /// (one no checkout waits for, unless `starving`, idle at least `min_idle`), to make room; false when there is
-    /// none. A busy database keeps its warm connections, and one used rarely gives up its
-    /// own first.
+    /// (one no checkout waits for, unless `starving`; idle at least `min_idle`) to make room;
+    /// false when there is none. A busy database keeps its warm connections, and one used
+    /// rarely gives up its own first.
     fn evict_for(&self, target: &Target, starving: bool, min_idle: Duration) -> bool {
         let wanted: Vec<Target> = match self.waiters.lock() {
             Ok(q) if !starving => q.iter().map(|w| w.target.clone()).collect(),

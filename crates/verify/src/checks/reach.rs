@@ -33,6 +33,11 @@ SELECT c.oid::regclass::text AS rel, c.relkind::text AS kind,
 /// The view through which each tenant role reads its own binding (see `sql/helpers.sql`).
 const MY_TENANT: &str = "bulkhead.my_tenant";
 
+/// Bulkhead's own SECURITY DEFINER functions tenants may call (the provisioner's
+/// `sql/helpers.sql`): the signed-context check, which answers only yes or no. They must pin
+/// search_path like any other.
+const BULKHEAD_DEFINERS: &[&str] = &["bulkhead.context_valid"];
+
 const DEFINERS: &str = "
 SELECT p.oid::regprocedure::text AS func, n.nspname || '.' || p.proname AS name,
        coalesce(array_to_string(p.proconfig, ','), '') AS config
@@ -136,8 +141,8 @@ pub(super) async fn check(
             .get::<_, String>("config")
             .split(',')
             .any(|c| c.starts_with("search_path="));
-        // Bulkhead's own MAC check (`sql/helpers.sql`) answers only yes or no.
-        let allowed = scope.allowed_definers.contains(&name) || name == "bulkhead.context_valid";
+        let allowed =
+            scope.allowed_definers.contains(&name) || BULKHEAD_DEFINERS.contains(&name.as_str());
         if !allowed || !pinned {
             let why = match (allowed, pinned) {
                 (false, false) => "is not allow-listed and does not pin search_path",
