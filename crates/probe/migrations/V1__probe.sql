@@ -13,3 +13,7 @@ CREATE TABLE probe_children (
     FOREIGN KEY (tenant_id, parent) REFERENCES probe_rows (tenant_id, id)
 );
 CREATE FUNCTION probe_secrets() RETURNS SETOF text LANGUAGE sql STABLE AS 'SELECT secret FROM probe_rows';
+-- Sets a setting from inside a function body, where the gateway's guard cannot see it: an
+-- application's own helper an attacker could call. The database's own check must hold.
+CREATE FUNCTION probe_set(name text, value text) RETURNS text LANGUAGE sql VOLATILE
+    AS 'SELECT set_config(name, value, true)';

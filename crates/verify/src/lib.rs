@@ -50,6 +50,8 @@ pub(crate) struct Scope<'a> {
     pub reference_tables: &'a [String],
     /// The service's allow-listed SECURITY DEFINER functions (`schema.name`).
     pub allowed_definers: &'a [String],
+    /// The gateway's login, the one role besides the owner that may read the context key.
+    pub gateway: &'a str,
 }
 
 /// Verifies `service`, or every service.
@@ -60,6 +62,7 @@ pub async fn verify(dir: &Directory, service: Option<&ServiceName>) -> Result<Re
     };
     let mut report = Report::default();
     let known = tenants::KnownTenants::load(dir).await?;
+    let gateway = dir.gateway_role().await?;
     for svc in &services {
         let allowed = dir.allowed_definers(&svc.name).await?;
         for db in dir.service_databases(&svc.name).await? {
@@ -72,6 +75,7 @@ pub async fn verify(dir: &Directory, service: Option<&ServiceName>) -> Result<Re
                 known: &known,
                 reference_tables: &svc.reference_tables,
                 allowed_definers: &allowed,
+                gateway: &gateway,
             };
             let run = match db.kind {
                 ServiceDatabaseKind::Pool => {
@@ -100,6 +104,7 @@ pub async fn verify(dir: &Directory, service: Option<&ServiceName>) -> Result<Re
                 known: &known,
                 reference_tables: &svc.reference_tables,
                 allowed_definers: &allowed,
+                gateway: &gateway,
             };
             checks::tenant_database(&client, &scope, &mut report)
                 .await

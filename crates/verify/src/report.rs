@@ -45,6 +45,8 @@ pub enum Check {
     /// Every tenant role is bound to its own tenant in the database it serves (what
     /// `bulkhead.current_tenant()` checks the tenant setting against).
     RoleBindings,
+    /// The signed-context key is readable by the gateway's login (and the owner) only.
+    ContextKey,
 }
 
 impl Check {
@@ -68,6 +70,7 @@ impl Check {
             Check::SharedSequences => "no sequence shared across tenants",
             Check::OpaqueNames => "catalog names reveal no tenant id",
             Check::RoleBindings => "tenant roles bound to their own tenant",
+            Check::ContextKey => "context key readable by the gateway's login only",
         }
     }
 }
@@ -161,6 +164,7 @@ impl Report {
             Check::SharedSequences,
             Check::OpaqueNames,
             Check::RoleBindings,
+            Check::ContextKey,
         ];
         for check in all {
             let count = |level| {

@@ -210,6 +210,39 @@ async fn a_clean_installation_passes_and_each_breakage_is_found() {
         "peek",
     )
     .await;
+    // The key that signs shared tenants' contexts: the shared runtime group (every shared
+    // tenant's role) must not read it, nor anyone but the gateway's login, which only reads.
+    caught(
+        &dir,
+        &service,
+        &pool,
+        &format!("GRANT SELECT ON bulkhead.context_key TO {group}"),
+        &format!("REVOKE SELECT ON bulkhead.context_key FROM {group}"),
+        Check::ContextKey,
+        &group,
+    )
+    .await;
+    caught(
+        &dir,
+        &service,
+        "postgres",
+        &format!("GRANT pg_read_all_data TO {group}"),
+        &format!("REVOKE pg_read_all_data FROM {group}"),
+        Check::ContextKey,
+        &group,
+    )
+    .await;
+    let gateway = dir.gateway_role().await.expect("gateway role");
+    caught(
+        &dir,
+        &service,
+        &pool,
+        &format!("GRANT UPDATE ON bulkhead.context_key TO {gateway}"),
+        &format!("REVOKE UPDATE ON bulkhead.context_key FROM {gateway}"),
+        Check::ContextKey,
+        &gateway,
+    )
+    .await;
     caught(
         &dir,
         &service,

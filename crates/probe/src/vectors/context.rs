@@ -227,3 +227,79 @@ pub(super) async fn catalog_route(setup: &Setup, pair: &Pair) -> Verdict {
         (outcome, d) => (outcome, format!("in a transaction begun with a catalog read: {d}")),
     }
 }
+
+/// Signed contexts (shared tenants run under one role; the tenant setting must carry the
+/// gateway's MAC): the MAC set through the guard with the other's id, forged.
+pub(super) async fn forged_mac(setup: &Setup, pair: &Pair) -> Verdict {
+    statement_then_read(
+        setup,
+        pair,
+        format!(
+            "SET LOCAL bulkhead.tenant_mac = '{}'; SET LOCAL bulkhead.tenant_id = '{}'",
+            "0".repeat(64),
+            pair.b.id
+        ),
+    )
+    .await
+}
+
+/// The tenant setting changed inside a function body, where the guard cannot see it, so the
+/// session's own MAC is replayed for the other tenant: only the database's check stands.
+pub(super) async fn replayed_own_mac(setup: &Setup, pair: &Pair) -> Verdict {
+    statement_then_read(
+        setup,
+        pair,
+        format!("SELECT probe_set('bulkhead.tenant_id', '{}')", pair.b.id),
+    )
+    .await
+}
+
+/// Both settings set inside a function body: the other's id with a MAC made up by the
+/// attacker (every byte of it chosen, none known to be right).
+pub(super) async fn forged_mac_in_function(setup: &Setup, pair: &Pair) -> Verdict {
+    statement_then_read(
+        setup,
+        pair,
+        format!(
+            "SELECT probe_set('bulkhead.tenant_mac', encode(sha256(convert_to('{}', 'UTF8')), 'hex')), \
+                    probe_set('bulkhead.tenant_id', '{}')",
+            pair.b.id, pair.b.id
+        ),
+    )
+    .await
+}
+
+/// The key the gateway signs contexts with: read directly, through the attacker's own
+/// function, or by asking the check itself (an oracle that must answer only yes or no).
+pub(super) async fn context_key(setup: &Setup, pair: &Pair) -> Verdict {
+    let a = login!(setup, &pair.a.key, "the attacker");
+    let mut tried = Vec::new();
+    for sql in [
+        "SELECT encode(key, 'hex') FROM bulkhead.context_key",
+        "SELECT encode(ipad, 'hex') || encode(opad, 'hex') FROM bulkhead.context_key",
+        "SELECT count(*)::text FROM bulkhead.context_key",
+    ] {
+        match texts(&a, sql).await {
+            Err(e) => tried.push(format!("refused: {}", describe(&e))),
+            Ok(seen) if seen.is_empty() => tried.push("no rows".into()),
+            Ok(seen) => return (Outcome::Leak, format!("{sql} answered {seen:?}")),
+        }
+    }
+    match texts(
+        &a,
+        &format!(
+            "SELECT bulkhead.context_valid(current_user::text, '{}', '{}')::text",
+            pair.b.id,
+            "0".repeat(64)
+        ),
+    )
+    .await
+    {
+        Err(e) => tried.push(format!("the check refused: {}", describe(&e))),
+        Ok(seen) if seen.iter().all(|v| v == "false") => {
+            tried.push("the check answered only false".into())
+        }
+        Ok(seen) => return (Outcome::Leak, format!("the check answered {seen:?}")),
+    }
+    (Outcome::Blocked, tried.join("; "))
+}

@@ -1,7 +1,8 @@
 //! The attack vectors. Each runs as the attacker `a` of a pair against its victim `b`, through
 //! the gateway, and judges by what `a` saw and what became of `b`'s rows (read back as `b`):
 //! grouped as data (`data.rs`: reads, writes, COPY, key probing), context (`context.rs`:
-//! settings, roles, search_path, other databases, tokens, a service login's catalog reads) and session state (`state.rs`:
+//! settings, signed contexts (a forged or replayed MAC, the key), roles, search_path, other
+//! databases, tokens, a service login's catalog reads) and session state (`state.rs`:
 //! LISTEN/NOTIFY, advisory locks, other sessions' queries, prepared statements and cursors
 //! left on a pooled connection, another client's session settings, cancel keys) and names (`names.rs`: a slug equal to the
 //! other's id, the other's id read off the catalogs).
@@ -108,6 +109,19 @@ const PER_MODE: &[(&str, Vector)] = &[
     }),
     ("set_config of the tenant setting", |s, p| {
         Box::pin(context::set_config_tenant(s, p))
+    }),
+    ("a forged tenant MAC", |s, p| {
+        Box::pin(context::forged_mac(s, p))
+    }),
+    (
+        "the own MAC replayed for the other, past the guard",
+        |s, p| Box::pin(context::replayed_own_mac(s, p)),
+    ),
+    ("a forged MAC set past the guard", |s, p| {
+        Box::pin(context::forged_mac_in_function(s, p))
+    }),
+    ("reading the context key", |s, p| {
+        Box::pin(context::context_key(s, p))
     }),
     ("SET ROLE", |s, p| Box::pin(context::set_role(s, p))),
     ("RESET ROLE", |s, p| {

@@ -1,7 +1,7 @@
 //! What tenant roles can reach in a database: no CREATE in the schemas they use, views only
 //! with the invoker's rights, SECURITY DEFINER functions only when allow-listed and pinned
 //! with `SET search_path`, and the usage outbox (shared by every tenant of the database) only
-//! to insert under their own id.
+//! to insert under their own id; the signed-context key only to the gateway's login.
 
 use tokio_postgres::Client;
 
@@ -63,6 +63,19 @@ SELECT c.relrowsecurity AS rls,
               ORDER BY 1) AS extra
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'bulkhead' AND c.relname = 'usage_outbox'";
+
+/// Roles other than superusers and the key table's owner holding any privilege on it, by
+/// grant or by membership (of `pg_read_all_data` too; the predefined roles themselves are not
+/// listed, their members are). A database made before signed contexts has no such table.
+const KEY_READERS: &str = "
+SELECT r.rolname,
+       has_table_privilege(r.oid, k.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') AS writes
+  FROM pg_class k
+  JOIN pg_namespace n ON n.oid = k.relnamespace AND n.nspname = 'bulkhead'
+  CROSS JOIN pg_roles r
+ WHERE k.relname = 'context_key' AND k.relkind = 'r'
+   AND NOT r.rolsuper AND r.oid <> k.relowner AND r.rolname NOT LIKE 'pg\\_%'
+   AND has_table_privilege(r.oid, k.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')";
 
 pub(super) async fn check(
     client: &Client,
@@ -131,6 +144,16 @@ pub(super) async fn check(
                 ),
             );
         }
+    }
+    let readers = client.query(KEY_READERS, &[]).await?;
+    report.looked_at(Check::ContextKey, 1);
+    for r in readers {
+        let role: String = r.get("rolname");
+        let writes: bool = r.get("writes");
+        if role == scope.gateway && !writes {
+            continue;
+        }
+        report.found(Level::Fail, Check::ContextKey, target, &role, format!("a role other than the gateway's login can reach the key that signs shared tenants' contexts, and with it forge any tenant's: REVOKE ALL ON bulkhead.context_key FROM {role}"));
     }
     let definers = client.query(DEFINERS, &[]).await?;
     report.looked_at(Check::DefinerFunctions, definers.len());
