@@ -1,6 +1,6 @@
 //! Backend connections, pooled per cluster: each cluster has a budget of connections
 //! (configuration, never the tenant count) shared by its databases. Idle connections are kept
-//! per database, oldest first; when the budget is spent on idle connections of other
+//! per database, oldest first (a checkout takes the newest); when the budget is spent on idle connections of other
 //! databases, the least recently used of those is closed to make room (see
 //! [`ClusterPool::evict_for`]); otherwise a checkout waits, bounded, and then fails with 53300.
 //!
@@ -224,7 +224,10 @@ impl Leased {
 const RECHECK_AFTER_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// An idle connection to `target`: one for which `prefer` holds if there is one, else the
-/// one idle longest (the others' tenants are likelier to come back).
+/// one used last. Last in, first out, like PgBouncer's default: connections beyond what the
+/// load needs stay idle and age, so the LRU eviction closes them first when another database
+/// needs room (taking the one idle longest kept every connection warm in turn, and a
+/// database tenant's connection was closed instead, one connect per such transaction).
 fn take_idle(
     pool: &Arc<ClusterPool>,
     target: &Target,
@@ -236,7 +239,7 @@ fn take_idle(
             let taken = match list.iter().rposition(|(c, _)| prefer(c)) {
                 Some(i) => list.remove(i),
                 None if list.is_empty() => return None,
-                None => list.remove(0),
+                None => list.pop()?,
             };
             // One that sat idle a while may have been closed by the server meanwhile (a
             // terminated backend, a dropped database): check it (one non-blocking read) and
