@@ -2,7 +2,7 @@
 # Installs what building and testing Bulkhead needs and a fresh Debian/Ubuntu machine lacks:
 # PostgreSQL server binaries (no cluster is created or started: Bulkhead runs its own),
 # libclang (the SQL parser's build uses bindgen), PgBouncer (the benchmark baseline),
-# python3, Node.js and the drivers of the gateway's driver matrix (PyPI, npm), openssl (the TLS and
+# pgBackRest (point-in-time recovery), python3, Node.js and the drivers of the gateway's driver matrix (PyPI, npm), openssl (the TLS and
 # token tests make their keys with it), CA certificates (for pip), procps (pgrep, for CI's
 # leftover-server check).
 # Idempotent: installs only what is missing.
@@ -20,6 +20,8 @@ have_pg_server || missing+=(postgresql postgresql-contrib)
 # libclang itself, not libclang-cpp (another library some images carry without it).
 ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* /usr/lib/*/libclang-[0-9]*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
+# pgBackRest: WAL archiving and base backups for point-in-time recovery of one tenant.
+command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)

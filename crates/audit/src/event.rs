@@ -33,6 +33,12 @@ pub mod action {
     pub const RESTORED: &str = "tenant.restored";
     /// The tenant was cloned from another one's backup.
     pub const CLONED: &str = "tenant.cloned";
+    /// A tenant's rows were rewound to a point in time.
+    pub const REWOUND: &str = "tenant.rewound";
+    /// A scheduled backup was taken.
+    pub const SCHEDULED_BACKUP: &str = "tenant.scheduled_backup";
+    /// A scheduled backup was removed by retention.
+    pub const BACKUP_PRUNED: &str = "tenant.backup_pruned";
     /// The tenant was erased.
     pub const ERASED: &str = "tenant.erased";
     /// A migration was applied to the tenant's place.

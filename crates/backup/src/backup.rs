@@ -5,8 +5,9 @@
 use std::io::Write;
 use std::time::Instant;
 
-use bulkhead_directory::{Directory, TenantRef};
+use bulkhead_directory::{Directory, Tenant, TenantRef};
 use bulkhead_model::ServiceName;
+use bulkhead_mover::place::Side;
 use bulkhead_provisioner::naming::ident;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -34,16 +35,30 @@ pub async fn backup<W: Write>(
             tenant.slug
         )));
     }
-    let (service, placement, side) = crate::place::current(dir, &tenant, service).await?;
+    let (service, _, side) = crate::place::current(dir, &tenant, service).await?;
+    backup_from(dir, master, &tenant, &service.name, &side, out, progress).await
+}
+
+/// Writes a backup of the tenant's rows at `side` to `out`: its place now, or the place it
+/// had in a server restored to a point in time (point-in-time recovery reads it there).
+pub async fn backup_from<W: Write>(
+    dir: &Directory,
+    master: &MasterKey,
+    tenant: &Tenant,
+    service: &ServiceName,
+    side: &Side,
+    out: W,
+    progress: &dyn Progress,
+) -> Result<(Manifest, W), BackupError> {
     let key = data_key(dir, master, &tenant.id).await?;
     let version = side.applied_version().await?;
     let header = Header {
         format: 1,
         tenant_id: tenant.id.to_string(),
         slug: tenant.slug.to_string(),
-        service: service.name.to_string(),
+        service: service.to_string(),
         version,
-        mode: placement.mode.to_string(),
+        mode: side.place.mode.to_string(),
         created_at: chrono::Utc::now().to_rfc3339(),
     };
     let tables = side.tables().await?;

@@ -20,10 +20,11 @@ use bulkhead_model::{Mode, Slug};
 use bulkhead_provisioner::{create_tenant, CreateTenant};
 
 pub use archive::Manifest;
-pub use backup::backup;
+pub use backup::{backup, backup_from};
 pub use erase::{certificate, erase};
 pub use error::BackupError;
 pub use keys::MasterKey;
+pub use place::current as current_place;
 pub use restore::{header_of, restore, Restored};
 
 /// Progress of a backup or restore.

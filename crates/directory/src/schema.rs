@@ -58,10 +58,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "opaque_names",
         sql: include_str!("../migrations/V9__opaque_names.sql"),
     },
+    Migration {
+        version: 10,
+        name: "pitr",
+        sql: include_str!("../migrations/V10__pitr.sql"),
+    },
 ];
 
 /// The newest directory schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 9;
+pub const SCHEMA_VERSION: i32 = 10;
 
 /// What [`Directory::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -44,6 +44,21 @@ impl RunAs {
         }
     }
 
+    /// The account's name (PostgreSQL's peer authentication over a Unix socket maps it to
+    /// the database role of the same name).
+    pub fn name(&self) -> Result<String, PgKitError> {
+        match self {
+            RunAs::Account { name, .. } => Ok(name.clone()),
+            RunAs::Current => match User::from_uid(Uid::effective()) {
+                Ok(Some(user)) => Ok(user.name),
+                _ => Err(PgKitError::NoUnprivilegedUser(format!(
+                    "uid {}",
+                    Uid::effective()
+                ))),
+            },
+        }
+    }
+
     /// Makes `cmd` run as this account.
     pub fn apply(&self, cmd: &mut Command) {
         if let RunAs::Account { uid, gid, .. } = self {

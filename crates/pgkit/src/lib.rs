@@ -19,6 +19,7 @@ pub use binaries::PgBinaries;
 pub use error::PgKitError;
 pub use identity::RunAs;
 pub use server::{
-    free_port, postmaster_pid, process_running, random_password, Durability, Server, ServerSpec,
+    free_port, postmaster_pid, process_running, random_password, stop_orphan, Durability, Server,
+    ServerSpec,
 };
 pub use throwaway::{shared_cluster, TestDatabase, ThrowawayCluster};

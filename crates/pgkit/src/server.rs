@@ -113,6 +113,18 @@ impl Server {
 
     /// Starts the server and waits until it accepts connections.
     pub fn start(bins: &PgBinaries, run_as: &RunAs, spec: ServerSpec) -> Result<Self, PgKitError> {
+        Self::start_within(bins, run_as, spec, READY_TIMEOUT)
+    }
+
+    /// Starts the server and waits up to `timeout` until it accepts connections as a primary
+    /// (a server recovering to a target is ready once it promoted; one that stops because
+    /// the target cannot be reached fails with its log's tail).
+    pub fn start_within(
+        bins: &PgBinaries,
+        run_as: &RunAs,
+        spec: ServerSpec,
+        timeout: Duration,
+    ) -> Result<Self, PgKitError> {
         if let Some(pid) = running_postmaster(&spec.data_dir) {
             return Err(PgKitError::AlreadyRunning {
                 pid,
@@ -149,7 +161,7 @@ impl Server {
             child: Some(child),
             spec,
         };
-        if let Err(reason) = server.wait_ready() {
+        if let Err(reason) = server.wait_ready(timeout) {
             let _ = server.stop();
             return Err(PgKitError::Start {
                 port: server.spec.port,
@@ -161,8 +173,8 @@ impl Server {
         Ok(server)
     }
 
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
         let Some(pid) = self.pid() else {
             return Err("server process vanished".into());
         };
@@ -177,7 +189,7 @@ impl Server {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("not ready after {}s", READY_TIMEOUT.as_secs()));
+                return Err(format!("not ready after {}s", timeout.as_secs()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -339,6 +351,25 @@ pub fn postmaster_pid(data_dir: &Path) -> Option<i32> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Stops a postmaster we did not start (left by a process that died): fast shutdown, then
+/// SIGKILL if it has not exited within 30 s.
+pub fn stop_orphan(pid: i32) {
+    let target = Pid::from_raw(pid);
+    for (signal, wait) in [
+        (Signal::SIGINT, Duration::from_secs(30)),
+        (Signal::SIGKILL, Duration::from_secs(5)),
+    ] {
+        let _ = kill(target, signal);
+        let deadline = Instant::now() + wait;
+        while process_running(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !process_running(pid) {
+            return;
+        }
+    }
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.

@@ -33,6 +33,107 @@ pub struct Config {
     /// Usage metering.
     #[serde(default)]
     pub metering: MeteringConfig,
+    /// Continuous WAL archiving of the embedded cluster (point-in-time recovery).
+    #[serde(default)]
+    pub pitr: PitrConfig,
+    /// Scheduled logical backups of tenants.
+    #[serde(default)]
+    pub backups: BackupsConfig,
+}
+
+/// `[pitr]`: continuous archiving of the embedded cluster with pgBackRest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PitrConfig {
+    /// Archive the embedded cluster's WAL; default true (off, or without pgbackrest
+    /// installed, no tenant can be rewound).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A new full base backup when the newest is this old; default `1d`.
+    #[serde(default = "default_full_every")]
+    pub full_every: String,
+    /// Full base backups kept (with the WAL they need); default 2. The recoverable window
+    /// reaches back to the oldest one kept.
+    #[serde(default = "default_keep_full")]
+    pub keep_full: u32,
+}
+
+impl Default for PitrConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            full_every: default_full_every(),
+            keep_full: default_keep_full(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_full_every() -> String {
+    "1d".into()
+}
+
+fn default_keep_full() -> u32 {
+    2
+}
+
+/// `[backups]`: logical tenant backups (`.bhk`) taken on schedule by `bulkhead up`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupsConfig {
+    /// Where they go; default `<data dir>/backups`.
+    #[serde(default)]
+    pub folder: Option<std::path::PathBuf>,
+    /// Seconds between passes of the schedule; default 60.
+    #[serde(default)]
+    pub check_seconds: Option<u64>,
+    /// By tier: `[backups.tiers.enterprise] every = "1h", keep = "30d"`.
+    #[serde(default)]
+    pub tiers: std::collections::BTreeMap<String, BackupPolicyConfig>,
+    /// By tenant slug, over its tier's.
+    #[serde(default)]
+    pub tenants: std::collections::BTreeMap<String, BackupPolicyConfig>,
+}
+
+/// How often and how long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupPolicyConfig {
+    /// Interval, e.g. `1h`.
+    pub every: String,
+    /// Retention, e.g. `30d`.
+    pub keep: String,
+}
+
+impl BackupsConfig {
+    /// The schedule, into `folder` unless configured.
+    pub fn to_schedule(&self, folder: &Path) -> Result<bulkhead_pitr::schedule::Schedule, String> {
+        use bulkhead_pitr::schedule::{parse_duration, Policy};
+        let policy = |key: &str, p: &BackupPolicyConfig| -> Result<Policy, String> {
+            Ok(Policy {
+                every: parse_duration(&p.every).map_err(|e| format!("{key}.every: {e}"))?,
+                keep: parse_duration(&p.keep).map_err(|e| format!("{key}.keep: {e}"))?,
+            })
+        };
+        let mut schedule = bulkhead_pitr::schedule::Schedule {
+            folder: self.folder.clone().unwrap_or_else(|| folder.to_path_buf()),
+            ..Default::default()
+        };
+        for (tier, p) in &self.tiers {
+            schedule
+                .tiers
+                .insert(tier.clone(), policy(&format!("backups.tiers.{tier}"), p)?);
+        }
+        for (slug, p) in &self.tenants {
+            schedule
+                .tenants
+                .insert(slug.clone(), policy(&format!("backups.tenants.{slug}"), p)?);
+        }
+        Ok(schedule)
+    }
 }
 
 /// `[metering]`.
@@ -337,6 +438,15 @@ impl Config {
             return Err(err(format!(
                 "metering.prices.{metric} is {price}: prices must be numbers of at least 0"
             )));
+        }
+        self.backups.to_schedule(Path::new(".")).map_err(err)?;
+        if self.backups.check_seconds == Some(0) {
+            return Err(err("backups.check_seconds must be at least 1".into()));
+        }
+        bulkhead_pitr::schedule::parse_duration(&self.pitr.full_every)
+            .map_err(|e| err(format!("pitr.full_every: {e}")))?;
+        if self.pitr.keep_full == 0 {
+            return Err(err("pitr.keep_full must be at least 1".into()));
         }
         if self.gateway.threads == 0 {
             return Err(err("gateway.threads must be at least 1".into()));

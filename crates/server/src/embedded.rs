@@ -2,13 +2,10 @@
 //! `<data dir>/pgdata`, on a port chosen once and kept in `embedded.json`, with a generated
 //! superuser password kept in `secrets/`.
 
-use std::time::{Duration, Instant};
-
 use bulkhead_pgkit::{
-    free_port, random_password, Durability, PgBinaries, PgKitError, RunAs, Server, ServerSpec,
+    free_port, random_password, stop_orphan, Durability, PgBinaries, PgKitError, RunAs, Server,
+    ServerSpec,
 };
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::datadir::write_private;
@@ -19,8 +16,12 @@ struct EmbeddedState {
     port: u16,
 }
 
-/// Creates (first run) and starts the embedded cluster. Blocking: call from `spawn_blocking`.
-pub(crate) fn start(dir: &DataDir) -> Result<Server, ServerError> {
+/// Creates (first run) and starts the embedded cluster, archiving its WAL into `pitr`'s
+/// repository when given. Blocking: call from `spawn_blocking`.
+pub(crate) fn start(
+    dir: &DataDir,
+    pitr: Option<&bulkhead_pitr::Layout>,
+) -> Result<Server, ServerError> {
     let bins = PgBinaries::locate()?;
     let run_as = RunAs::detect()?;
     run_as.check_reachable(&dir.root().join("pgdata"))?;
@@ -50,6 +51,16 @@ pub(crate) fn start(dir: &DataDir) -> Result<Server, ServerError> {
         log_file: dir.postgres_log(),
         extra_settings: Vec::new(),
     };
+    let mut spec = spec;
+    if let Some(layout) = pitr {
+        layout
+            .prepare(&spec.data_dir, spec.port)
+            .map_err(|e| ServerError::Io {
+                context: "preparing WAL archiving".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        spec.extra_settings.extend(layout.server_settings());
+    }
     if Server::init_if_needed(&bins, &run_as, &spec)? {
         tracing::info!(data = %spec.data_dir.display(), "created the embedded PostgreSQL cluster");
     }
@@ -65,18 +76,5 @@ pub(crate) fn start(dir: &DataDir) -> Result<Server, ServerError> {
             Ok(Server::start(&bins, &run_as, spec)?)
         }
         other => Ok(other?),
-    }
-}
-
-fn stop_orphan(pid: i32) {
-    let pid = Pid::from_raw(pid);
-    let _ = kill(pid, Signal::SIGINT);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while kill(pid, None).is_ok() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if kill(pid, None).is_ok() {
-        let _ = kill(pid, Signal::SIGKILL);
-        std::thread::sleep(Duration::from_millis(200));
     }
 }

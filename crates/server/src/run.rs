@@ -66,15 +66,20 @@ async fn serve(
     let mut interrupt = signal(SignalKind::interrupt())
         .map_err(ServerError::io("installing the SIGINT handler"))?;
 
+    let pitr = embedded_pitr(dir, config);
     let (control_dsn, local) = match &config.control {
         Some(control) => (control.dsn.clone(), None),
         None => {
             let held = dir.clone();
-            let server = tokio::task::spawn_blocking(move || embedded::start(&held))
-                .await
-                .map_err(|e| {
-                    ServerError::io("starting the embedded PostgreSQL")(std::io::Error::other(e))
-                })??;
+            let layout = pitr.clone();
+            let server =
+                tokio::task::spawn_blocking(move || embedded::start(&held, layout.as_ref()))
+                    .await
+                    .map_err(|e| {
+                        ServerError::io("starting the embedded PostgreSQL")(std::io::Error::other(
+                            e,
+                        ))
+                    })??;
             ensure_database(&server.dsn("postgres"), CONTROL_DATABASE).await?;
             let dsn = server.dsn(CONTROL_DATABASE);
             let local = (
@@ -146,6 +151,7 @@ async fn serve(
     }
     .write(dir.root())?;
 
+    let embedded = local.is_some();
     on_ready(&Ready {
         data_dir: dir.root().to_path_buf(),
         embedded_postgres: local.map(|(_, port, data)| (format!("127.0.0.1:{port}"), data)),
@@ -195,6 +201,28 @@ async fn serve(
     )
     .await
     .map_err(|e| ServerError::Gateway(e.to_string()))?;
+    let archiving = tokio::spawn(keep_archiving(
+        directory.clone(),
+        pitr.filter(|_| embedded),
+        config.pitr.clone(),
+        stop_rx.clone(),
+    ));
+    let schedule = config
+        .backups
+        .to_schedule(&dir.root().join("backups"))
+        .map_err(|message| ServerError::Config {
+            source_name: "backups".into(),
+            message,
+        })?;
+    let scheduler = tokio::spawn(run_schedule(
+        directory.clone(),
+        bulkhead_backup::MasterKey::load(&dir.secrets_dir())
+            .map_err(|e| ServerError::Gateway(format!("loading the master key: {e}")))?,
+        schedule,
+        audit.clone(),
+        std::time::Duration::from_secs(config.backups.check_seconds.unwrap_or(60)),
+        stop_rx.clone(),
+    ));
     let collector = tokio::spawn(collect_usage(
         directory.clone(),
         std::time::Duration::from_secs(config.metering.collect_seconds),
@@ -223,7 +251,126 @@ async fn serve(
     // Everything recorded before the stop is written before `up` returns.
     audit_writer.flush().await;
     let _ = collector.await;
+    let _ = scheduler.await;
+    let _ = archiving.await;
     Ok(())
+}
+
+/// The embedded cluster's archiving layout, when `[pitr]` wants it and pgBackRest is here.
+fn embedded_pitr(dir: &DataDir, config: &Config) -> Option<bulkhead_pitr::Layout> {
+    if !config.embedded() || !config.pitr.enabled {
+        return None;
+    }
+    let installed = std::process::Command::new("pgbackrest")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        tracing::warn!("pgbackrest is not installed: the embedded cluster's WAL is not archived and no tenant can be rewound to a point in time (Debian: apt-get install pgbackrest)");
+        return None;
+    }
+    Some(bulkhead_pitr::Layout::new(
+        &dir.root().join("pitr"),
+        "local",
+    ))
+}
+
+/// Turns point-in-time recovery on for the embedded cluster (a first full base backup in the
+/// background), then takes a full base backup whenever the newest is older than
+/// `pitr.full_every` and expires those beyond `pitr.keep_full`.
+async fn keep_archiving(
+    directory: Directory,
+    layout: Option<bulkhead_pitr::Layout>,
+    config: crate::config::PitrConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(layout) = layout else {
+        return;
+    };
+    let local =
+        ClusterName::from_str("local").unwrap_or_else(|_| unreachable!("`local` is a valid name"));
+    let enabled = tokio::select! {
+        r = bulkhead_pitr::enable(&directory, &local, &layout) => r,
+        _ = stop.wait_for(|s| *s) => return,
+    };
+    let pitr = match enabled {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "turning point-in-time recovery on failed; tenants cannot be rewound until it works (see `bulkhead pitr status`)");
+            return;
+        }
+    };
+    let every = bulkhead_pitr::schedule::parse_duration(&config.full_every)
+        .unwrap_or(std::time::Duration::from_secs(86_400));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let Ok(repo) =
+            bulkhead_pitr::repo::Repo::new(&pitr.stanza, pitr.config_path.clone().into())
+        else {
+            continue;
+        };
+        let newest = match repo.info().await {
+            Ok(info) => info.backups.last().map(|b| b.stopped_at),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the WAL archive failed");
+                continue;
+            }
+        };
+        let due =
+            newest.is_none_or(|t| (chrono::Utc::now() - t).to_std().unwrap_or_default() >= every);
+        if due {
+            match repo.backup(true).await {
+                Ok(()) => tracing::info!("took a full base backup of the embedded cluster"),
+                Err(e) => tracing::warn!(error = %e, "a full base backup failed"),
+            }
+            if let Err(e) = repo.expire(config.keep_full).await {
+                tracing::warn!(error = %e, "expiring old base backups failed");
+            }
+        }
+    }
+}
+
+/// Scheduled logical backups: one pass every `every`.
+async fn run_schedule(
+    directory: Directory,
+    master: bulkhead_backup::MasterKey,
+    schedule: bulkhead_pitr::schedule::Schedule,
+    audit: bulkhead_audit::AuditLog,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if schedule.tiers.is_empty() && schedule.tenants.is_empty() {
+        return;
+    }
+    loop {
+        match bulkhead_pitr::schedule::run_once(
+            &directory,
+            &master,
+            &schedule,
+            Some(&audit),
+            chrono::Utc::now(),
+        )
+        .await
+        {
+            Ok(p) if !p.taken.is_empty() || p.pruned > 0 || !p.failed.is_empty() => {
+                tracing::info!(
+                    taken = p.taken.len(),
+                    pruned = p.pruned,
+                    failed = p.failed.len(),
+                    "scheduled backups"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "a pass of the backup schedule failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Harvests the usage outboxes and samples storage every `every` (and once at start).
