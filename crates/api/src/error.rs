@@ -20,6 +20,9 @@ pub enum ApiError {
     /// A backup, restore or erasure was refused or failed.
     #[error(transparent)]
     Backup(#[from] bulkhead_backup::BackupError),
+    /// A point-in-time recovery (or its status) was refused or failed.
+    #[error(transparent)]
+    Pitr(#[from] bulkhead_pitr::PitrError),
     /// A move was refused or failed.
     #[error(transparent)]
     Move(#[from] bulkhead_mover::MoveError),
@@ -75,6 +78,7 @@ impl ApiError {
             ApiError::Provision(e) => (by_kind(e.kind()), e.kind().label()),
             ApiError::Move(e) => (by_kind(e.kind()), e.kind().label()),
             ApiError::Backup(e) => (by_kind(e.kind()), e.kind().label()),
+            ApiError::Pitr(e) => (by_kind(e.kind()), e.kind().label()),
             ApiError::Audit(e) => (by_kind(e.kind()), e.kind().label()),
             ApiError::Metering(e) => (by_kind(e.kind()), e.kind().label()),
             ApiError::NeedsConfirmation(_)

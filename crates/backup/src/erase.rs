@@ -31,7 +31,9 @@ struct Certificate {
     started_at: String,
     finished_at: String,
     placements: Vec<RemovedPlace>,
+    scheduled_backups: Vec<String>,
     data_key: &'static str,
+    wal_archive: &'static str,
 }
 
 /// Erases the tenant; returns its certificate.
@@ -102,6 +104,17 @@ pub async fn erase(
         });
     }
     dir.destroy_data_key(&tenant.id).await?;
+    // Scheduled backups are unreadable without the key already; their files go too.
+    let mut scheduled = Vec::new();
+    for b in dir.scheduled_backups_of(&tenant.id).await? {
+        match std::fs::remove_file(&b.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BackupError::io(format!("removing {}", b.path))(e)),
+        }
+        dir.remove_scheduled_backup(b.id).await?;
+        scheduled.push(b.path);
+    }
     let cert = Certificate {
         kind: "bulkhead deletion certificate v1",
         tenant_id: tenant.id.to_string(),
@@ -109,7 +122,9 @@ pub async fn erase(
         started_at,
         finished_at: chrono::Utc::now().to_rfc3339(),
         placements: removed,
+        scheduled_backups: scheduled,
         data_key: "destroyed: every backup of this tenant is unreadable",
+        wal_archive: "the clusters' WAL archives and base backups (point-in-time recovery) still hold the rows as they were until retention expires them; a rewind of this tenant is refused",
     };
     let text =
         serde_json::to_string_pretty(&cert).map_err(|e| BackupError::Refused(e.to_string()))?;

@@ -18,5 +18,5 @@ pub mod window;
 
 pub use archiving::{enable, Layout};
 pub use error::PitrError;
-pub use rewind::{rewind, Phase, Progress, RewindRequest, Rewound, TableAt};
+pub use rewind::{parse_instant, rewind, Phase, Progress, RewindRequest, Rewound, TableAt};
 pub use window::{status, status_all, PitrStatus};

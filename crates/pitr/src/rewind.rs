@@ -345,3 +345,35 @@ async fn archive_through(cluster: &Cluster, at: DateTime<Utc>) -> Result<(), Pit
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Reads an instant: RFC 3339 (`2026-12-05T14:02:00Z`) or `2026-12-05 14:02:00+00` (a zone
+/// is required: an instant without one would mean a different moment on every machine).
+pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    let t = text.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(t) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(at) = DateTime::parse_from_str(t, format) {
+            return Ok(at.with_timezone(&Utc));
+        }
+    }
+    Err(format!(
+        "`{text}` is not an instant with a time zone: write e.g. '2026-12-05 14:02:00+00' or 2026-12-05T14:02:00Z"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_instant;
+
+    #[test]
+    fn instants_need_a_zone() {
+        let a = parse_instant("2026-12-05 14:02:00+00").expect("short zone");
+        assert_eq!(a.to_rfc3339(), "2026-12-05T14:02:00+00:00");
+        let b = parse_instant("2026-12-05T16:02:00.5+02:00").expect("rfc3339");
+        assert_eq!(b.timestamp(), a.timestamp());
+        assert!(parse_instant("2026-12-05 14:02:00").is_err());
+        assert!(parse_instant("yesterday").is_err());
+    }
+}

@@ -212,21 +212,3 @@ async fn take(
     dir.add_scheduled_backup(&b).await?;
     Ok(b)
 }
-
-/// Removes every scheduled backup of `tenant` (its erasure); how many.
-pub async fn remove_all(
-    dir: &Directory,
-    tenant: &bulkhead_model::TenantId,
-) -> Result<usize, PitrError> {
-    let mut n = 0;
-    for b in dir.scheduled_backups_of(tenant).await? {
-        match std::fs::remove_file(&b.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(PitrError::io(format!("removing {}", b.path))(e)),
-        }
-        dir.remove_scheduled_backup(b.id).await?;
-        n += 1;
-    }
-    Ok(n)
-}

@@ -52,26 +52,80 @@ pub(crate) struct RestoreQuery {
     /// The new tenant's mode (default: the archive's).
     #[serde(default)]
     mode: Option<Mode>,
+    /// Rewind to this instant from the WAL archive instead of restoring a body.
+    #[serde(default)]
+    at: Option<String>,
+    /// With `at`: only say what would be restored.
+    #[serde(default)]
+    dry_run: bool,
 }
 
-/// Restores the body (an archive) into the tenant, or into a new tenant with `?as_new=`.
+/// Restores the body (an archive) into the tenant, or into a new tenant with `?as_new=`; with
+/// `?at=` (and no body) rewinds the tenant to that instant.
 pub(crate) async fn restore(
     State(s): State<ApiState>,
     Path(tenant): Path<String>,
     Query(q): Query<RestoreQuery>,
     body: Bytes,
-) -> Result<Json<Restored>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let key = master(&s)?;
+    if let Some(at) = &q.at {
+        if !body.is_empty() {
+            return Err(ApiError::BadQuery(
+                "a rewind (?at=) takes no body; send an archive without ?at= to restore it".into(),
+            ));
+        }
+        let req = bulkhead_pitr::RewindRequest {
+            tenant: tenant.parse()?,
+            service: None,
+            at: bulkhead_pitr::parse_instant(at).map_err(ApiError::BadQuery)?,
+            as_new: q.as_new.clone(),
+            mode: q.mode,
+            dry_run: q.dry_run,
+        };
+        let r = bulkhead_pitr::rewind(&s.directory, &key, &req, &()).await?;
+        if !r.dry_run {
+            let (what, into) = match &r.restored {
+                Some(x) if q.as_new.is_some() => (action::CLONED, x.tenant_id),
+                _ => (action::REWOUND, r.tenant_id),
+            };
+            s.record(what, into, r.summary()).await;
+        }
+        return Ok(Json(serde_json::to_value(r).unwrap_or_default()));
+    }
+    if q.dry_run {
+        return Err(ApiError::BadQuery("dry_run goes with at=".into()));
+    }
+    let restored = restore_archive(&s, &key, &tenant, &q, &body).await?;
+    Ok(Json(serde_json::to_value(restored).unwrap_or_default()))
+}
+
+/// The tenant's scheduled backups, newest first.
+pub(crate) async fn scheduled(
+    State(s): State<ApiState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let t = s.directory.tenant(&tenant.parse::<TenantRef>()?).await?;
+    let list = s.directory.scheduled_backups_of(&t.id).await?;
+    Ok(Json(serde_json::to_value(list).unwrap_or_default()))
+}
+
+async fn restore_archive(
+    s: &ApiState,
+    key: &MasterKey,
+    tenant: &str,
+    q: &RestoreQuery,
+    body: &Bytes,
+) -> Result<Restored, ApiError> {
     if let Some(slug) = &q.as_new {
-        let r =
-            bulkhead_backup::restore_as_new(&s.directory, &key, &body, slug, q.mode, &()).await?;
+        let r = bulkhead_backup::restore_as_new(&s.directory, key, body, slug, q.mode, &()).await?;
         s.record(action::CLONED, r.tenant_id, r.summary()).await;
-        return Ok(Json(r));
+        return Ok(r);
     }
     let t = s.directory.tenant(&tenant.parse::<TenantRef>()?).await?;
-    let r = bulkhead_backup::restore(&s.directory, &key, &t, &body[..], false, &()).await?;
+    let r = bulkhead_backup::restore(&s.directory, key, &t, &body[..], false, &()).await?;
     s.record(action::RESTORED, r.tenant_id, r.summary()).await;
-    Ok(Json(r))
+    Ok(r)
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@ mod backups;
 mod clusters;
 mod health;
 mod moves;
+mod pitr;
 mod proof;
 mod services;
 mod tenants;
@@ -75,6 +76,9 @@ pub(crate) fn v1() -> Router<ApiState> {
         .route("/tenants/{tenant}/clone", post(backups::clone))
         .route("/tenants/{tenant}/erase", post(backups::erase))
         .route("/tenants/{tenant}/certificate", get(backups::certificate))
+        .route("/tenants/{tenant}/backups", get(backups::scheduled))
+        .route("/pitr", get(pitr::status))
+        .route("/pitr/{cluster}/backup", post(pitr::backup))
         .route("/tenants/{tenant}/move", post(moves::start))
         .route("/tenants/{tenant}/move/finalize", post(moves::finalize))
         .route("/tenants/{tenant}/move/rollback", post(moves::rollback))

@@ -67,8 +67,45 @@ pub(crate) enum Command {
     Usage(UsageArgs),
     /// Tenants ranked by cost: usage times a price per unit.
     Cost(CostArgs),
+    /// Point-in-time recovery: WAL archiving and base backups per cluster (pgBackRest).
+    #[command(subcommand)]
+    Pitr(PitrCmd),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PitrCmd {
+    /// Per cluster: archiving on or failing, the recoverable window, archive lag, base
+    /// backups and repository size.
+    Status {
+        /// The cluster (default: every cluster with archiving).
+        cluster: Option<ClusterName>,
+    },
+    /// Take a base backup now (incremental on the newest unless --full).
+    Backup {
+        /// The cluster.
+        cluster: ClusterName,
+        /// A full backup.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Turn archiving on for a configured cluster whose data folder is on this machine:
+    /// writes pgBackRest's configuration under FOLDER and, once the server runs with the
+    /// settings it prints, creates the stanza and takes the first full backup.
+    Enable {
+        /// The cluster.
+        cluster: ClusterName,
+        /// Where the repository, configuration and side instances go.
+        #[arg(long)]
+        folder: std::path::PathBuf,
+        /// The server's data folder (PGDATA).
+        #[arg(long)]
+        pg_data: std::path::PathBuf,
+        /// The server's port.
+        #[arg(long)]
+        pg_port: u16,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,18 +401,32 @@ pub(crate) enum TenantCmd {
         #[arg(short, long)]
         output: std::path::PathBuf,
     },
-    /// Replace a tenant's rows with a backup (atomically; in whatever mode it is now).
+    /// Replace a tenant's rows with a backup (atomically; in whatever mode it is now), or
+    /// with `--at` rewind them to a point in time from the cluster's WAL archive.
     Restore {
         /// Slug or id.
         tenant: TenantRef,
-        /// The archive.
-        archive: std::path::PathBuf,
-        /// The archive is another tenant's: restore it into a new tenant of this slug.
+        /// The archive (a `.bhk` file); leave it out with --at.
+        #[arg(required_unless_present = "at", conflicts_with = "at")]
+        archive: Option<std::path::PathBuf>,
+        /// Rewind to this instant instead: RFC 3339 or `2026-12-05 14:02:00+00`.
+        #[arg(long)]
+        at: Option<String>,
+        /// With --at: only say what would be restored (tables, rows at the instant).
+        #[arg(long, requires = "at")]
+        dry_run: bool,
+        /// Into a new tenant of this slug instead (an archive of another tenant, or the
+        /// tenant's state at --at).
         #[arg(long)]
         as_new: Option<Slug>,
-        /// The new tenant's mode (default: the archive's).
+        /// The new tenant's mode (default: the archive's, or the tenant's at the instant).
         #[arg(long, requires = "as_new")]
         mode: Option<Mode>,
+    },
+    /// A tenant's scheduled backups (`[backups]` in bulkhead.toml), newest first.
+    Backups {
+        /// Slug or id.
+        tenant: TenantRef,
     },
     /// Copy a tenant into a new one (a backup restored as new).
     Clone {

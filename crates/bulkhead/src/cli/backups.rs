@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::args::TenantCmd;
 use super::client::{code_of, exit, ApiClient, Failure};
 
-struct Lines(Instant);
+pub(super) struct Lines(pub(super) Instant);
 
 impl Progress for Lines {
     fn event(&self, e: &Event) {
@@ -31,11 +31,11 @@ impl Progress for Lines {
     }
 }
 
-fn fail(e: BackupError) -> Failure {
+pub(super) fn fail(e: BackupError) -> Failure {
     Failure::new(code_of(e.kind()), e.to_string())
 }
 
-async fn local(api: &ApiClient) -> Result<Option<(Directory, MasterKey)>, Failure> {
+pub(super) async fn local(api: &ApiClient) -> Result<Option<(Directory, MasterKey)>, Failure> {
     let (Some(dsn), Some(secrets)) = (&api.control_dsn, &api.secrets_dir) else {
         return Ok(None);
     };
@@ -49,7 +49,7 @@ async fn local(api: &ApiClient) -> Result<Option<(Directory, MasterKey)>, Failur
 }
 
 /// Records what this process did in the audit log.
-async fn record(
+pub(super) async fn record(
     api: &ApiClient,
     dir: &Directory,
     what: &str,
@@ -127,10 +127,39 @@ pub(crate) async fn run(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Resu
         }
         TenantCmd::Restore {
             tenant,
+            at: Some(at),
+            dry_run,
+            as_new,
+            mode,
+            ..
+        } => {
+            super::pitr::rewind(
+                api,
+                as_json,
+                super::pitr::RewindArgs {
+                    tenant,
+                    at,
+                    dry_run: *dry_run,
+                    as_new: as_new.as_ref(),
+                    mode: *mode,
+                },
+            )
+            .await?;
+            return Ok(());
+        }
+        TenantCmd::Restore {
+            tenant,
             archive,
             as_new,
             mode,
+            ..
         } => {
+            let Some(archive) = archive else {
+                return Err(Failure::new(
+                    exit::INVALID,
+                    "name the archive to restore, or --at an instant to rewind to",
+                ));
+            };
             let bytes = std::fs::read(archive)
                 .map_err(|e| Failure::new(exit::INVALID, format!("{}: {e}", archive.display())))?;
             let restored = match &here {

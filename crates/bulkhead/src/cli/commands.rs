@@ -58,6 +58,7 @@ pub(crate) async fn dispatch(
         Command::Audit(cmd) => super::ledger::audit(api, as_json, cmd).await,
         Command::Usage(args) => super::ledger::usage(api, as_json, args).await,
         Command::Cost(args) => super::ledger::cost(api, as_json, args).await,
+        Command::Pitr(cmd) => super::pitr::run(api, as_json, cmd).await,
         Command::Up(_) | Command::Version => {
             Err(Failure::new(exit::INTERNAL, "not a directory command"))
         }
@@ -318,6 +319,9 @@ async fn tenant(api: &ApiClient, as_json: bool, cmd: &TenantCmd) -> Result<(), F
         | TenantCmd::Clone { .. }
         | TenantCmd::Erase { .. }
         | TenantCmd::Certificate { .. } => super::backups::run(api, as_json, cmd).await?,
+        TenantCmd::Backups { tenant } => {
+            super::pitr::backups(api, as_json, tenant).await?;
+        }
         TenantCmd::Key(KeyCmd::Revoke { id }) => {
             api.call(Method::DELETE, &format!("/v1/keys/{id}"), None)
                 .await?;

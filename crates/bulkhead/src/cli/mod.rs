@@ -8,6 +8,7 @@ mod ledger;
 mod migrate;
 mod moves;
 mod output;
+mod pitr;
 mod proof;
 
 pub(crate) use args::{Cli, Command, UpArgs};
