@@ -113,7 +113,16 @@ async fn a_tenant_rewinds_through_the_cli_and_the_api_and_backups_follow_their_s
         dry.stdout
     );
     assert_eq!(count(&c, &acme).await, 10, "a dry run changes nothing");
-    let done = ok(up.cli(&["tenant", "restore", "acme", "--at", &at]));
+    let done = up.cli(&["tenant", "restore", "acme", "--at", &at]);
+    if done.code != 0 {
+        let log = std::fs::read_to_string(ws.path().join(".bulkhead/pitr/side-last.log"))
+            .unwrap_or_default();
+        panic!(
+            "rewind failed: {}\nthe side instance's log:\n{log}",
+            done.stderr
+        );
+    }
+    eprintln!("{}", done.stderr);
     for phase in [
         "fetch base backup",
         "replay WAL to the instant",

@@ -116,9 +116,8 @@ impl Server {
         Self::start_within(bins, run_as, spec, READY_TIMEOUT)
     }
 
-    /// Starts the server and waits up to `timeout` until it accepts connections as a primary
-    /// (a server recovering to a target is ready once it promoted; one that stops because
-    /// the target cannot be reached fails with its log's tail).
+    /// Starts the server and waits up to `timeout` until it accepts connections (a hot
+    /// standby does so while still recovering: check `pg_is_in_recovery()` if that matters).
     pub fn start_within(
         bins: &PgBinaries,
         run_as: &RunAs,

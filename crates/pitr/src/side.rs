@@ -104,7 +104,6 @@ impl SideInstance {
         extra.extend([
             ("archive_mode".to_string(), "off".to_string()),
             ("hot_standby".to_string(), "on".to_string()),
-            ("log_min_messages".to_string(), "warning".to_string()),
         ]);
         let spec = ServerSpec {
             data_dir: self.dir.clone(),
@@ -125,13 +124,55 @@ impl SideInstance {
             context: "starting the side instance".into(),
             source: std::io::Error::other(e),
         })??;
+        let pid = server.pid();
         self.server = Some(server);
         self.cluster.admin_dsn = format!(
             "host=127.0.0.1 port={port} user={} password={} dbname=postgres",
             quote(&user),
             quote(&password)
         );
-        Ok(())
+        self.wait_promoted(pid).await
+    }
+
+    /// A hot standby accepts connections before it reached its target: wait until recovery
+    /// ended and the server promoted, or report why it stopped (a target past the end of the
+    /// archived WAL stops the server with a FATAL in its log).
+    async fn wait_promoted(&self, pid: Option<i32>) -> Result<(), PitrError> {
+        let deadline = std::time::Instant::now() + REPLAY_TIMEOUT;
+        loop {
+            if !pid.is_some_and(process_running) {
+                return Err(PitrError::Refused(format!(
+                    "the side instance stopped during recovery:\n{}",
+                    self.log_tail()
+                )));
+            }
+            if let Ok(c) = admin_connect(&self.cluster, "postgres").await {
+                if let Ok(r) = c
+                    .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+                    .await
+                {
+                    let recovering: bool = r.get(0);
+                    if !recovering {
+                        drop(c);
+                        return Ok(());
+                    }
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(PitrError::Refused(format!(
+                    "the side instance did not reach the instant within {} s:\n{}",
+                    REPLAY_TIMEOUT.as_secs(),
+                    self.log_tail()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.with_extension("log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
     /// The side instance as a cluster (same name as the one it copies, its own address).
@@ -158,7 +199,12 @@ fn remove(server: Option<Server>, dir: &Path) {
         let _ = s.stop();
     }
     let _ = std::fs::remove_dir_all(dir);
-    let _ = std::fs::remove_file(dir.with_extension("log"));
+    // The last side instance's server log is kept beside the work folder, for diagnosis.
+    let log = dir.with_extension("log");
+    if let Some(parent) = dir.parent().and_then(Path::parent) {
+        let _ = std::fs::rename(&log, parent.join("side-last.log"));
+    }
+    let _ = std::fs::remove_file(log);
     let _ = std::fs::remove_file(dir.with_extension("owner"));
 }
 
