@@ -4,7 +4,8 @@
 //! Also the tenant's unavailability: the rewind's final restore transaction against a plain
 //! restore of the same tenant from a `.bhk`. Prints a table.
 //!
-//! `cargo bench -p bulkhead-pitr --bench rewind [-- --rows N]`
+//! `cargo bench -p bulkhead-pitr --bench rewind [-- --rows N] [--others N]` (each of the 10
+//! neighbours' rows, default a tenth of N)
 
 use std::time::{Duration, Instant};
 
@@ -59,7 +60,12 @@ async fn main() {
             rows = w[1].parse().unwrap_or(rows);
         }
     }
-    let others = rows / 10;
+    let mut others = rows / 10;
+    for w in argv.windows(2) {
+        if w[0] == "--others" {
+            others = w[1].parse().unwrap_or(others);
+        }
+    }
     let root = tempfile::tempdir().expect("tmp");
     bulkhead_pgkit::RunAs::detect()
         .expect("account")
