@@ -7,7 +7,7 @@ use bulkhead_model::{Mode, TenantId};
 use bulkhead_pgkit::ThrowawayCluster;
 
 #[path = "../../crates/provisioner/tests/support/fixture.rs"]
-mod fixture;
+pub mod fixture;
 
 /// The orders table (7 columns, primary key leading with tenant_id, one more index).
 pub const ORDERS: &str = "CREATE TABLE orders (
@@ -24,6 +24,16 @@ CREATE INDEX orders_by_customer ON orders (tenant_id, customer_id);";
 
 /// Its columns, in order.
 pub const COLUMNS: &str = "tenant_id, id, customer_id, amount, status, created_at, note";
+
+/// `n` orders of tenant `t`.
+pub fn fill(t: &TenantId, n: i64) -> String {
+    format!(
+        "INSERT INTO orders ({COLUMNS}) SELECT '{t}', g, g % 5000, (g % 10000) / 100.0, \
+         (ARRAY['new', 'paid', 'shipped'])[1 + g % 3], now() - g * interval '1 second', \
+         CASE WHEN g % 7 = 0 THEN 'gift wrap, leave at the door' END \
+         FROM generate_series(1, {n}) g"
+    )
+}
 
 /// The cluster, the directory and the big tenant (the other one is there to be skipped).
 pub struct Bench {
@@ -48,14 +58,7 @@ pub async fn setup(rows: i64, others: i64) -> Bench {
     let other = tenant("other").await;
     let pool = pg.connect("bh_bench").await.expect("pool");
     for (t, n) in [(big, rows), (other, others)] {
-        pool.batch_execute(&format!(
-            "INSERT INTO orders ({COLUMNS}) SELECT '{t}', g, g % 5000, (g % 10000) / 100.0, \
-             (ARRAY['new', 'paid', 'shipped'])[1 + g % 3], now() - g * interval '1 second', \
-             CASE WHEN g % 7 = 0 THEN 'gift wrap, leave at the door' END \
-             FROM generate_series(1, {n}) g"
-        ))
-        .await
-        .expect("fill");
+        pool.batch_execute(&fill(&t, n)).await.expect("fill");
     }
     pool.batch_execute("VACUUM ANALYZE orders")
         .await

@@ -57,17 +57,20 @@ impl ThrowawayCluster {
         Self::start_with_settings(&[])
     }
 
-    /// A throwaway cluster with production durability (fsync, synchronous_commit and
-    /// full_page_writes on) sized like `bulkhead up`'s embedded one, for benchmarks.
+    /// Production durability (fsync, synchronous_commit and full_page_writes on), sized like
+    /// `bulkhead up`'s embedded cluster: the settings of [`ThrowawayCluster::start_durable`].
+    pub const DURABLE: &'static [(&'static str, &'static str)] = &[
+        ("fsync", "on"),
+        ("synchronous_commit", "on"),
+        ("full_page_writes", "on"),
+        ("shared_buffers", "1GB"),
+        ("wal_buffers", "64MB"),
+        ("max_wal_size", "4GB"),
+    ];
+
+    /// A throwaway cluster with production durability, for benchmarks.
     pub fn start_durable() -> Result<Self, PgKitError> {
-        Self::start_with_settings(&[
-            ("fsync", "on"),
-            ("synchronous_commit", "on"),
-            ("full_page_writes", "on"),
-            ("shared_buffers", "1GB"),
-            ("wal_buffers", "64MB"),
-            ("max_wal_size", "4GB"),
-        ])
+        Self::start_with_settings(Self::DURABLE)
     }
 
     /// Starts a throwaway cluster with some settings changed, e.g. `("wal_level", "replica")`.

@@ -15,29 +15,17 @@ use bulkhead_model::{Mode, TenantId};
 use bulkhead_pgkit::ThrowawayCluster;
 use bulkhead_pitr::repo::Repo;
 use bulkhead_pitr::side::SideInstance;
-use bulkhead_pitr::{rewind, Layout, Phase, RewindRequest, Rewound};
+use bulkhead_pitr::{rewind, Phase, RewindRequest, Rewound};
 use bulkhead_provisioner::naming::Naming;
 use bulkhead_provisioner::TenantPlace;
 
-#[path = "../../provisioner/tests/support/fixture.rs"]
-mod fixture;
+#[path = "../tests/support/archiving.rs"]
+mod archiving;
+#[allow(dead_code)]
+#[path = "../../../bench/support/orders.rs"]
+mod orders;
 
-const ORDERS: &str = "CREATE TABLE orders (
-    tenant_id uuid NOT NULL DEFAULT bulkhead.current_tenant(),
-    id bigint NOT NULL,
-    customer_id bigint NOT NULL,
-    amount numeric(12, 2) NOT NULL,
-    status text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    note text,
-    PRIMARY KEY (tenant_id, id)
-);
-CREATE INDEX orders_by_customer ON orders (tenant_id, customer_id);";
-
-const FILL: &str = "INSERT INTO orders (tenant_id, id, customer_id, amount, status, created_at, note)
-    SELECT '$T', g, g % 5000, (g % 10000) / 100.0, (ARRAY['new', 'paid', 'shipped'])[1 + g % 3],
-           now() - g * interval '1 second', CASE WHEN g % 7 = 0 THEN 'gift wrap, leave at the door' END
-      FROM generate_series(1, $N) g";
+use orders::fixture;
 
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
@@ -66,33 +54,7 @@ async fn main() {
             others = w[1].parse().unwrap_or(others);
         }
     }
-    let root = tempfile::tempdir().expect("tmp");
-    bulkhead_pgkit::RunAs::detect()
-        .expect("account")
-        .allow_traverse(root.path())
-        .expect("traverse");
-    let layout = Layout::new(&root.path().join("pitr"), "main");
-    layout.create_folders().expect("folders");
-    let mut settings: Vec<(String, String)> = [
-        ("fsync", "on"),
-        ("synchronous_commit", "on"),
-        ("full_page_writes", "on"),
-        ("shared_buffers", "1GB"),
-        ("wal_buffers", "64MB"),
-        ("max_wal_size", "4GB"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    settings.extend(layout.server_settings());
-    let borrowed: Vec<(&str, &str)> = settings
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let pg = ThrowawayCluster::start_with_settings(&borrowed).expect("cluster");
-    layout
-        .write_config(&pg.root().join("data"), pg.port())
-        .expect("config");
+    let (pg, layout, root) = archiving::start(ThrowawayCluster::DURABLE);
     let dir = fixture::control_on(&pg).await;
     fixture::add_main(&dir, &pg.dsn("postgres")).await;
     fixture::add_service(
@@ -101,7 +63,7 @@ async fn main() {
         vec![MigrationFile {
             version: 1,
             name: "orders".into(),
-            sql: ORDERS.into(),
+            sql: orders::ORDERS.into(),
         }],
         &[],
     )
@@ -120,10 +82,7 @@ async fn main() {
         .expect("svc");
     let naming = Naming::of(&dir).await.expect("naming");
     let db_of = |t: TenantId, m: Mode| TenantPlace::new(&naming, &svc, t, m).database;
-    let fill = |t: &TenantId, n: i64| {
-        FILL.replace("$T", &t.to_string())
-            .replace("$N", &n.to_string())
-    };
+    let fill = orders::fill;
     let pool = pg.connect("bh_bench").await.expect("pool");
     pool.batch_execute(&fill(&big, rows))
         .await

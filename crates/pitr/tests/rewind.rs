@@ -21,6 +21,9 @@ use chrono::Utc;
 
 #[path = "../../provisioner/tests/support/fixture.rs"]
 mod fixture;
+mod support;
+
+use support::archiving;
 
 const SERVICE: &str = "pitr";
 
@@ -34,23 +37,7 @@ struct Env {
 
 /// A cluster archiving into a pgBackRest repository, its directory, the billing service.
 async fn env() -> Env {
-    let root = tempfile::tempdir().expect("tmp");
-    bulkhead_pgkit::RunAs::detect()
-        .expect("account")
-        .allow_traverse(root.path())
-        .expect("traverse");
-    let layout = Layout::new(&root.path().join("pitr"), "main");
-    layout.create_folders().expect("folders");
-    let mut settings = layout.server_settings();
-    settings.push(("full_page_writes".into(), "on".into()));
-    let borrowed: Vec<(&str, &str)> = settings
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let pg = ThrowawayCluster::start_with_settings(&borrowed).expect("cluster");
-    layout
-        .write_config(&pg.root().join("data"), pg.port())
-        .expect("config");
+    let (pg, layout, root) = archiving::start(&[("full_page_writes", "on")]);
     let dir = fixture::control_on(&pg).await;
     fixture::add_main(&dir, &pg.dsn("postgres")).await;
     fixture::add_service(&dir, SERVICE, fixture::billing_migrations(), &["countries"]).await;
