@@ -47,6 +47,10 @@ pub enum ApiError {
     /// No or wrong bearer token.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A valid credential that may not do this (the read-only token acting, a console
+    /// action without its CSRF token or from another origin).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// No such route.
     #[error("no such endpoint: {0}")]
     NoRoute(String),
@@ -86,6 +90,7 @@ impl ApiError {
             | ApiError::Body(_)
             | ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "invalid"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -1,5 +1,7 @@
-//! The HTTP admin API. Routes under `/v1/` speak JSON and need the instance's bearer token;
-//! `/health` and `/version` are open so load balancers and humans can probe them.
+//! The HTTP admin API. Routes under `/v1/` speak JSON and need the instance's bearer token
+//! (or the read-only console token, or a console session: see `auth`); `/health` and
+//! `/version` are open so load balancers and humans can probe them; `/` serves the web
+//! console (crate `bulkhead-console`).
 //!
 //! Invariant: every failure leaves as a JSON body `{"error": {"kind", "message"}}` with a
 //! status code derived from the error's kind, never as a bare text or a panic.
@@ -8,6 +10,7 @@ mod auth;
 mod error;
 mod openapi;
 mod routes;
+mod session;
 
 use std::sync::Arc;
 
@@ -15,12 +18,19 @@ use axum::Router;
 use bulkhead_directory::Directory;
 
 pub use error::ApiError;
+pub use session::Role;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct ApiState {
     pub(crate) directory: Directory,
     pub(crate) token: Arc<str>,
+    /// The read-only console token (none: there is none).
+    pub(crate) read_token: Option<Arc<str>>,
+    /// Signed-in console browsers.
+    pub(crate) sessions: Arc<session::Sessions>,
+    /// Moves running in this process, with their live figures.
+    pub(crate) live_moves: routes::LiveMoves,
     pub(crate) gateway: Option<Arc<bulkhead_gateway::GatewayState>>,
     /// Where the gateway listens (the probe attacks through it).
     pub(crate) gateway_addr: Option<std::net::SocketAddr>,
@@ -38,12 +48,22 @@ impl ApiState {
         Self {
             directory,
             token: Arc::from(token),
+            read_token: None,
+            sessions: Default::default(),
+            live_moves: Default::default(),
             gateway: None,
             gateway_addr: None,
             secrets_dir: None,
             audit: None,
             prices: Default::default(),
         }
+    }
+
+    /// Also accepts `token` as a read-only credential: it sees everything an operator sees
+    /// (GET) and changes nothing.
+    pub fn with_read_token(mut self, token: &str) -> Self {
+        self.read_token = Some(Arc::from(token));
+        self
     }
 
     /// Records control-plane actions in `audit` (and serves `/v1/audit`).
@@ -103,6 +123,7 @@ pub fn router(state: ApiState) -> Router {
     ));
     Router::new()
         .merge(routes::open())
+        .merge(bulkhead_console::router())
         .nest("/v1", v1)
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn(request_span))

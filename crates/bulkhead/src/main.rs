@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Up(args) => up::run(&cli, args).await,
+            Command::Console => up::console(&cli),
             Command::Version => {
                 println!("bulkhead {}", env!("CARGO_PKG_VERSION"));
                 Ok(())

@@ -31,12 +31,13 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> Result<(), Failure> {
             None => "configured servers".to_string(),
         };
         say(&format!(
-            "Bulkhead {} is up\n  data folder   {}\n  PostgreSQL    {postgres}\n  gateway       {}  (PostgreSQL protocol; database = service, password = tenant key or token)\n  HTTP API      {}  (token in {}/instance.json)\n  clusters      {}\nStop with Ctrl-C.",
+            "Bulkhead {} is up\n  data folder   {}\n  PostgreSQL    {postgres}\n  gateway       {}  (PostgreSQL protocol; database = service, password = tenant key or token)\n  HTTP API      {}  (token in {}/instance.json)\n  console       {}/  (sign-in tokens: `bulkhead console`)\n  clusters      {}\nStop with Ctrl-C.",
             env!("CARGO_PKG_VERSION"),
             ready.data_dir.display(),
             ready.gateway,
             ready.api_url,
             ready.data_dir.display(),
+            ready.api_url,
             ready.clusters.join(", ")
         ));
     })
@@ -52,4 +53,35 @@ fn say(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
     let _ = out.flush();
+}
+
+/// `bulkhead console`: the running instance's console address and its sign-in tokens.
+pub(crate) fn console(cli: &Cli) -> Result<(), Failure> {
+    let instance = bulkhead_server::Instance::read(&cli.data_dir)
+        .map_err(|e| Failure::new(crate::cli::exit::INTERNAL, e.to_string()))?
+        .ok_or_else(|| {
+            Failure::new(
+                crate::cli::exit::UNREACHABLE,
+                format!(
+                    "no running Bulkhead in {} (start it with `bulkhead up`)",
+                    cli.data_dir.display()
+                ),
+            )
+        })?;
+    let read_only = instance
+        .console_token
+        .unwrap_or_else(|| "(none: this instance predates console tokens; restart it)".into());
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({ "url": format!("{}/", instance.api_url), "read_only_token": read_only })
+        );
+        return Ok(());
+    }
+    say(&format!(
+        "console          {}/\nread-only token  {read_only}\n                 (sees every page, changes nothing)\nadmin token      the API token, in {}\n                 (every action, like the CLI)",
+        instance.api_url,
+        bulkhead_server::Instance::path(&cli.data_dir).display()
+    ));
+    Ok(())
 }

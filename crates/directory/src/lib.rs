@@ -11,6 +11,7 @@ mod clusters;
 mod credentials;
 mod data_keys;
 mod error;
+mod fleet;
 mod gateway_auth;
 mod installation;
 mod migrations;
@@ -25,10 +26,14 @@ mod tenants;
 mod usage;
 
 pub use audit_log::{AuditEntry, AuditHead, ChainSeal, GENESIS, GLOBAL_CHAIN};
-pub use clusters::{Cluster, ClusterFacts, NewCluster};
+pub use clusters::{probe as probe_cluster, Cluster, ClusterFacts, NewCluster};
 pub use credentials::{check_username, CredentialLogin, ServiceCredential};
 pub use data_keys::{StoredCertificate, StoredDataKey};
 pub use error::{DirectoryError, ErrorKind};
+pub use fleet::{
+    ClusterCounts, KeyInfo, MoveSummary, PlaceSummary, ProofRun, TenantPage, TenantQuery,
+    TenantSummary,
+};
 pub use gateway_auth::{IssuedKey, RouteFacts, RoutePlacement, ServiceAuth};
 pub use installation::{NamingScheme, NamingSecret};
 pub use migrations::{MigrationFile, RegisterReport, StoredMigration};

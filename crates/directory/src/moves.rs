@@ -167,11 +167,11 @@ pub struct PlaceRecord {
     pub role: String,
 }
 
-const SELECT: &str = "SELECT id, service, tenant_id, from_mode, from_cluster, to_mode, to_cluster, version, phase,
+pub(crate) const SELECT: &str = "SELECT id, service, tenant_id, from_mode, from_cluster, to_mode, to_cluster, version, phase,
         slot_name, publication, start_lsn::text AS start_lsn, tables_copied, rows_copied, rollback_of, error,
         parity, pause_ms, created_at, updated_at, switched_at, finished_at FROM directory.moves";
 
-fn move_from_row(r: &Row) -> Result<Move, DirectoryError> {
+pub(crate) fn move_from_row(r: &Row) -> Result<Move, DirectoryError> {
     let corrupt = |e: bulkhead_model::ModelError| DirectoryError::Corrupt(format!("moves: {e}"));
     Ok(Move {
         id: r.get("id"),

@@ -63,10 +63,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "pitr",
         sql: include_str!("../migrations/V10__pitr.sql"),
     },
+    Migration {
+        version: 11,
+        name: "proof_runs",
+        sql: include_str!("../migrations/V11__proof_runs.sql"),
+    },
 ];
 
 /// The newest directory schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 10;
+pub const SCHEMA_VERSION: i32 = 11;
 
 /// What [`Directory::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

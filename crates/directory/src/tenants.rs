@@ -83,7 +83,7 @@ impl fmt::Display for TenantRef {
 /// digits, `-`): 32 hex digits once the hyphens are gone. Also the directory's CHECK.
 const ID_SHAPED_SLUG: &str = "replace(slug, '-', '') ~ '^[0-9a-f]{32}$'";
 
-const SELECT: &str =
+pub(crate) const SELECT: &str =
     "SELECT id, slug, tier, region, state, created_at, updated_at FROM directory.tenants";
 
 impl Directory {
@@ -236,7 +236,7 @@ impl Directory {
     }
 }
 
-fn tenant_from_row(row: &Row) -> Result<Tenant, DirectoryError> {
+pub(crate) fn tenant_from_row(row: &Row) -> Result<Tenant, DirectoryError> {
     let corrupt = |e: ModelError| DirectoryError::Corrupt(format!("tenants: {e}"));
     let region: Option<&str> = row.get("region");
     Ok(Tenant {

@@ -171,6 +171,101 @@ impl Metrics {
     }
 }
 
+/// One backend pool's connections, as `/v1/gateway` shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PoolHealth {
+    /// The cluster.
+    pub cluster: String,
+    /// Connections waiting for a transaction.
+    pub idle: usize,
+    /// Connections serving one.
+    pub used: usize,
+}
+
+/// One service's queries in short.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceHealth {
+    /// The service.
+    pub service: String,
+    /// Queries since the gateway started.
+    pub queries: u64,
+    /// Their mean latency, in milliseconds.
+    pub mean_ms: f64,
+}
+
+/// The gateway's figures as JSON, for people (the console) rather than Prometheus.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    /// Clients connected now.
+    pub clients: u64,
+    /// Clients since start.
+    pub clients_total: u64,
+    /// Transactions that waited for a backend connection past the checkout timeout.
+    pub checkout_timeouts: u64,
+    /// Backend connections per cluster.
+    pub pools: Vec<PoolHealth>,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Guard refusals by rule.
+    pub refusals: BTreeMap<String, u64>,
+    /// Queries per service.
+    pub services: Vec<ServiceHealth>,
+}
+
+impl Metrics {
+    /// The figures now, with the pool figures given by the caller.
+    pub fn health(&self, pools: &[(String, usize, usize)]) -> Health {
+        let (mut errors, mut refusals) = (BTreeMap::new(), BTreeMap::new());
+        if let Ok(c) = self.counters.lock() {
+            for (name, labels) in c.iter() {
+                let into = if name.ends_with("refusals_total") {
+                    &mut refusals
+                } else if name.ends_with("errors_total") {
+                    &mut errors
+                } else {
+                    continue;
+                };
+                for (label, v) in labels {
+                    *into.entry(label.clone()).or_insert(0) += v;
+                }
+            }
+        }
+        let services = self
+            .services
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .map(|(service, h)| {
+                        let queries = h.count.load(Ordering::Relaxed);
+                        let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e3;
+                        ServiceHealth {
+                            service: service.clone(),
+                            queries,
+                            mean_ms: if queries == 0 { 0.0 } else { sum / queries as f64 },
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Health {
+            clients: self.clients_connected.load(Ordering::Relaxed),
+            clients_total: self.clients_total.load(Ordering::Relaxed),
+            checkout_timeouts: self.checkout_timeouts.load(Ordering::Relaxed),
+            pools: pools
+                .iter()
+                .map(|(cluster, idle, used)| PoolHealth {
+                    cluster: cluster.clone(),
+                    idle: *idle,
+                    used: *used,
+                })
+                .collect(),
+            errors,
+            refusals,
+            services,
+        }
+    }
+}
+
 /// How many tenants get series of their own in `/metrics`.
 pub const TOP_TENANTS: usize = 20;
 

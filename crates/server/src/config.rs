@@ -249,6 +249,10 @@ pub struct ApiConfig {
     /// Fixed admin token; generated into the data folder when absent.
     #[serde(default)]
     pub token: Option<String>,
+    /// Fixed read-only console token (sees everything, changes nothing); generated into the
+    /// data folder when absent.
+    #[serde(default)]
+    pub console_token: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -256,6 +260,7 @@ impl Default for ApiConfig {
         Self {
             listen: default_api_listen(),
             token: None,
+            console_token: None,
         }
     }
 }
@@ -379,6 +384,9 @@ impl Config {
         if let Some(v) = get("BULKHEAD_API_TOKEN") {
             self.api.token = Some(v);
         }
+        if let Some(v) = get("BULKHEAD_CONSOLE_TOKEN") {
+            self.api.console_token = Some(v);
+        }
         if let Some(v) = get("BULKHEAD_GATEWAY_LISTEN") {
             self.gateway.listen = v;
         }
@@ -457,6 +465,16 @@ impl Config {
         if let Some(token) = &self.api.token {
             if token.len() < 16 {
                 return Err(err("api.token must be at least 16 characters".into()));
+            }
+        }
+        if let Some(token) = &self.api.console_token {
+            if token.len() < 16 {
+                return Err(err("api.console_token must be at least 16 characters".into()));
+            }
+            if Some(token) == self.api.token.as_ref() {
+                return Err(err(
+                    "api.console_token must differ from api.token (it is the read-only one)".into(),
+                ));
             }
         }
         if let Some(control) = &self.control {

@@ -16,6 +16,9 @@ pub struct Instance {
     pub api_url: String,
     /// The API's bearer token.
     pub token: String,
+    /// The read-only console token (also a bearer token for GET requests).
+    #[serde(default)]
+    pub console_token: Option<String>,
     /// The control database's DSN, so local CLI commands can run long work themselves and
     /// show progress (a secret: the file is 0600).
     pub control_dsn: String,

@@ -141,11 +141,16 @@ async fn serve(
         Some(t) => t.clone(),
         None => dir.secret("api-token", random_password)?,
     };
+    let console_token = match &config.api.console_token {
+        Some(t) => t.clone(),
+        None => dir.secret("console-token", random_password)?,
+    };
     let api_url = format!("http://{api_addr}");
     Instance {
         pid: std::process::id(),
         api_url: api_url.clone(),
         token: token.clone(),
+        console_token: Some(console_token.clone()),
         control_dsn: control_dsn.clone(),
         started_at: chrono::Utc::now().to_rfc3339(),
     }
@@ -230,6 +235,7 @@ async fn serve(
     ));
     let app = bulkhead_api::router(
         ApiState::new(directory, &token)
+            .with_read_token(&console_token)
             .with_audit(audit)
             .with_prices(bulkhead_metering::Prices(config.metering.prices.clone()))
             .with_gateway(gateway.state.clone())

@@ -3,6 +3,8 @@
 mod audit;
 mod backups;
 mod clusters;
+mod console;
+mod fleet;
 mod health;
 mod moves;
 mod pitr;
@@ -10,6 +12,8 @@ mod proof;
 mod services;
 mod tenants;
 mod usage;
+
+pub(crate) use moves::LiveMoves;
 
 use axum::http::Uri;
 use axum::routing::{get, post};
@@ -24,6 +28,12 @@ pub(crate) fn open() -> Router<ApiState> {
         .route("/version", get(health::version))
         .route("/openapi.json", get(crate::openapi::document))
         .route("/metrics", get(health::metrics))
+        .route(
+            "/console/session",
+            get(console::whoami)
+                .post(console::sign_in)
+                .delete(console::sign_out),
+        )
 }
 
 /// Routes under `/v1/`.
@@ -58,8 +68,13 @@ pub(crate) fn v1() -> Router<ApiState> {
             "/services/{name}/credentials/{username}",
             axum::routing::delete(services::revoke_credential),
         )
-        .route("/tenants/{tenant}/keys", post(tenants::issue_key))
         .route("/keys/{id}", axum::routing::delete(tenants::revoke_key))
+        .route("/fleet", get(fleet::fleet))
+        .route("/gateway", get(fleet::gateway))
+        .route("/moves", get(moves::recent))
+        .route("/proof", get(proof::latest))
+        .route("/tenants/search", get(tenants::search))
+        .route("/tenants/{tenant}/keys", get(tenants::keys).post(tenants::issue_key))
         .route("/tenants", get(tenants::list).post(tenants::create))
         .route(
             "/tenants/{tenant}",

@@ -164,3 +164,66 @@ pub(crate) async fn revoke_key(
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `GET /v1/tenants/search`: filters and one page, searched in the directory.
+#[derive(Deserialize)]
+pub(crate) struct Search {
+    /// A part of the slug, or a whole id.
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    cluster: Option<String>,
+    #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    offset: Option<i64>,
+}
+
+/// An empty filter value is no filter (what a form's "any" sends).
+fn filter<T: std::str::FromStr<Err = bulkhead_model::ModelError>>(
+    v: &Option<String>,
+) -> Result<Option<T>, ApiError> {
+    Ok(v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::parse)
+        .transpose()?)
+}
+
+pub(crate) async fn search(
+    State(s): State<ApiState>,
+    Query(q): Query<Search>,
+) -> Result<Json<bulkhead_directory::TenantPage>, ApiError> {
+    let query = bulkhead_directory::TenantQuery {
+        text: q.q.clone(),
+        service: filter(&q.service)?,
+        mode: filter(&q.mode)?,
+        cluster: filter(&q.cluster)?,
+        tier: filter(&q.tier)?,
+        region: q.region.clone().filter(|r| !r.trim().is_empty()),
+        state: filter(&q.state)?,
+        limit: q.limit.unwrap_or(50),
+        offset: q.offset.unwrap_or(0),
+    };
+    Ok(Json(s.directory.search_tenants(&query).await?))
+}
+
+/// `GET /v1/tenants/{tenant}/keys`: the tenant's API keys, ids and dates only.
+pub(crate) async fn keys(
+    State(s): State<ApiState>,
+    Path(which): Path<String>,
+) -> Result<Json<Vec<bulkhead_directory::KeyInfo>>, ApiError> {
+    let which: TenantRef = which.parse()?;
+    let tenant = s.directory.tenant(&which).await?;
+    Ok(Json(s.directory.keys_of(&tenant.id).await?))
+}

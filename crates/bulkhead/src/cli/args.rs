@@ -70,6 +70,9 @@ pub(crate) enum Command {
     /// Point-in-time recovery: WAL archiving and base backups per cluster (pgBackRest).
     #[command(subcommand)]
     Pitr(PitrCmd),
+    /// Where the running instance's web console is and how to sign in: the admin API token
+    /// (acts) or the read-only console token (sees, never changes anything).
+    Console,
     /// Print the version.
     Version,
 }

@@ -12,7 +12,7 @@ mod pitr;
 mod proof;
 
 pub(crate) use args::{Cli, Command, UpArgs};
-pub(crate) use client::Failure;
+pub(crate) use client::{exit, Failure};
 
 /// Runs a directory verb against the running instance.
 pub(crate) async fn run(cli: &Cli, command: &Command) -> Result<(), Failure> {

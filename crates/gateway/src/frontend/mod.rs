@@ -169,6 +169,11 @@ impl GatewayState {
         text
     }
 
+    /// The gateway's figures as JSON (what `/metrics` says, for people).
+    pub fn health(&self) -> crate::metrics::Health {
+        self.metrics.health(&self.pools.all_stats())
+    }
+
     /// Flushes the usage counters now; returns how many usage events were newly counted.
     pub async fn flush_usage(&self) -> Result<u64, bulkhead_directory::DirectoryError> {
         self.flusher.lock().await.flush(&self.directory).await
