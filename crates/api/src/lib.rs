@@ -38,6 +38,8 @@ pub struct ApiState {
     pub(crate) secrets_dir: Option<std::path::PathBuf>,
     /// The audit log control-plane actions are recorded in (none: not recorded).
     pub(crate) audit: Option<bulkhead_audit::AuditLog>,
+    /// Where backups taken on demand go (the scheduled backups' folder and policies).
+    pub(crate) schedule: Option<Arc<bulkhead_pitr::schedule::Schedule>>,
     /// Prices per unit for `/v1/cost`.
     pub(crate) prices: bulkhead_metering::Prices,
 }
@@ -56,6 +58,7 @@ impl ApiState {
             secrets_dir: None,
             audit: None,
             prices: Default::default(),
+            schedule: None,
         }
     }
 
@@ -94,6 +97,12 @@ impl ApiState {
             )
             .await;
         }
+    }
+
+    /// Backups taken on demand (`POST /v1/tenants/{t}/backups`) go where the schedule's go.
+    pub fn with_schedule(mut self, schedule: bulkhead_pitr::schedule::Schedule) -> Self {
+        self.schedule = Some(Arc::new(schedule));
+        self
     }
 
     /// The data folder's secrets, where the master key for backups is kept.

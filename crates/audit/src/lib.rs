@@ -99,6 +99,17 @@ impl AuditLog {
         Ok(self.dir.audit_events(tenant, since, limit).await?)
     }
 
+    /// The newest `limit` events about `tenant` (or all), newest first, of one `action`
+    /// when given.
+    pub async fn newest(
+        &self,
+        tenant: Option<&TenantId>,
+        action: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, AuditError> {
+        Ok(self.dir.newest_audit_events(tenant, action, limit).await?)
+    }
+
     /// Verifies `tenant`'s chain, or every chain when None.
     pub async fn verify(&self, tenant: Option<&TenantId>) -> Result<Vec<ChainReport>, AuditError> {
         let chains = match tenant {

@@ -264,4 +264,27 @@ impl Directory {
         };
         Ok(rows.iter().map(entry_of).collect())
     }
+
+    /// The newest `limit` events about `tenant` (or all), newest first, of one `action` when
+    /// given.
+    pub async fn newest_audit_events(
+        &self,
+        tenant: Option<&TenantId>,
+        action: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, DirectoryError> {
+        let client = self.client().await?;
+        let tenant = tenant.map(|t| t.as_uuid());
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM audit.events
+                     WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR action = $2)
+                     ORDER BY at DESC, id DESC LIMIT $3"
+                ),
+                &[&tenant, &action, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(entry_of).collect())
+    }
 }

@@ -81,7 +81,7 @@ pub struct TenantPage {
     pub limit: i64,
     /// How many were skipped.
     pub offset: i64,
-    /// This page, by slug.
+    /// This page, by slug (with search text: exact and shortest matches first).
     pub tenants: Vec<TenantSummary>,
 }
 
@@ -195,7 +195,13 @@ impl Directory {
         let client = self.client().await?;
         let rows = client
             .query(
-                &format!("{TENANTS} t WHERE {TENANT_FILTER} ORDER BY t.slug LIMIT $9 OFFSET $10"),
+                // With search text, the closest matches (the shortest slugs holding it, so an
+                // exact slug) come first.
+                &format!(
+                    "{TENANTS} t WHERE {TENANT_FILTER}
+                     ORDER BY CASE WHEN $1::text IS NULL THEN 0 ELSE length(t.slug) END, t.slug
+                     LIMIT $9 OFFSET $10"
+                ),
                 &params,
             )
             .await?;

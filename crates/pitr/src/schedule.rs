@@ -94,7 +94,13 @@ pub async fn run_once(
 ) -> Result<Pass, PitrError> {
     let mut pass = Pass::default();
     let mut events = Vec::new();
-    for tenant in dir.list_tenants().await? {
+    // Without a policy no tenant is due; backups taken on demand are still pruned.
+    let tenants = if schedule.tiers.is_empty() && schedule.tenants.is_empty() {
+        Vec::new()
+    } else {
+        dir.list_tenants().await?
+    };
+    for tenant in tenants {
         let Some(policy) = schedule.policy_of(&tenant) else {
             continue;
         };
@@ -154,6 +160,31 @@ pub async fn run_once(
         }
     }
     Ok(pass)
+}
+
+/// How long a backup taken on demand is kept when the tenant has no policy of its own.
+pub const ON_DEMAND_KEEP: Duration = Duration::from_secs(7 * 86_400);
+
+/// Takes a backup of `tenant` now into the schedule's folder (what the console's "take a
+/// backup" does); it is listed and pruned like a scheduled one, kept for the tenant's policy
+/// or [`ON_DEMAND_KEEP`].
+pub async fn take_now(
+    dir: &Directory,
+    master: &MasterKey,
+    schedule: &Schedule,
+    tenant: &Tenant,
+) -> Result<ScheduledBackup, PitrError> {
+    if dir.erasure(&tenant.id.to_string()).await?.is_some() {
+        return Err(PitrError::Refused(format!(
+            "tenant {} was erased; nothing is backed up",
+            tenant.slug
+        )));
+    }
+    let policy = schedule.policy_of(tenant).unwrap_or(Policy {
+        every: ON_DEMAND_KEEP,
+        keep: ON_DEMAND_KEEP,
+    });
+    take(dir, master, &schedule.folder, tenant, policy, Utc::now()).await
 }
 
 async fn take(

@@ -223,7 +223,7 @@ async fn serve(
         directory.clone(),
         bulkhead_backup::MasterKey::load(&dir.secrets_dir())
             .map_err(|e| ServerError::Gateway(format!("loading the master key: {e}")))?,
-        schedule,
+        schedule.clone(),
         audit.clone(),
         std::time::Duration::from_secs(config.backups.check_seconds.unwrap_or(60)),
         stop_rx.clone(),
@@ -240,7 +240,8 @@ async fn serve(
             .with_prices(bulkhead_metering::Prices(config.metering.prices.clone()))
             .with_gateway(gateway.state.clone())
             .with_gateway_addr(gateway_addr)
-            .with_secrets_dir(dir.secrets_dir()),
+            .with_secrets_dir(dir.secrets_dir())
+            .with_schedule(schedule),
     );
     let shutdown = async move {
         tokio::select! {
@@ -348,9 +349,8 @@ async fn run_schedule(
     every: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    if schedule.tiers.is_empty() && schedule.tenants.is_empty() {
-        return;
-    }
+    // Runs even without a policy: backups taken on demand (the console's "take a backup")
+    // expire too.
     loop {
         match bulkhead_pitr::schedule::run_once(
             &directory,

@@ -24,6 +24,12 @@ pub(crate) struct ListQuery {
     since: Option<String>,
     #[serde(default)]
     limit: Option<i64>,
+    /// The newest N instead, newest first.
+    #[serde(default)]
+    last: Option<i64>,
+    /// Of this action only (with `last`).
+    #[serde(default)]
+    action: Option<String>,
 }
 
 /// A date (`2026-11-01`) or a time (RFC 3339), as UTC.
@@ -66,6 +72,17 @@ pub(crate) async fn list(
         .as_deref()
         .map(|t| parse_time("since", t))
         .transpose()?;
+    if let Some(last) = q.last {
+        if since.is_some() {
+            return Err(ApiError::BadQuery(
+                "`last` lists the newest events; it does not combine with `since`".into(),
+            ));
+        }
+        let entries = log
+            .newest(tenant.as_ref(), q.action.as_deref(), last.clamp(1, 10_000))
+            .await?;
+        return Ok(Json(entries.iter().map(entry_json).collect()));
+    }
     let limit = q.limit.unwrap_or(1_000).clamp(1, 100_000);
     let entries = log.list(tenant.as_ref(), since, limit).await?;
     Ok(Json(entries.iter().map(entry_json).collect()))

@@ -100,6 +100,32 @@ pub(crate) async fn restore(
     Ok(Json(serde_json::to_value(restored).unwrap_or_default()))
 }
 
+/// `POST /v1/tenants/{t}/backups`: takes a backup now into the server's backup folder,
+/// listed and pruned like a scheduled one.
+pub(crate) async fn take_now(
+    State(s): State<ApiState>,
+    Path(tenant): Path<String>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let schedule = s
+        .schedule
+        .clone()
+        .ok_or_else(|| ApiError::Internal("this server keeps no backup folder".into()))?;
+    let key = master(&s)?;
+    let t = s.directory.tenant(&tenant.parse::<TenantRef>()?).await?;
+    let b = bulkhead_pitr::schedule::take_now(&s.directory, &key, &schedule, &t).await?;
+    s.record(
+        action::BACKED_UP,
+        t.id,
+        serde_json::json!({ "path": b.path, "bytes": b.bytes, "rows": b.rows, "on_demand": true,
+                             "expires_at": b.expires_at.to_rfc3339() }),
+    )
+    .await;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(serde_json::to_value(b).unwrap_or_default()),
+    ))
+}
+
 /// The tenant's scheduled backups, newest first.
 pub(crate) async fn scheduled(
     State(s): State<ApiState>,

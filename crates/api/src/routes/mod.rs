@@ -91,7 +91,10 @@ pub(crate) fn v1() -> Router<ApiState> {
         .route("/tenants/{tenant}/clone", post(backups::clone))
         .route("/tenants/{tenant}/erase", post(backups::erase))
         .route("/tenants/{tenant}/certificate", get(backups::certificate))
-        .route("/tenants/{tenant}/backups", get(backups::scheduled))
+        .route(
+            "/tenants/{tenant}/backups",
+            get(backups::scheduled).post(backups::take_now),
+        )
         .route("/pitr", get(pitr::status))
         .route("/pitr/{cluster}/backup", post(pitr::backup))
         .route("/tenants/{tenant}/move", post(moves::start))

@@ -1,0 +1,166 @@
+//! The web console in a real browser: Debian's headless Chromium, driven by playwright-core
+//! (crates/console/tests/browser/console.mjs), against a real `bulkhead up` with a few hundred
+//! tenants in three modes. The script signs in (a wrong token refused), finds a tenant among
+//! many, opens its page and sees its usage chart, suspends and resumes it, starts a move and
+//! watches it reach `switched`, runs verify, signs out, and checks that the read-only token
+//! and requests without the CSRF token cannot act. Screenshots of every page land in
+//! `target/console-screenshots/`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{gateway_client, ok, workspace, Up};
+
+const NEEDLE: &str = "needle-works";
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../console/tests/browser")
+}
+
+async fn create_tenants(up: &Up, prefix: &str, tier: &str, n: usize) {
+    let client = reqwest::Client::new();
+    let token = up.api_token();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (client, token, url) = (client.clone(), token.clone(), up.api_url.clone());
+        let body = serde_json::json!({ "slug": format!("{prefix}-{i:04}"), "tier": tier, "service": "billing" });
+        tasks.spawn(async move {
+            let r = client
+                .post(format!("{url}/v1/tenants"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("create tenant");
+            assert_eq!(r.status(), 201, "{:?}", r.text().await);
+        });
+        // A few at a time: the embedded cluster has two cores to share.
+        while tasks.len() >= 6 {
+            tasks.join_next().await;
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn api_get(up: &Up, path: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{}{path}", up.api_url))
+        .bearer_auth(up.api_token())
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_works_in_a_real_browser() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "the console's browser test needs Chromium at {chromium}: run scripts/setup.sh (apt-get install chromium)"
+    );
+    assert!(
+        browser_dir().join("node_modules/playwright-core").is_dir(),
+        "the console's browser test needs playwright-core: run scripts/setup.sh (npm ci in {})",
+        browser_dir().display()
+    );
+
+    let ws = workspace();
+    let up = Up::start(&ws.path().join(".bulkhead"), &[]);
+    up.billing_service("billing", &["--tier", "pro=schema", "--tier", "enterprise=database"]);
+    create_tenants(&up, "shop", "free", 240).await;
+    create_tenants(&up, "studio", "pro", 6).await;
+    create_tenants(&up, "bank", "enterprise", 1).await;
+    let key = up.tenant_with_key(NEEDLE, "billing", "shared");
+
+    // Rows the move must carry, and usage for the tenant's chart.
+    let c = gateway_client(&up.gateway, "billing", NEEDLE, &key)
+        .await
+        .expect("login");
+    for i in 0..40i64 {
+        c.execute(
+            "INSERT INTO customers (id, name, country) VALUES ($1, $2, 'fr')",
+            &[&i, &format!("customer {i}")],
+        )
+        .await
+        .expect("insert");
+    }
+    drop(c);
+    ok(up.cli(&["usage", "collect"]));
+
+    let info = bulkhead_server::Instance::read(&up.data_dir)
+        .expect("read")
+        .expect("instance");
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+    let out = Command::new("node")
+        .arg(browser_dir().join("console.mjs"))
+        .current_dir(browser_dir())
+        .env("CONSOLE_URL", &up.api_url)
+        .env("ADMIN_TOKEN", &info.token)
+        .env("READ_TOKEN", info.console_token.as_deref().expect("console token"))
+        .env("TENANT", NEEDLE)
+        .env("SHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the browser test failed (screenshots in {}):\n{stdout}\n{stderr}",
+        shots.display()
+    );
+    for page in [
+        "signin",
+        "fleet",
+        "tenants",
+        "tenant",
+        "moves",
+        "migrations",
+        "isolation",
+        "read-only",
+    ] {
+        assert!(
+            shots.join(format!("{page}.png")).is_file(),
+            "no screenshot of {page}"
+        );
+    }
+
+    // What the browser did landed for real: the move, with every row, in the audit log.
+    let t = api_get(&up, &format!("/v1/tenants/{NEEDLE}")).await;
+    assert_eq!(t["placements"][0]["mode"], "schema", "{t}");
+    assert_eq!(t["state"], "active");
+    let c = gateway_client(&up.gateway, "billing", NEEDLE, &key)
+        .await
+        .expect("login after the move");
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 40, "rows after the move started in the console");
+    let audit = api_get(&up, &format!("/v1/audit?tenant={NEEDLE}&last=20")).await;
+    let actions: Vec<String> = audit
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| format!("{}:{}", e["actor"].as_str().unwrap_or(""), e["action"].as_str().unwrap_or("")))
+        .collect();
+    for want in ["api:tenant.suspended", "api:tenant.resumed", "api:tenant.moved"] {
+        assert!(actions.iter().any(|a| a == want), "audit lacks {want}: {actions:?}");
+    }
+    let proof = api_get(&up, "/v1/proof").await;
+    assert!(
+        proof
+            .as_array()
+            .expect("runs")
+            .iter()
+            .any(|r| r["kind"] == "verify" && r["passed"] == true),
+        "the verify run from the console was not kept: {proof}"
+    );
+}
