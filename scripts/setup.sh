@@ -2,7 +2,7 @@
 # Installs what building and testing Bulkhead needs and a fresh Debian/Ubuntu machine lacks:
 # PostgreSQL server binaries (no cluster is created or started: Bulkhead runs its own),
 # libclang (the SQL parser's build uses bindgen), PgBouncer (the benchmark baseline),
-# pgBackRest (point-in-time recovery), python3, Node.js and the drivers of the gateway's driver matrix (PyPI, npm), openssl (the TLS and
+# pgBackRest (point-in-time recovery), Chromium (the console's browser test), python3, Node.js and the drivers of the gateway's driver matrix (PyPI, npm), openssl (the TLS and
 # token tests make their keys with it), CA certificates (for pip), procps (pgrep, for CI's
 # leftover-server check).
 # Idempotent: installs only what is missing.
@@ -33,6 +33,9 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v java >/dev/null 2>&1 || missing+=(default-jdk-headless)
 [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
 ruby -e 'require "pg"; require "active_record"' >/dev/null 2>&1 || missing+=(ruby-pg ruby-activerecord)
+# Chromium: the web console's browser test drives Debian's headless Chromium (through
+# playwright-core from npm, which downloads no browser of its own).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 # CA certificates: pip fetches psycopg from PyPI over TLS (apt installs without recommends).
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 # pgrep: .ci/run checks that no test server outlives the suite.
@@ -116,6 +119,13 @@ drivers="$root/crates/gateway/tests/drivers"
 if [ ! -d "$drivers/node_modules/pg" ] || [ ! -d "$drivers/node_modules/knex" ]; then
   echo "setup: installing the Node.js drivers (npm ci)" >&2
   (cd "$drivers" && npm ci --no-audit --no-fund --silent)
+fi
+
+# playwright-core (pinned in its package-lock.json), for the console's browser test.
+browser="$root/crates/console/tests/browser"
+if [ ! -d "$browser/node_modules/playwright-core" ]; then
+  echo "setup: installing playwright-core for the console's browser test (npm ci)" >&2
+  (cd "$browser" && npm ci --no-audit --no-fund --silent)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -53,9 +53,11 @@ pub(crate) fn credential(state: &ApiState, headers: &HeaderMap) -> Result<Creden
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if let Some(t) = bearer {
-        return role_of_token(state, t).map(Credential::Bearer).ok_or(
-            ApiError::Unauthorized("the bearer token is not this instance's admin or console token"),
-        );
+        return role_of_token(state, t)
+            .map(Credential::Bearer)
+            .ok_or(ApiError::Unauthorized(
+                "the bearer token is not this instance's admin or console token",
+            ));
     }
     match cookie_of(headers) {
         Some(id) => state.sessions.get(id).map(Credential::Cookie).ok_or(
@@ -104,8 +106,7 @@ pub(crate) fn authorize(
                 ));
             }
             let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-            if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), session.csrf.as_bytes()))
-            {
+            if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), session.csrf.as_bytes())) {
                 return Err(ApiError::Forbidden(
                     "missing or wrong X-CSRF-Token: console actions carry the session's CSRF token (reload the console)",
                 ));

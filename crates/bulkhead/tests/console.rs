@@ -71,7 +71,10 @@ async fn the_console_works_in_a_real_browser() {
 
     let ws = workspace();
     let up = Up::start(&ws.path().join(".bulkhead"), &[]);
-    up.billing_service("billing", &["--tier", "pro=schema", "--tier", "enterprise=database"]);
+    up.billing_service(
+        "billing",
+        &["--tier", "pro=schema", "--tier", "enterprise=database"],
+    );
     create_tenants(&up, "shop", "free", 240).await;
     create_tenants(&up, "studio", "pro", 6).await;
     create_tenants(&up, "bank", "enterprise", 1).await;
@@ -101,7 +104,10 @@ async fn the_console_works_in_a_real_browser() {
         .current_dir(browser_dir())
         .env("CONSOLE_URL", &up.api_url)
         .env("ADMIN_TOKEN", &info.token)
-        .env("READ_TOKEN", info.console_token.as_deref().expect("console token"))
+        .env(
+            "READ_TOKEN",
+            info.console_token.as_deref().expect("console token"),
+        )
         .env("TENANT", NEEDLE)
         .env("SHOTS", &shots)
         .env("CHROMIUM", &chromium)
@@ -149,10 +155,23 @@ async fn the_console_works_in_a_real_browser() {
         .as_array()
         .expect("events")
         .iter()
-        .map(|e| format!("{}:{}", e["actor"].as_str().unwrap_or(""), e["action"].as_str().unwrap_or("")))
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["actor"].as_str().unwrap_or(""),
+                e["action"].as_str().unwrap_or("")
+            )
+        })
         .collect();
-    for want in ["api:tenant.suspended", "api:tenant.resumed", "api:tenant.moved"] {
-        assert!(actions.iter().any(|a| a == want), "audit lacks {want}: {actions:?}");
+    for want in [
+        "api:tenant.suspended",
+        "api:tenant.resumed",
+        "api:tenant.moved",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == want),
+            "audit lacks {want}: {actions:?}"
+        );
     }
     let proof = api_get(&up, "/v1/proof").await;
     assert!(
@@ -162,5 +181,92 @@ async fn the_console_works_in_a_real_browser() {
             .iter()
             .any(|r| r["kind"] == "verify" && r["passed"] == true),
         "the verify run from the console was not kept: {proof}"
+    );
+
+    sessions_hold_only_what_they_should(&up, &info).await;
+}
+
+/// The session rules at the HTTP level, as a page on another origin would try them.
+async fn sessions_hold_only_what_they_should(up: &Up, info: &bulkhead_server::Instance) {
+    let http = reqwest::Client::new();
+    let url = &up.api_url;
+    let sign_in = |origin: Option<&str>, token: &str| {
+        let mut r = http
+            .post(format!("{url}/console/session"))
+            .json(&serde_json::json!({ "token": token }));
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    // Another origin cannot sign a browser in (login CSRF).
+    let r = sign_in(Some("http://evil.example"), &info.token)
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    let r = sign_in(Some(url), &info.token).await.expect("post");
+    assert_eq!(r.status(), 200);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("set-cookie")
+        .to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "cookie lacks {attr}: {cookie}");
+    }
+    let csrf = r.json::<serde_json::Value>().await.expect("json")["csrf"]
+        .as_str()
+        .expect("csrf")
+        .to_string();
+    let session = cookie.split(';').next().expect("pair").to_string();
+    let suspend = |csrf: Option<&str>, origin: Option<&str>| {
+        let mut r = http
+            .post(format!("{url}/v1/tenants/{NEEDLE}/suspend"))
+            .header("cookie", &session);
+        if let Some(c) = csrf {
+            r = r.header("x-csrf-token", c);
+        }
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    assert_eq!(suspend(None, Some(url)).await.expect("post").status(), 403);
+    assert_eq!(
+        suspend(Some(&csrf), Some("http://evil.example"))
+            .await
+            .expect("post")
+            .status(),
+        403,
+        "the right CSRF token from another origin"
+    );
+    assert_eq!(
+        api_get(up, &format!("/v1/tenants/{NEEDLE}")).await["state"],
+        "active"
+    );
+    assert_eq!(
+        suspend(Some(&csrf), Some(url))
+            .await
+            .expect("post")
+            .status(),
+        200
+    );
+    assert_eq!(
+        api_get(up, &format!("/v1/tenants/{NEEDLE}")).await["state"],
+        "suspended"
+    );
+    ok(up.cli(&["tenant", "resume", NEEDLE]));
+    // The page itself is served with a policy that allows this origin only.
+    let page = http.get(format!("{url}/")).send().await.expect("get");
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
     );
 }

@@ -53,6 +53,7 @@
   }
   function millis(ms) {
     if (ms === null || ms === undefined) return '—';
+    if (ms === 0) return '0';
     if (ms < 1) return `${ms.toFixed(2)} ms`;
     if (ms < 1000) return `${Math.round(ms)} ms`;
     if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
@@ -265,10 +266,10 @@
   }
 
   // ---- sign in -----------------------------------------------------------------------------
-  function signIn(message) {
+  function signIn(message, fine) {
     clearTimeout(S.timer);
     const token = h('input', { type: 'password', name: 'token', placeholder: 'API token or read-only console token', autocomplete: 'current-password', required: true });
-    const error = h('div', { class: 'banner bad', hidden: !message, role: 'alert', text: message || '' });
+    const error = h('div', { class: `banner ${fine ? 'ok' : 'bad'}`, hidden: !message, role: 'alert', text: message || '' });
     const form = h('form', { class: 'signin-form' },
       h('h1', {}, logo(28), 'Bulkhead console'),
       h('p', { text: 'Sign in with the admin API token to act, or with the read-only console token to look. `bulkhead console` prints where both are.' }),
@@ -282,7 +283,7 @@
         if (!location.hash || location.hash === '#/') location.hash = '#/fleet';
         await draw();
       } catch (e) {
-        error.hidden = false; error.textContent = e.message; token.select();
+        error.hidden = false; error.className = 'banner bad'; error.textContent = e.message; token.select();
       }
     });
     document.getElementById('app').replaceChildren(h('div', { class: 'signin' }, form));
@@ -290,8 +291,10 @@
   }
   async function signOut() {
     try { await api('DELETE', '/console/session'); } catch (_) { /* signed out either way */ }
-    S.role = null; S.csrf = null;
-    signIn('Signed out.');
+    S.role = null; S.csrf = null; S.services = null; S.clusters = null;
+    const stack = document.getElementById('toasts');
+    if (stack) stack.replaceChildren();
+    signIn('Signed out.', true);
   }
 
   // ---- pages -------------------------------------------------------------------------------

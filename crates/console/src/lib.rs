@@ -39,7 +39,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 /// `/` (the page) and `/console/*` (its assets), for any router state.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX) }),
+        )
         .route(
             "/console/console.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE) }),

@@ -138,7 +138,9 @@ const TENANT_FILTER: &str = "($1::text IS NULL OR t.slug LIKE $1 OR t.id = $2)
 
 impl Directory {
     /// Placements per cluster and mode (deleted ones not counted).
-    pub async fn placement_counts(&self) -> Result<BTreeMap<String, ClusterCounts>, DirectoryError> {
+    pub async fn placement_counts(
+        &self,
+    ) -> Result<BTreeMap<String, ClusterCounts>, DirectoryError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -312,7 +314,13 @@ impl Directory {
             .execute(
                 "INSERT INTO directory.proof_runs (service, kind, passed, summary, report)
                  VALUES ($1, $2, $3, $4, $5)",
-                &[&service.map(|s| s.as_str()), &kind, &passed, &summary, report],
+                &[
+                    &service.map(|s| s.as_str()),
+                    &kind,
+                    &passed,
+                    &summary,
+                    report,
+                ],
             )
             .await?;
         Ok(())

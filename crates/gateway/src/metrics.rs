@@ -241,7 +241,11 @@ impl Metrics {
                         ServiceHealth {
                             service: service.clone(),
                             queries,
-                            mean_ms: if queries == 0 { 0.0 } else { sum / queries as f64 },
+                            mean_ms: if queries == 0 {
+                                0.0
+                            } else {
+                                sum / queries as f64
+                            },
                         }
                     })
                     .collect()

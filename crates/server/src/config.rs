@@ -469,7 +469,9 @@ impl Config {
         }
         if let Some(token) = &self.api.console_token {
             if token.len() < 16 {
-                return Err(err("api.console_token must be at least 16 characters".into()));
+                return Err(err(
+                    "api.console_token must be at least 16 characters".into()
+                ));
             }
             if Some(token) == self.api.token.as_ref() {
                 return Err(err(

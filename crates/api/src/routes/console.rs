@@ -78,7 +78,9 @@ pub(crate) async fn sign_out(
         if let Some(session) = s.sessions.get(id) {
             let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             if presented != Some(session.csrf.as_str()) || !same_origin(&headers) {
-                return Err(ApiError::Forbidden("signing out needs the session's X-CSRF-Token"));
+                return Err(ApiError::Forbidden(
+                    "signing out needs the session's X-CSRF-Token",
+                ));
             }
             s.sessions.close(id);
         }

@@ -74,7 +74,10 @@ pub(crate) fn v1() -> Router<ApiState> {
         .route("/moves", get(moves::recent))
         .route("/proof", get(proof::latest))
         .route("/tenants/search", get(tenants::search))
-        .route("/tenants/{tenant}/keys", get(tenants::keys).post(tenants::issue_key))
+        .route(
+            "/tenants/{tenant}/keys",
+            get(tenants::keys).post(tenants::issue_key),
+        )
         .route("/tenants", get(tenants::list).post(tenants::create))
         .route(
             "/tenants/{tenant}",

@@ -112,9 +112,11 @@ where
         tenant: id,
         moves: s.live_moves.clone(),
     });
-    live.update(|m| *m = LiveMove {
-        running: true,
-        ..Default::default()
+    live.update(|m| {
+        *m = LiveMove {
+            running: true,
+            ..Default::default()
+        }
     });
     let finish = |live: &Live, r: &Result<Move, bulkhead_mover::MoveError>| {
         live.update(|m| {
@@ -188,9 +190,15 @@ pub(crate) async fn start(
         cluster: b.cluster,
     };
     let opts = options(b.drain_seconds);
-    run(s, req.tenant.clone(), wait, action::MOVED, move |s, live| async move {
-        bulkhead_mover::start(&s.directory, &req, &opts, live.as_ref()).await
-    })
+    run(
+        s,
+        req.tenant.clone(),
+        wait,
+        action::MOVED,
+        move |s, live| async move {
+            bulkhead_mover::start(&s.directory, &req, &opts, live.as_ref()).await
+        },
+    )
     .await
 }
 
@@ -218,16 +226,22 @@ pub(crate) async fn rollback(
     let which = body.map(|b| b.0).unwrap_or_default();
     let tenant: TenantRef = tenant.parse()?;
     let t = tenant.clone();
-    run(s, tenant, wait, action::MOVE_ROLLED_BACK, move |s, live| async move {
-        bulkhead_mover::rollback(
-            &s.directory,
-            &t,
-            which.service.as_ref(),
-            &options(None),
-            live.as_ref(),
-        )
-        .await
-    })
+    run(
+        s,
+        tenant,
+        wait,
+        action::MOVE_ROLLED_BACK,
+        move |s, live| async move {
+            bulkhead_mover::rollback(
+                &s.directory,
+                &t,
+                which.service.as_ref(),
+                &options(None),
+                live.as_ref(),
+            )
+            .await
+        },
+    )
     .await
 }
 

@@ -32,7 +32,15 @@ pub(crate) async fn verify(
         report.checked.len(),
         report.findings.len() - failures
     );
-    remember(&s, service.as_ref(), "verify", failures == 0, &summary, &report).await;
+    remember(
+        &s,
+        service.as_ref(),
+        "verify",
+        failures == 0,
+        &summary,
+        &report,
+    )
+    .await;
     Ok(Json(report))
 }
 
@@ -85,6 +93,14 @@ pub(crate) async fn probe(
         report.rows.len(),
         report.rows.len() - leaks - unsure
     );
-    remember(&s, service.as_ref(), "probe", leaks == 0 && unsure == 0, &summary, &report).await;
+    remember(
+        &s,
+        service.as_ref(),
+        "probe",
+        leaks == 0 && unsure == 0,
+        &summary,
+        &report,
+    )
+    .await;
     Ok(Json(report))
 }

@@ -40,7 +40,11 @@ const step = async (name, fn) => {
   if (problems.length) throw new Error(problems.join('\n'));
   console.log(`ok   ${name} (${Date.now() - t0} ms)`);
 };
-const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+// Notifications are cleared first: they would cover the page in its picture.
+const shot = async (name) => {
+  await page.evaluate(() => { const t = document.getElementById('toasts'); if (t) t.replaceChildren(); });
+  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+};
 const api = async (method, path, token) => {
   const r = await fetch(`${url}${path}`, { method, headers: { Authorization: `Bearer ${token}` } });
   return { status: r.status, body: await r.json().catch(() => null) };
@@ -98,11 +102,12 @@ try {
     await page.click('a[data-next]');
     await page.waitForFunction(() => location.hash.includes('offset=50'));
     await page.waitForSelector('.pager:text("51–")');
+    await shot('tenants');
     await page.fill('input[name=q]', tenant);
     await page.press('input[name=q]', 'Enter');
     await page.waitForSelector(`a[data-tenant="${tenant}"]`);
     expectEq(`the first match for "${tenant}" (of ${total})`, await page.locator('a[data-tenant]').first().textContent(), tenant);
-    await shot('tenants');
+    await shot('tenants-search');
   });
 
   await step("the tenant's page renders its usage chart", async () => {
