@@ -639,34 +639,29 @@
   async function migrationsPage() {
     const svc = await services();
     if (!svc.length) return card('Migrations', null, h('div', { class: 'empty', text: 'No services yet.' }));
-    const all = await Promise.all(svc.map((x) => get(`/v1/services/${encodeURIComponent(x.name)}/migrations/status`).then((r) => ({ svc: x, targets: r }), (e) => ({ svc: x, failed: e.message }))));
-    return h('div', {}, all.map(({ svc: x, targets, failed }) => {
+    const all = await Promise.all(svc.map((x) => get(`/v1/services/${encodeURIComponent(x.name)}/migrations/summary?problems=100`).then((r) => ({ svc: x, m: r }), (e) => ({ svc: x, failed: e.message }))));
+    return h('div', {}, all.map(({ svc: x, m, failed }) => {
       if (failed) return card(x.name, null, banner('bad', failed));
-      const latest = Math.max(0, ...targets.map((t) => t.latest));
-      const bad = targets.filter((t) => t.state.startsWith('failed'));
-      const behind = targets.filter((t) => t.state.startsWith('behind'));
-      const current = targets.length - bad.length - behind.length;
-      const versions = {};
-      for (const t of targets) versions[t.version] = (versions[t.version] || 0) + 1;
-      const rolling = Object.keys(versions).length > 1 && !bad.length;
-      return card(x.name, `latest migration v${latest}`,
-        bad.length ? banner('bad', `${bad.length} target${bad.length > 1 ? 's' : ''} failed to migrate; the others went on.`) : null,
-        rolling ? banner('warn', `Rollout in progress: ${num(current)} of ${num(targets.length)} targets at v${latest}.`) : null,
+      const rolling = Object.keys(m.versions).length > 1 && !m.failed;
+      const others = m.failed + m.behind - m.problems.length;
+      return card(x.name, `latest migration v${m.latest}`,
+        m.failed ? banner('bad', `${num(m.failed)} target${m.failed > 1 ? 's' : ''} failed to migrate; the others went on.`) : null,
+        rolling ? banner('warn', `Rollout in progress: ${num(m.current)} of ${num(m.targets)} targets at v${m.latest}.`) : null,
         h('div', { class: 'grid stats' },
-          stat('Targets', num(targets.length), 'pool, template, schemas, databases'),
-          stat('Current', num(current), targets.length ? `${((current / targets.length) * 100).toFixed(1)} %` : ''),
-          stat('Behind', num(behind.length), 'drift: not yet at the latest'),
-          stat('Failed', num(bad.length), bad.length ? 'see below' : 'none')),
-        h('div', { class: 'bar', style: 'height: 12px; margin-bottom: 12px', title: `${current} of ${targets.length} current` }, h('div', { style: `width: ${targets.length ? (current / targets.length) * 100 : 0}%` })),
-        h('p', { class: 'muted' }, 'Versions: ', Object.entries(versions).sort((a, b) => b[0] - a[0]).map(([v, n]) => `v${v} × ${num(n)}`).join(' · ')),
-        bad.length || behind.length ? table([
+          stat('Targets', num(m.targets), 'pool, template, schemas, databases, tenants'),
+          stat('Current', num(m.current), m.targets ? `${((m.current / m.targets) * 100).toFixed(1)} %` : ''),
+          stat('Behind', num(m.behind), 'drift: not yet at the latest'),
+          stat('Failed', num(m.failed), m.failed ? 'see below' : 'none')),
+        h('div', { class: 'bar', style: 'height: 12px; margin-bottom: 12px', title: `${m.current} of ${m.targets} current` }, h('div', { style: `width: ${m.targets ? (m.current / m.targets) * 100 : 0}%` })),
+        h('p', { class: 'muted' }, 'Versions: ', Object.entries(m.versions).sort((a, b) => b[0] - a[0]).map(([v, n]) => `v${v} × ${num(n)}`).join(' · ')),
+        m.problems.length ? table([
           { label: 'Target', cell: (t) => h('span', { class: 'mono', text: t.target }) },
           { label: 'Kind', cell: (t) => t.kind },
           { label: 'Cluster', cell: (t) => t.cluster },
           { label: 'Version', num: true, cell: (t) => `v${t.version}` },
           { label: 'State', cell: (t) => h('span', { class: t.state.startsWith('failed') ? 'badge bad' : 'badge warn', style: 'white-space: normal', text: t.state }) },
-        ], [...bad, ...behind].slice(0, 100), '') : h('div', { class: 'empty', text: `Every target is at v${latest}: no drift.` }),
-        bad.length + behind.length > 100 ? h('p', { class: 'muted', text: `… and ${num(bad.length + behind.length - 100)} more (\`bulkhead migrate ${x.name} --status\` lists them all).` }) : null);
+        ], m.problems) : h('div', { class: 'empty', text: `Every target is at v${m.latest}: no drift.` }),
+        others > 0 ? h('p', { class: 'muted', text: `… and ${num(others)} more (\`bulkhead migrate status ${x.name}\` lists them all).` }) : null);
     }));
   }
 

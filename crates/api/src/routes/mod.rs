@@ -57,6 +57,10 @@ pub(crate) fn v1() -> Router<ApiState> {
         .route("/services/{name}/migrate", post(services::migrate))
         .route("/services/{name}/migrations/status", get(services::status))
         .route(
+            "/services/{name}/migrations/summary",
+            get(services::summary),
+        )
+        .route(
             "/services/{name}/auth",
             axum::routing::put(services::set_auth),
         )

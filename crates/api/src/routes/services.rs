@@ -107,6 +107,47 @@ pub(crate) async fn status(
     Ok(Json(migration_status(&s.directory, &name).await?))
 }
 
+/// `?problems=N`: how many targets that are not current the summary lists (default 100).
+#[derive(serde::Deserialize)]
+pub(crate) struct SummaryQuery {
+    #[serde(default)]
+    problems: Option<usize>,
+}
+
+/// `GET /v1/services/{name}/migrations/summary`: the status of every target in counts (per
+/// version, current / behind / failed) and the first targets that are not current, failed
+/// first; what the console shows, in a few KiB however many targets there are.
+pub(crate) async fn summary(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SummaryQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name: ServiceName = name.parse()?;
+    let targets = migration_status(&s.directory, &name).await?;
+    let latest = targets.iter().map(|t| t.latest).max().unwrap_or(0);
+    let mut versions = std::collections::BTreeMap::<i64, usize>::new();
+    for t in &targets {
+        *versions.entry(t.version).or_default() += 1;
+    }
+    let failed: Vec<&TargetStatus> = targets.iter().filter(|t| t.state.starts_with("failed")).collect();
+    let behind: Vec<&TargetStatus> = targets.iter().filter(|t| t.state.starts_with("behind")).collect();
+    let problems: Vec<&&TargetStatus> = failed
+        .iter()
+        .chain(behind.iter())
+        .take(q.problems.unwrap_or(100))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "service": name.to_string(),
+        "latest": latest,
+        "targets": targets.len(),
+        "current": targets.len() - failed.len() - behind.len(),
+        "behind": behind.len(),
+        "failed": failed.len(),
+        "versions": versions,
+        "problems": problems,
+    })))
+}
+
 /// Sets how the service's tokens are checked (HS256 secret, issuer, audience, tenant claim).
 pub(crate) async fn set_auth(
     State(s): State<ApiState>,

@@ -80,10 +80,12 @@ async fn rows_and_slugs(
         .directory
         .usage_rollups(w.tenant.as_ref(), w.since, w.until)
         .await?;
-    let slugs = s
-        .directory
-        .list_tenants()
-        .await?
+    // One tenant's rollups need its slug only, not every tenant's.
+    let tenants = match &w.tenant {
+        Some(id) => vec![s.directory.tenant(&TenantRef::Id(*id)).await?],
+        None => s.directory.list_tenants().await?,
+    };
+    let slugs = tenants
         .into_iter()
         .map(|t| (t.id, t.slug.to_string()))
         .collect();

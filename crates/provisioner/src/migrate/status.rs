@@ -45,7 +45,8 @@ pub async fn migration_status(
         .map(|m| m.version)
         .unwrap_or(0);
     let mut rows = Vec::new();
-    for d in dir.service_databases(service).await? {
+    let databases = dir.service_databases(service).await?;
+    for d in &databases {
         rows.push(TargetStatus {
             target: format!("{} {}", d.kind.as_str(), d.database),
             kind: d.kind.as_str().into(),
@@ -68,7 +69,7 @@ pub async fn migration_status(
             .unwrap_or_else(|| p.tenant_id.to_string());
         let (version, error) = if p.mode == Mode::Shared {
             // Shared tenants live in the pool database and move with it.
-            let pool = dir.service_databases(service).await?.into_iter().find(|d| {
+            let pool = databases.iter().find(|d| {
                 d.cluster == p.cluster && d.kind == bulkhead_directory::ServiceDatabaseKind::Pool
             });
             (pool.as_ref().map(|d| d.schema_version).unwrap_or(0), None)
