@@ -79,6 +79,61 @@ async fn the_console_works_in_a_real_browser() {
     create_tenants(&up, "studio", "pro", 6).await;
     create_tenants(&up, "bank", "enterprise", 1).await;
     let key = up.tenant_with_key(NEEDLE, "billing", "shared");
+    // A second key: the browser revokes the newest one.
+    let second = ok(up.cli(&["tenant", "key", "create", NEEDLE]))
+        .stdout
+        .trim()
+        .to_string();
+    // A second cluster, in another region, stopped later to show an unreachable one.
+    let far = bulkhead_pgkit::ThrowawayCluster::start().expect("second cluster");
+    ok(up.cli(&[
+        "cluster",
+        "add",
+        "far",
+        "--dsn",
+        &far.dsn("postgres"),
+        "--region",
+        "eu-west",
+        "--capacity",
+        "500",
+    ]));
+    // A service whose second migration fails with markup in its error: the console must
+    // show it as text.
+    let notes = ws.path().join("notes");
+    std::fs::create_dir_all(&notes).expect("mkdir");
+    std::fs::write(
+        notes.join("V1__notes.sql"),
+        "CREATE TABLE notes (tenant_id uuid NOT NULL DEFAULT bulkhead.current_tenant(), id bigint, body text, PRIMARY KEY (tenant_id, id));\n",
+    )
+    .expect("write");
+    ok(up.cli(&[
+        "service",
+        "create",
+        "notes",
+        "--migrations",
+        notes.to_str().expect("utf8"),
+        "--mode",
+        "schema",
+        "--cluster",
+        "local",
+    ]));
+    ok(up.cli(&["tenant", "create", "scribe", "--service", "notes"]));
+    std::fs::write(
+        notes.join("V2__broken.sql"),
+        "SELECT '<img src=x onerror=\"window.__bulkhead_xss=1\">'::int;\n",
+    )
+    .expect("write");
+    let migrated = up.cli(&[
+        "migrate",
+        "notes",
+        "--migrations",
+        notes.to_str().expect("utf8"),
+    ]);
+    assert_ne!(
+        migrated.code, 0,
+        "the broken migration must fail: {}",
+        migrated.stdout
+    );
 
     // Rows the move must carry, and usage for the tenant's chart.
     let c = gateway_client(&up.gateway, "billing", NEEDLE, &key)
@@ -99,6 +154,8 @@ async fn the_console_works_in_a_real_browser() {
         .expect("read")
         .expect("instance");
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+    // Pictures of this run only (a failure.png from an earlier run would mislead).
+    let _ = std::fs::remove_dir_all(&shots);
     let out = Command::new("node")
         .arg(browser_dir().join("console.mjs"))
         .current_dir(browser_dir())
@@ -109,6 +166,7 @@ async fn the_console_works_in_a_real_browser() {
             info.console_token.as_deref().expect("console token"),
         )
         .env("TENANT", NEEDLE)
+        .env("XSS_SERVICE", "notes")
         .env("SHOTS", &shots)
         .env("CHROMIUM", &chromium)
         .output()
@@ -123,6 +181,7 @@ async fn the_console_works_in_a_real_browser() {
     );
     for page in [
         "signin",
+        "tenants-search",
         "fleet",
         "tenants",
         "tenant",
@@ -141,6 +200,13 @@ async fn the_console_works_in_a_real_browser() {
     let t = api_get(&up, &format!("/v1/tenants/{NEEDLE}")).await;
     assert_eq!(t["placements"][0]["mode"], "schema", "{t}");
     assert_eq!(t["state"], "active");
+    // The browser revoked the newest key; the first still logs in.
+    assert!(
+        gateway_client(&up.gateway, "billing", NEEDLE, &second)
+            .await
+            .is_err(),
+        "the key revoked in the console still logs in"
+    );
     let c = gateway_client(&up.gateway, "billing", NEEDLE, &key)
         .await
         .expect("login after the move");
@@ -184,6 +250,30 @@ async fn the_console_works_in_a_real_browser() {
     );
 
     sessions_hold_only_what_they_should(&up, &info).await;
+
+    // A cluster that stops answering is shown, not a blank page.
+    drop(far);
+    let out = Command::new("node")
+        .arg(browser_dir().join("console.mjs"))
+        .current_dir(browser_dir())
+        .env("ONLY", "unreachable")
+        .env("CONSOLE_URL", &up.api_url)
+        .env("ADMIN_TOKEN", &info.token)
+        .env(
+            "READ_TOKEN",
+            info.console_token.as_deref().expect("console token"),
+        )
+        .env("TENANT", NEEDLE)
+        .env("SHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "the unreachable-cluster check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The session rules at the HTTP level, as a page on another origin would try them.

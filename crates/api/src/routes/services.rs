@@ -129,8 +129,14 @@ pub(crate) async fn summary(
     for t in &targets {
         *versions.entry(t.version).or_default() += 1;
     }
-    let failed: Vec<&TargetStatus> = targets.iter().filter(|t| t.state.starts_with("failed")).collect();
-    let behind: Vec<&TargetStatus> = targets.iter().filter(|t| t.state.starts_with("behind")).collect();
+    let failed: Vec<&TargetStatus> = targets
+        .iter()
+        .filter(|t| t.state.starts_with("failed"))
+        .collect();
+    let behind: Vec<&TargetStatus> = targets
+        .iter()
+        .filter(|t| t.state.starts_with("behind"))
+        .collect();
     let problems: Vec<&&TargetStatus> = failed
         .iter()
         .chain(behind.iter())

@@ -64,6 +64,18 @@ const confirm = async (values = {}) => {
 };
 
 try {
+  if (process.env.ONLY === 'unreachable') {
+    await step('an unreachable cluster is shown on the fleet page', async () => {
+      await page.goto(url);
+      await signIn(admin);
+      await page.waitForSelector('.banner.bad:text("unreachable")');
+      await page.waitForSelector('tr:has(strong:text-is("far")) .badge.bad:text("unreachable")');
+      await page.waitForSelector('tr:has(strong:text-is("local")) .badge.ok:text("reachable")');
+      await shot('fleet-unreachable');
+    });
+    console.log('console: every step passed');
+    process.exit(0);
+  }
   await step('a wrong token is refused', async () => {
     await page.goto(url);
     await page.waitForSelector('form.signin-form');
@@ -77,8 +89,9 @@ try {
   await step('the admin token signs in; the fleet page shows the placement map', async () => {
     await signIn(admin);
     await page.waitForSelector('[data-role=admin]');
-    await page.waitForSelector('td[data-mode=shared]');
-    const shared = Number((await page.textContent('td[data-mode=shared]')).replace(/\D/g, ''));
+    const local = 'tr:has(strong:text-is("local")) td[data-mode=shared]';
+    await page.waitForSelector(local);
+    const shared = Number((await page.textContent(local)).replace(/\D/g, ''));
     if (!(shared > 100)) throw new Error(`shared tenants on the map: ${shared}`);
     if (page.url().includes(admin)) throw new Error('the token is in the URL');
     expectEq('document.cookie (the session cookie is HttpOnly)', await page.evaluate(() => document.cookie), '');
@@ -133,6 +146,15 @@ try {
     for (const a of ['api:tenant.suspended', 'api:tenant.resumed']) if (!actions.includes(a)) throw new Error(`audit lacks ${a}: ${actions}`);
   });
 
+  await step('a key is revoked from the tenant page', async () => {
+    const before = (await api('GET', `/v1/tenants/${tenant}/keys`, admin)).body.filter((k) => !k.revoked_at).length;
+    await page.locator('button[data-action=revoke-key]').first().click();
+    await confirm();
+    await page.waitForSelector('.badge:text-is("revoked")');
+    const after = (await api('GET', `/v1/tenants/${tenant}/keys`, admin)).body.filter((k) => !k.revoked_at).length;
+    expectEq('active keys after revoking one', after, before - 1);
+  });
+
   await step('a move started in the console reaches switched', async () => {
     await page.click('button[data-action=move]');
     await confirm({ to: 'schema' });
@@ -144,9 +166,33 @@ try {
     await shot('moves');
   });
 
-  await step('the migrations page shows every target and its drift', async () => {
+  await step('a tenant is created and backed up from the console', async () => {
+    await page.click('nav a[href="#/tenants"]');
+    await page.click('button[data-action=create-tenant]');
+    const d = page.locator('dialog[open]');
+    await d.locator('[name=slug]').fill('made-in-console');
+    await d.locator('[name=tier]').fill('pro');
+    await d.locator('button[value=ok]').click();
+    await page.waitForSelector('[data-slug="made-in-console"]');
+    await page.waitForSelector('td:has(.mode.schema)');
+    await page.click('button[data-action=backup]');
+    await page.waitForSelector('.toast:text("Backed up made-in-console")');
+    const kept = (await api('GET', '/v1/tenants/made-in-console/backups', admin)).body;
+    expectEq('backups kept after "Take backup"', kept.length, 1);
+  });
+
+  await step('the migrations page shows drift and failures, their errors as text', async () => {
     await page.click('nav a[href="#/migrations"]');
     await page.waitForSelector('.stat .label:text("Targets")');
+    // A failed migration's error holds what its author wrote: markup stays text.
+    const xss = process.env.XSS_SERVICE;
+    if (xss) {
+      await page.waitForSelector(`section:has(h2:text-is("${xss}")) .badge.bad:text("failed")`);
+      const text = await page.textContent(`section:has(h2:text-is("${xss}"))`);
+      if (!text.includes('<img')) throw new Error(`the failure's text was not shown as text: ${text.slice(0, 300)}`);
+      expectEq('images the page made from an error message', await page.locator('section img').count(), 0);
+      expectEq('script run from an error message', await page.evaluate(() => window.__bulkhead_xss), undefined);
+    }
     await shot('migrations');
   });
 
