@@ -44,6 +44,31 @@ async fn create_tenants(up: &Up, prefix: &str, tier: &str, n: usize) {
     while tasks.join_next().await.is_some() {}
 }
 
+/// Runs the browser script against `up` with `extra` settings.
+fn browser(
+    up: &Up,
+    info: &bulkhead_server::Instance,
+    shots: &Path,
+    chromium: &str,
+    extra: &[(&str, &str)],
+) -> std::process::Output {
+    Command::new("node")
+        .arg(browser_dir().join("console.mjs"))
+        .current_dir(browser_dir())
+        .env("CONSOLE_URL", &up.api_url)
+        .env("ADMIN_TOKEN", &info.token)
+        .env(
+            "READ_TOKEN",
+            info.console_token.as_deref().expect("console token"),
+        )
+        .env("TENANT", NEEDLE)
+        .env("SHOTS", shots)
+        .env("CHROMIUM", chromium)
+        .envs(extra.iter().copied())
+        .output()
+        .expect("run node")
+}
+
 async fn api_get(up: &Up, path: &str) -> serde_json::Value {
     reqwest::Client::new()
         .get(format!("{}{path}", up.api_url))
@@ -156,21 +181,7 @@ async fn the_console_works_in_a_real_browser() {
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
     // Pictures of this run only (a failure.png from an earlier run would mislead).
     let _ = std::fs::remove_dir_all(&shots);
-    let out = Command::new("node")
-        .arg(browser_dir().join("console.mjs"))
-        .current_dir(browser_dir())
-        .env("CONSOLE_URL", &up.api_url)
-        .env("ADMIN_TOKEN", &info.token)
-        .env(
-            "READ_TOKEN",
-            info.console_token.as_deref().expect("console token"),
-        )
-        .env("TENANT", NEEDLE)
-        .env("XSS_SERVICE", "notes")
-        .env("SHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("run node");
+    let out = browser(&up, &info, &shots, &chromium, &[("XSS_SERVICE", "notes")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
@@ -253,21 +264,7 @@ async fn the_console_works_in_a_real_browser() {
 
     // A cluster that stops answering is shown, not a blank page.
     drop(far);
-    let out = Command::new("node")
-        .arg(browser_dir().join("console.mjs"))
-        .current_dir(browser_dir())
-        .env("ONLY", "unreachable")
-        .env("CONSOLE_URL", &up.api_url)
-        .env("ADMIN_TOKEN", &info.token)
-        .env(
-            "READ_TOKEN",
-            info.console_token.as_deref().expect("console token"),
-        )
-        .env("TENANT", NEEDLE)
-        .env("SHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("run node");
+    let out = browser(&up, &info, &shots, &chromium, &[("ONLY", "unreachable")]);
     assert!(
         out.status.success(),
         "the unreachable-cluster check failed:\n{}\n{}",
