@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         match &cli.command {
             Command::Up(args) => up::run(&cli, args).await,
             Command::Console => up::console(&cli),
+            Command::Gateway(args) => up::gateway(&cli, args).await,
             Command::Version => {
                 println!("bulkhead {}", env!("CARGO_PKG_VERSION"));
                 Ok(())

@@ -4,9 +4,9 @@ use std::io::Write;
 
 use bulkhead_server::{up, Config, UpOptions};
 
-use crate::cli::{Cli, Failure, UpArgs};
+use crate::cli::{Cli, Failure, GatewayArgs, UpArgs};
 
-pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> Result<(), Failure> {
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG")
@@ -14,6 +14,10 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> Result<(), Failure> {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> Result<(), Failure> {
+    init_logging();
     let mut config = Config::load(args.config.as_deref()).map_err(Failure::startup)?;
     if let Some(listen) = args.api_listen {
         config.api.listen = listen.to_string();
@@ -83,5 +87,47 @@ pub(crate) fn console(cli: &Cli) -> Result<(), Failure> {
         instance.api_url,
         bulkhead_server::Instance::path(&cli.data_dir).display()
     ));
+    Ok(())
+}
+
+/// `bulkhead gateway`: one more gateway against a running installation's directory.
+pub(crate) async fn gateway(cli: &Cli, args: &GatewayArgs) -> Result<(), Failure> {
+    init_logging();
+    let mut config = Config::load(args.config.as_deref()).map_err(Failure::startup)?;
+    if let Some(listen) = args.listen {
+        config.gateway.listen = listen.to_string();
+    }
+    let control_dsn = match &args.control {
+        Some(dsn) => dsn.clone(),
+        None => bulkhead_server::Instance::read(&cli.data_dir)
+            .map_err(|e| Failure::new(crate::cli::exit::INTERNAL, e.to_string()))?
+            .map(|i| i.control_dsn)
+            .ok_or_else(|| {
+                Failure::new(
+                    crate::cli::exit::UNREACHABLE,
+                    format!(
+                        "no running Bulkhead in {} to take the control database from: give --control DSN",
+                        cli.data_dir.display()
+                    ),
+                )
+            })?,
+    };
+    let opts = bulkhead_server::GatewayOptions {
+        control_dsn,
+        secrets_dir: args
+            .secrets
+            .clone()
+            .unwrap_or_else(|| cli.data_dir.join("secrets")),
+        config,
+    };
+    bulkhead_server::gateway(opts, |addr| {
+        say(&format!(
+            "Bulkhead {} gateway is up\n  gateway       {addr}  (PostgreSQL protocol; database = service, password = tenant key or token)\nStop with Ctrl-C.",
+            env!("CARGO_PKG_VERSION")
+        ));
+    })
+    .await
+    .map_err(Failure::startup)?;
+    say("Bulkhead gateway stopped.");
     Ok(())
 }

@@ -152,7 +152,7 @@ async fn directory_verbs_work_and_refuse_bad_input_clearly() {
             "list",
         ]),
         6,
-        "not this instance's admin token",
+        "not this instance's admin or console token",
     );
     assert!(up.stop().success());
 }

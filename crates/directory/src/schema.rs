@@ -143,4 +143,27 @@ impl Directory {
         tx.commit().await?;
         Ok(report)
     }
+
+    /// The directory schema version the control database is at (0: none yet), for
+    /// processes that use the directory without migrating it (a gateway of its own).
+    pub async fn schema_version(&self) -> Result<i32, DirectoryError> {
+        let client = self.client().await?;
+        let exists: bool = client
+            .query_one(
+                "SELECT to_regclass('directory.schema_version') IS NOT NULL",
+                &[],
+            )
+            .await?
+            .get(0);
+        if !exists {
+            return Ok(0);
+        }
+        Ok(client
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM directory.schema_version",
+                &[],
+            )
+            .await?
+            .get(0))
+    }
 }

@@ -165,34 +165,11 @@ async fn serve(
         clusters,
     });
 
-    let tls = match (&config.gateway.tls_cert, &config.gateway.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            bulkhead_gateway::frontend::load_acceptor(cert, key).map_err(|message| {
-                ServerError::Config {
-                    source_name: "gateway.tls_cert / gateway.tls_key".into(),
-                    message,
-                }
-            })?,
-        ),
-        _ => None,
-    };
     let master = bulkhead_keys::MasterKey::load(&dir.secrets_dir())
         .map_err(|e| ServerError::Gateway(format!("loading the master key: {e}")))?;
     let audit = bulkhead_audit::AuditLog::new(directory.clone(), master);
     let audit_writer = audit.writer();
-    let settings = bulkhead_gateway::GatewaySettings {
-        audit: Some(audit_writer.clone()),
-        usage_flush: std::time::Duration::from_secs(config.metering.flush_seconds),
-        tls,
-        tls_required: config.gateway.tls_required,
-        limits: config.limits.to_limits(),
-        pool: bulkhead_gateway::backend::PoolSettings {
-            size: config.gateway.pool_size,
-            checkout_timeout: std::time::Duration::from_secs(config.gateway.checkout_timeout_secs),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let settings = gateway_settings(config, audit_writer.clone())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let std_listener = gateway_listener
         .into_std()
@@ -261,6 +238,37 @@ async fn serve(
     let _ = scheduler.await;
     let _ = archiving.await;
     Ok(())
+}
+
+/// The gateway's settings from the configuration (TLS loaded), recording in `audit`.
+pub(crate) fn gateway_settings(
+    config: &Config,
+    audit: bulkhead_audit::AuditWriter,
+) -> Result<bulkhead_gateway::GatewaySettings, ServerError> {
+    let tls = match (&config.gateway.tls_cert, &config.gateway.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            bulkhead_gateway::frontend::load_acceptor(cert, key).map_err(|message| {
+                ServerError::Config {
+                    source_name: "gateway.tls_cert / gateway.tls_key".into(),
+                    message,
+                }
+            })?,
+        ),
+        _ => None,
+    };
+    Ok(bulkhead_gateway::GatewaySettings {
+        audit: Some(audit),
+        usage_flush: std::time::Duration::from_secs(config.metering.flush_seconds),
+        tls,
+        tls_required: config.gateway.tls_required,
+        limits: config.limits.to_limits(),
+        pool: bulkhead_gateway::backend::PoolSettings {
+            size: config.gateway.pool_size,
+            checkout_timeout: std::time::Duration::from_secs(config.gateway.checkout_timeout_secs),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
 }
 
 /// The embedded cluster's archiving layout, when `[pitr]` wants it and pgBackRest is here.

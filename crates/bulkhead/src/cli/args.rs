@@ -37,6 +37,9 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Start Bulkhead: embedded PostgreSQL (unless configured otherwise), directory, HTTP API.
     Up(UpArgs),
+    /// Run one more gateway against a running installation's directory (no embedded
+    /// PostgreSQL, no API): several gateways serve the same tenants behind a load balancer.
+    Gateway(GatewayArgs),
     /// PostgreSQL servers Bulkhead may place tenant data on.
     #[command(subcommand)]
     Cluster(ClusterCmd),
@@ -75,6 +78,22 @@ pub(crate) enum Command {
     Console,
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GatewayArgs {
+    /// A TOML configuration file (its `[gateway]`, `[limits]` and `[metering]` apply).
+    #[arg(long, env = "BULKHEAD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The control database (default: that of the instance running in the data folder).
+    #[arg(long, env = "BULKHEAD_CONTROL_DSN")]
+    pub control: Option<String>,
+    /// Where the installation's master.key is (default: the data folder's secrets/).
+    #[arg(long)]
+    pub secrets: Option<PathBuf>,
+    /// Where this gateway listens (overrides the configuration).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -59,7 +59,7 @@ pub(crate) async fn dispatch(
         Command::Usage(args) => super::ledger::usage(api, as_json, args).await,
         Command::Cost(args) => super::ledger::cost(api, as_json, args).await,
         Command::Pitr(cmd) => super::pitr::run(api, as_json, cmd).await,
-        Command::Up(_) | Command::Version | Command::Console => {
+        Command::Up(_) | Command::Gateway(_) | Command::Version | Command::Console => {
             Err(Failure::new(exit::INTERNAL, "not a directory command"))
         }
     }

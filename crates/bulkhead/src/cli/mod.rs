@@ -11,7 +11,7 @@ mod output;
 mod pitr;
 mod proof;
 
-pub(crate) use args::{Cli, Command, UpArgs};
+pub(crate) use args::{Cli, Command, GatewayArgs, UpArgs};
 pub(crate) use client::{exit, Failure};
 
 /// Runs a directory verb against the running instance.

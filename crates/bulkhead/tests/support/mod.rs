@@ -196,6 +196,63 @@ impl Up {
     }
 }
 
+/// A running `bulkhead gateway` beside an `Up` (its own process); SIGTERM when dropped.
+pub struct ExtraGateway {
+    child: Option<Child>,
+    /// Where it listens (host:port).
+    pub addr: String,
+}
+
+impl ExtraGateway {
+    /// `bulkhead --data-dir DIR gateway --listen 127.0.0.1:0` against `up`'s directory.
+    pub fn start(up: &Up) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&up.data_dir)
+            .args(["gateway", "--listen", "127.0.0.1:0"])
+            .env("BULKHEAD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn bulkhead gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("bulkhead gateway did not report ready within 60s");
+            if let Some(rest) = line.trim().strip_prefix("gateway ") {
+                break rest.split_whitespace().next().expect("address").to_string();
+            }
+        };
+        ExtraGateway {
+            child: Some(child),
+            addr,
+        }
+    }
+}
+
+impl Drop for ExtraGateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            for _ in 0..200 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Drop for Up {
     fn drop(&mut self) {
         self.terminate();

@@ -1,0 +1,211 @@
+//! Several gateways against one directory: `bulkhead up`'s own and a `bulkhead gateway`
+//! process beside it, with clients on both. A suspension, its resumption and a revoked key
+//! reach both gateways (the time each took is measured and printed); a move's cutover holds
+//! the tenant on both, and every write either gateway acknowledged is there afterwards,
+//! exactly once.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{gateway_client, ok, workspace, ExtraGateway, Up};
+
+/// How long a directory change may take to reach every gateway.
+const BOUND: Duration = Duration::from_secs(5);
+
+/// Waits until `test` holds at `gateway`, polling with new connections; returns how long.
+async fn until_at(gateway: &str, what: &str, test: impl Fn(bool) -> bool, key: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let works = match gateway_client(gateway, "billing", "acme", key).await {
+            Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
+            Err(_) => false,
+        };
+        if test(works) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "{what} did not reach the gateway at {gateway} within {BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Writes customers through `gateway` until `stop`, ids `first, first + 2, ...`: records each
+/// acknowledged id, and each id whose fate is unknown (an error after it was sent), and the
+/// longest time one insert took.
+struct Writer {
+    acked: Mutex<BTreeSet<i64>>,
+    unknown: Mutex<BTreeSet<i64>>,
+    slowest: Mutex<Duration>,
+}
+
+async fn write(gateway: String, key: String, first: i64, stop: Arc<AtomicBool>, w: Arc<Writer>) {
+    let mut id = first;
+    let mut client = None;
+    while !stop.load(Ordering::Relaxed) {
+        if client.is_none() {
+            client = gateway_client(&gateway, "billing", "acme", &key).await.ok();
+            if client.is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        }
+        let Some(c) = &client else { continue };
+        let t = Instant::now();
+        let r = c
+            .execute(
+                "INSERT INTO customers (id, name, country) VALUES ($1, 'w', 'fr')",
+                &[&id],
+            )
+            .await;
+        let took = t.elapsed();
+        match r {
+            Ok(_) => {
+                w.acked.lock().expect("lock").insert(id);
+                let mut s = w.slowest.lock().expect("lock");
+                *s = (*s).max(took);
+            }
+            Err(_) => {
+                w.unknown.lock().expect("lock").insert(id);
+                client = None;
+            }
+        }
+        id += 2;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_gateways_see_every_directory_change_and_lose_no_write_in_a_move() {
+    let ws = workspace();
+    let up = Up::start(&ws.path().join(".bulkhead"), &[]);
+    up.billing_service("billing", &[]);
+    let key = up.tenant_with_key("acme", "billing", "shared");
+    let other = ExtraGateway::start(&up);
+    let gateways = [up.gateway.clone(), other.addr.clone()];
+    for g in &gateways {
+        let c = gateway_client(g, "billing", "acme", &key)
+            .await
+            .unwrap_or_else(|e| panic!("login at {g}: {e}"));
+        c.simple_query("SELECT 1").await.expect("query");
+    }
+
+    // Suspend, resume: each gateway follows.
+    ok(up.cli(&["tenant", "suspend", "acme"]));
+    let mut report = Vec::new();
+    for g in &gateways {
+        let took = until_at(g, "the suspension", |works| !works, &key).await;
+        report.push(format!("suspend reached {g} in {} ms", took.as_millis()));
+    }
+    ok(up.cli(&["tenant", "resume", "acme"]));
+    for g in &gateways {
+        let took = until_at(g, "the resumption", |works| works, &key).await;
+        report.push(format!("resume reached {g} in {} ms", took.as_millis()));
+    }
+
+    // A second key works on both until it is revoked, then on neither.
+    let second = ok(up.cli(&["tenant", "key", "create", "acme"]))
+        .stdout
+        .trim()
+        .to_string();
+    let id = second
+        .strip_prefix("bhk_")
+        .and_then(|k| k.split_once('.'))
+        .map(|(id, _)| id.to_string())
+        .expect("key id");
+    for g in &gateways {
+        until_at(g, "the new key", |works| works, &second).await;
+    }
+    ok(up.cli(&["tenant", "key", "revoke", &id]));
+    for g in &gateways {
+        let took = until_at(g, "the revocation", |works| !works, &second).await;
+        report.push(format!(
+            "key revocation reached {g} in {} ms",
+            took.as_millis()
+        ));
+    }
+
+    // A move while both gateways write: held on both, nothing lost, nothing twice.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<Arc<Writer>> = (0..2)
+        .map(|_| {
+            Arc::new(Writer {
+                acked: Mutex::default(),
+                unknown: Mutex::default(),
+                slowest: Mutex::new(Duration::ZERO),
+            })
+        })
+        .collect();
+    let tasks: Vec<_> = gateways
+        .iter()
+        .zip(&writers)
+        .enumerate()
+        .map(|(i, (g, w))| {
+            tokio::spawn(write(
+                g.clone(),
+                key.clone(),
+                i as i64,
+                stop.clone(),
+                w.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let moved = serde_json::from_str::<serde_json::Value>(
+        &ok(up.cli(&["--json", "tenant", "move", "acme", "--to", "schema"])).stdout,
+    )
+    .expect("json");
+    assert_eq!(moved["phase"], "switched", "{moved}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.expect("writer");
+    }
+
+    let c = gateway_client(&gateways[1], "billing", "acme", &key)
+        .await
+        .expect("login after the move");
+    let rows = c
+        .query("SELECT id FROM customers ORDER BY id", &[])
+        .await
+        .expect("select");
+    let present: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let unique: BTreeSet<i64> = present.iter().copied().collect();
+    assert_eq!(unique.len(), present.len(), "a row is there twice");
+    for (g, w) in gateways.iter().zip(&writers) {
+        let acked = w.acked.lock().expect("lock").clone();
+        let unknown = w.unknown.lock().expect("lock").clone();
+        assert!(
+            acked.len() > 10,
+            "too few writes through {g} to judge: {}",
+            acked.len()
+        );
+        let lost: Vec<_> = acked.difference(&unique).collect();
+        assert!(
+            lost.is_empty(),
+            "acknowledged through {g} and lost: {lost:?}"
+        );
+        report.push(format!(
+            "{g}: {} writes acknowledged, {} unknown (an error after sending), slowest {} ms (the cutover's hold)",
+            acked.len(),
+            unknown.len(),
+            w.slowest.lock().expect("lock").as_millis()
+        ));
+    }
+    let all: BTreeSet<i64> = writers
+        .iter()
+        .flat_map(|w| {
+            let a = w.acked.lock().expect("lock").clone();
+            let u = w.unknown.lock().expect("lock").clone();
+            a.into_iter().chain(u)
+        })
+        .collect();
+    let stray: Vec<_> = unique.difference(&all).collect();
+    assert!(stray.is_empty(), "rows nobody wrote: {stray:?}");
+    assert_eq!(moved["pause_ms"].as_i64().map(|p| p < 5_000), Some(true));
+    println!("{}", report.join("\n"));
+}
