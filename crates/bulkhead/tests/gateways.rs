@@ -85,6 +85,22 @@ async fn two_gateways_see_every_directory_change_and_lose_no_write_in_a_move() {
     let up = Up::start(&ws.path().join(".bulkhead"), &[]);
     up.billing_service("billing", &[]);
     let key = up.tenant_with_key("acme", "billing", "shared");
+    // Without the installation's master key it refuses to start, saying where to find it.
+    let empty = ws.path().join("no-secrets");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let refused = up.cli(&[
+        "gateway",
+        "--secrets",
+        empty.to_str().expect("utf8"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("no master key") && refused.stderr.contains("master.key"),
+        "{}",
+        refused.stderr
+    );
     let other = ExtraGateway::start(&up);
     let gateways = [up.gateway.clone(), other.addr.clone()];
     for g in &gateways {
