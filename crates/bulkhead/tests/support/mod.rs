@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod writes;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -206,10 +208,15 @@ pub struct ExtraGateway {
 impl ExtraGateway {
     /// `bulkhead --data-dir DIR gateway --listen 127.0.0.1:0` against `up`'s directory.
     pub fn start(up: &Up) -> Self {
+        Self::start_on(up, "127.0.0.1:0")
+    }
+
+    /// The same on `listen` (a gateway restarted where the last one was).
+    pub fn start_on(up: &Up, listen: &str) -> Self {
         let mut child = Command::new(BIN)
             .arg("--data-dir")
             .arg(&up.data_dir)
-            .args(["gateway", "--listen", "127.0.0.1:0"])
+            .args(["gateway", "--listen", listen])
             .env("BULKHEAD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -233,6 +240,16 @@ impl ExtraGateway {
         ExtraGateway {
             child: Some(child),
             addr,
+        }
+    }
+}
+
+impl ExtraGateway {
+    /// SIGKILL: the process dies at once, its sockets closed by the kernel.
+    pub fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
         }
     }
 }
