@@ -15,11 +15,14 @@ use support::writes::{self, Score};
 use support::{gateway_client, workspace, ExtraGateway, Up};
 use tokio_postgres::NoTls;
 
+/// The scores of one tenant's two writers.
+type Pair = [Arc<Mutex<Score>>; 2];
+
 struct Load {
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// (tenant, key, scores of its two writers)
-    tenants: Vec<(String, String, [Arc<Mutex<Score>>; 2])>,
+    tenants: Vec<(String, String, Pair)>,
 }
 
 /// Two writers for each tenant through `gateway`, ids interleaved so that no two writers
@@ -30,7 +33,7 @@ fn load(gateway: &str, tenants: &[(&str, &str)]) -> Load {
     let mut tasks = Vec::new();
     let mut out = Vec::new();
     for (t, (tenant, key)) in tenants.iter().enumerate() {
-        let scores: [Arc<Mutex<Score>>; 2] = [Arc::default(), Arc::default()];
+        let scores: Pair = [Arc::default(), Arc::default()];
         for (w, score) in scores.iter().enumerate() {
             tasks.push(tokio::spawn(writes::write(
                 gateway.to_string(),
