@@ -141,6 +141,22 @@ impl Directory {
         self.lock_as(key, true, timeout).await
     }
 
+    /// Takes the advisory lock named `key` when nobody holds it; `None` when somebody does.
+    /// Held for as long as the returned guard lives (its own connection): a process that
+    /// dies lets go of it, which is how others tell a live worker from a dead one.
+    pub async fn try_lock(&self, key: &str) -> Result<Option<DirectoryLock>, DirectoryError> {
+        let (client, conn) = tokio_postgres::connect(&self.dsn, NoTls).await?;
+        tokio::spawn(conn);
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
+            .await?
+            .get(0);
+        Ok(got.then_some(DirectoryLock { _client: client }))
+    }
+
     async fn lock_as(
         &self,
         key: &str,

@@ -17,6 +17,7 @@
 mod copy;
 mod cutover;
 mod error;
+pub mod fault;
 mod parity;
 pub mod pgoutput;
 pub mod place;
@@ -34,6 +35,7 @@ use bulkhead_provisioner::TenantPlace;
 
 pub use error::MoveError;
 pub use parity::TableParity;
+pub use run::release_abandoned;
 
 use place::Side;
 

@@ -89,12 +89,24 @@ pub(crate) async fn run(
     let _shared = dir
         .lock_shared(&moves_lock_key(&m.service), MIGRATION_WAIT)
         .await?;
+    // Held while this mover lives: others can tell it from a dead one (see
+    // `release_abandoned`), and a second mover of the same move is refused.
+    let _alive = dir
+        .try_lock(&mover_lock_key(m.id))
+        .await?
+        .ok_or_else(|| {
+            MoveError::Invalid(format!(
+                "another process is running move {} of this tenant right now; wait for it, or stop it first",
+                m.id
+            ))
+        })?;
     let ctx = Ctx::load(dir, &m, opts, progress).await?;
     let tables = ctx.source_tables().await?;
     let m = catch_up_migrations(&ctx, m, &tables).await?;
     let mut m = m;
     while m.phase.is_open() {
         progress.event(&Event::Phase(m.phase));
+        crate::fault::point(m.phase.as_str()).await;
         let result = match m.phase {
             MovePhase::Planned => provision(&ctx, &m, &tables).await,
             MovePhase::Provisioned => start_stream(&ctx, &m, &tables).await,
@@ -337,12 +349,15 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
     };
     ctx.dir.hold_placement(&m.service, &tenant, true).await?;
     steps.mark("hold");
+    crate::fault::point("cutover:hold").await;
     let ended = cutover::drain(&ctx.source, &tenant, ctx.opts.drain_bound).await?;
     steps.mark("drain");
+    crate::fault::point("cutover:drain").await;
     ctx.source.fence(true).await?;
     // A transaction that began between the drain and the fence can no longer write; end it.
     let ended = ended + cutover::drain(&ctx.source, &tenant, ctx.opts.drain_bound).await?;
     steps.mark("fence");
+    crate::fault::point("cutover:fence").await;
     let upto = cutover::flushed_lsn(&ctx.source).await?;
     let mut applier = replay::Applier::new(
         &ctx.source,
@@ -354,6 +369,7 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
     );
     while applier.step(Some(&upto)).await?.transactions > 0 {}
     steps.mark("replay");
+    crate::fault::point("cutover:replay").await;
     if ctx.opts.halt_after == Some(MovePhase::Cutover) {
         // Crash tests: stop held and fenced, before the switch.
         return Err(MoveError::Halted(
@@ -375,9 +391,11 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
         return Err(MoveError::Parity(differing.join("; ")));
     }
     steps.mark("parity");
+    crate::fault::point("cutover:parity").await;
     let carried = sequences::carry(&ctx.source, &ctx.target, tables, &tenant).await?;
     ctx.target.fence(false).await?;
     steps.mark("sequences");
+    crate::fault::point("cutover:sequences").await;
     let record = PlaceRecord {
         mode: ctx.target.place.mode,
         cluster: ctx.target.cluster.name.clone(),
@@ -396,6 +414,7 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
         pause_ms: pause.as_millis() as u64,
         sessions_ended: ended,
     });
+    crate::fault::point("switched").await;
     // The slot would keep WAL at the source forever: it goes now; the source stays, fenced.
     if let Err(e) = replay::drop(&ctx.source, &m.slot_name, &m.publication).await {
         tracing::warn!(tenant = %m.tenant_id, error = %e, "dropping the move's slot after the switch failed; drop slot {} by hand", m.slot_name);
@@ -452,9 +471,48 @@ async fn remove_place(side: &Side, drop_role: bool) -> Result<(), MoveError> {
 
 /// Switched → finalized: the kept source is removed.
 pub(crate) async fn finalize_with(ctx: &Ctx<'_>, m: &Move) -> Result<(), MoveError> {
+    // A mover that died right after the switch left its slot, which would keep WAL at the
+    // source forever: it goes now (nothing when it went already).
+    replay::drop(&ctx.source, &m.slot_name, &m.publication).await?;
     remove_place(&ctx.source, !ctx.same_cluster()).await?;
     ctx.dir
         .set_move_phase(m.id, MovePhase::Finalized, None)
         .await?;
     Ok(())
+}
+
+/// The advisory lock a live mover of move `id` holds.
+pub(crate) fn mover_lock_key(id: uuid::Uuid) -> String {
+    format!("bulkhead.move.{id}")
+}
+
+/// Moves whose mover died during the cutover hold their tenant at every gateway until
+/// someone acts: each one found (its phase `cutover`, its mover's lock free) is aborted
+/// here, which releases the tenant at its source with nothing lost. Returns those aborted.
+pub async fn release_abandoned(dir: &Directory) -> Result<Vec<Move>, MoveError> {
+    let mut released = Vec::new();
+    for m in dir.unfinished_moves().await? {
+        if m.phase != MovePhase::Cutover {
+            continue;
+        }
+        // Held for the abort, so that a mover started meanwhile waits for it.
+        let Some(_lock) = dir.try_lock(&mover_lock_key(m.id)).await? else {
+            continue;
+        };
+        // Read again under the lock: a mover may have finished in between.
+        let m = dir.get_move(m.id).await?;
+        if m.phase != MovePhase::Cutover {
+            continue;
+        }
+        let opts = MoveOptions::default();
+        let ctx = Ctx::load(dir, &m, &opts, &()).await?;
+        abort(
+            &ctx,
+            &m,
+            "its mover stopped during the cutover; the tenant was released where it was (run the move again to retry)",
+        )
+        .await?;
+        released.push(dir.get_move(m.id).await?);
+    }
+    Ok(released)
 }

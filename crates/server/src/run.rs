@@ -205,6 +205,11 @@ async fn serve(
         std::time::Duration::from_secs(config.backups.check_seconds.unwrap_or(60)),
         stop_rx.clone(),
     ));
+    let releaser = tokio::spawn(release_abandoned_holds(
+        directory.clone(),
+        audit.clone(),
+        stop_rx.clone(),
+    ));
     let collector = tokio::spawn(collect_usage(
         directory.clone(),
         std::time::Duration::from_secs(config.metering.collect_seconds),
@@ -235,6 +240,7 @@ async fn serve(
     // Everything recorded before the stop is written before `up` returns.
     audit_writer.flush().await;
     let _ = collector.await;
+    let _ = releaser.await;
     let _ = scheduler.await;
     let _ = archiving.await;
     Ok(())
@@ -344,6 +350,42 @@ async fn keep_archiving(
             if let Err(e) = repo.expire(config.keep_full).await {
                 tracing::warn!(error = %e, "expiring old base backups failed");
             }
+        }
+    }
+}
+
+/// How often `up` looks for tenants held by a mover that died during its cutover.
+pub const HOLD_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Releases tenants held by a dead mover (see `bulkhead_mover::release_abandoned`): a tenant
+/// is held at most about [`HOLD_CHECK`] (plus the abort) after its mover died.
+async fn release_abandoned_holds(
+    directory: Directory,
+    audit: bulkhead_audit::AuditLog,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match bulkhead_mover::release_abandoned(&directory).await {
+            Ok(released) => {
+                for m in released {
+                    tracing::warn!(tenant = %m.tenant_id, service = %m.service, "a move's mover stopped during its cutover: the tenant was released where it was; run the move again to retry");
+                    audit
+                        .record_or_log(
+                            bulkhead_audit::Event::new(
+                                bulkhead_audit::action::MOVE_ROLLED_BACK,
+                                "bulkhead",
+                            )
+                            .tenant(m.tenant_id)
+                            .details(bulkhead_audit::move_details(&m)),
+                        )
+                        .await;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "looking for abandoned moves failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HOLD_CHECK) => {}
+            _ = stop.wait_for(|s| *s) => return,
         }
     }
 }
