@@ -295,6 +295,10 @@ pub struct GatewayConfig {
     /// threads share the clients through work stealing.
     #[serde(default = "default_gateway_threads")]
     pub threads: usize,
+    /// Seconds a backend may leave the gateway's bytes unacknowledged (a lost network) before
+    /// the connection is dropped and its client gets an error; default 10.
+    #[serde(default = "default_network_timeout")]
+    pub network_timeout_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -307,6 +311,7 @@ impl Default for GatewayConfig {
             tls_key: None,
             tls_required: false,
             threads: default_gateway_threads(),
+            network_timeout_secs: default_network_timeout(),
         }
     }
 }
@@ -317,6 +322,10 @@ fn default_gateway_listen() -> String {
 
 fn default_gateway_threads() -> usize {
     1
+}
+
+fn default_network_timeout() -> u64 {
+    10
 }
 
 fn default_pool_size() -> usize {
@@ -458,6 +467,9 @@ impl Config {
         }
         if self.gateway.threads == 0 {
             return Err(err("gateway.threads must be at least 1".into()));
+        }
+        if self.gateway.network_timeout_secs == 0 {
+            return Err(err("gateway.network_timeout_secs must be at least 1".into()));
         }
         if self.gateway.pool_size == 0 {
             return Err(err("gateway.pool_size must be at least 1".into()));

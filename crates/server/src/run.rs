@@ -271,6 +271,7 @@ pub(crate) fn gateway_settings(
         pool: bulkhead_gateway::backend::PoolSettings {
             size: config.gateway.pool_size,
             checkout_timeout: std::time::Duration::from_secs(config.gateway.checkout_timeout_secs),
+            network_timeout: std::time::Duration::from_secs(config.gateway.network_timeout_secs),
             ..Default::default()
         },
         ..Default::default()

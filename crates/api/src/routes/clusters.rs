@@ -18,9 +18,11 @@ pub(crate) async fn add(
     body: Result<Json<NewCluster>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Cluster>), ApiError> {
     let Json(new) = body?;
+    // Registered and prepared for the gateway (its login role and password there): a
+    // cluster added while the server runs serves its tenants like one from the configuration.
     Ok((
         StatusCode::CREATED,
-        Json(s.directory.add_cluster(&new).await?),
+        Json(bulkhead_provisioner::add_cluster(&s.directory, &new).await?),
     ))
 }
 

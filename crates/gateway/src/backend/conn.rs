@@ -16,6 +16,25 @@ use crate::GatewayError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A backend that stops acknowledging (a partition, a frozen host) fails the connection
+/// after `timeout` instead of leaving its client waiting for TCP's own retries (minutes):
+/// `TCP_USER_TIMEOUT` for data in flight, keepalive probes for a connection at rest.
+fn bound_network_waits(stream: &TcpStream, timeout: Duration) {
+    let sock = socket2::SockRef::from(stream);
+    let probe = (timeout / 3).max(Duration::from_secs(1));
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(probe)
+        .with_interval(probe)
+        .with_retries(3);
+    if let Err(e) = sock.set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "setting keepalives on a backend connection");
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = sock.set_tcp_user_timeout(Some(timeout)) {
+        tracing::debug!(error = %e, "setting TCP_USER_TIMEOUT on a backend connection");
+    }
+}
+
 /// Where and as whom to connect.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BackendTarget {
@@ -78,15 +97,17 @@ impl ServerConn {
     pub async fn connect(
         target: &BackendTarget,
         min_version_num: i32,
+        network_timeout: Duration,
     ) -> Result<ServerConn, GatewayError> {
         let stream = tokio::time::timeout(
-            CONNECT_TIMEOUT,
+            network_timeout.min(CONNECT_TIMEOUT),
             TcpStream::connect((target.host.as_str(), target.port)),
         )
         .await
         .map_err(|_| backend_err("connect", "timed out"))?
         .map_err(|e| backend_err("connect", e))?;
         let _ = stream.set_nodelay(true);
+        bound_network_waits(&stream, network_timeout);
         let mut conn = ServerConn {
             stream,
             rbuf: BytesMut::with_capacity(16 * 1024),

@@ -26,6 +26,10 @@ pub struct PoolSettings {
     pub checkout_timeout: Duration,
     /// Oldest server version accepted (`server_version_num`).
     pub min_server_version: i32,
+    /// How long a backend may leave what the gateway sent unacknowledged (a lost network,
+    /// a frozen host) before its connection is dropped and the client told: the sockets'
+    /// `TCP_USER_TIMEOUT`, with keepalive probes on idle connections. Also bounds connecting.
+    pub network_timeout: Duration,
 }
 
 impl Default for PoolSettings {
@@ -34,6 +38,7 @@ impl Default for PoolSettings {
             size: 20,
             checkout_timeout: Duration::from_secs(5),
             min_server_version: 150_009,
+            network_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -349,7 +354,13 @@ impl Pools {
         drop(queued);
         // Counted from now: checkouts of the same database wait for this one.
         pool.count_use(target, true);
-        let conn = match ServerConn::connect(target, self.settings.min_server_version).await {
+        let conn = match ServerConn::connect(
+            target,
+            self.settings.min_server_version,
+            self.settings.network_timeout,
+        )
+        .await
+        {
             Ok(c) => c,
             Err(e) => {
                 pool.count_use(target, false);
