@@ -22,6 +22,13 @@ fn wrapping(master: &MasterKey) -> Aes256Gcm {
 /// A tenant's data key, unwrapped.
 pub struct DataKey(pub(crate) Aes256Gcm);
 
+impl DataKey {
+    /// A data key of these bytes (the fuzz targets read archives with one).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        DataKey(Aes256Gcm::new((&bytes).into()))
+    }
+}
+
 /// Seals `plain` under `cipher` with a fresh nonce: `nonce || ciphertext+tag`.
 pub(crate) fn seal(cipher: &Aes256Gcm, plain: &[u8], aad: &[u8]) -> Vec<u8> {
     let nonce: [u8; 12] = rand::random();

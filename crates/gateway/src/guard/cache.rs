@@ -80,7 +80,7 @@ pub(super) fn inspect(sql: &str) -> Result<Checked, Refusal> {
     }
     let verdict = inspect_uncached(sql);
     if let Ok(checked) = &verdict {
-        if let Some(entry) = shape_entry(checked, &tokens) {
+        if let Some(entry) = shape_entry(sql, checked, &tokens) {
             with(|c| insert(&mut c.shapes, key, Arc::new(entry)));
             return verdict;
         }
@@ -154,9 +154,27 @@ pub(super) fn shape_key(sql: &str, tokens: &[ScanToken]) -> String {
     key
 }
 
+/// True when whether `sql` parses at all depends on a constant's value, which a shape does
+/// not keep: a Unicode-escape string or identifier (`U&'\0041'`: a bad escape is a syntax
+/// error), `UESCAPE 'c'` (a quote or white space is refused), or an escape string (`E'\xff'`:
+/// a byte sequence invalid in the encoding is refused by the scanner). Found by the guard's
+/// fuzz target: a valid statement's verdict was reused for an unparsable one of its shape.
+fn parse_depends_on_values(sql: &str, tokens: &[ScanToken]) -> bool {
+    tokens.iter().any(|t| {
+        t.token == Token::Usconst as i32
+            || t.token == Token::Uident as i32
+            || t.token == Token::Uescape as i32
+            || (t.token == Token::Sconst as i32
+                && usize::try_from(t.start)
+                    .ok()
+                    .and_then(|a| sql.get(a..a + 1))
+                    .is_some_and(|c| c.eq_ignore_ascii_case("e")))
+    })
+}
+
 /// A verdict that may be kept by shape, with its statement starts as token positions; None
 /// when it depends on a constant's value (or its starts do not fall after a token).
-fn shape_entry(checked: &Checked, tokens: &[ScanToken]) -> Option<ShapeEntry> {
+fn shape_entry(sql: &str, checked: &Checked, tokens: &[ScanToken]) -> Option<ShapeEntry> {
     let token_free = !checked.by_value
         && checked.effects.iter().all(|e| match e {
             TxEffect::None | TxEffect::Commit | TxEffect::Rollback | TxEffect::RollbackTo => true,
@@ -164,6 +182,9 @@ fn shape_entry(checked: &Checked, tokens: &[ScanToken]) -> Option<ShapeEntry> {
             TxEffect::Context(_) | TxEffect::Session(_) => false,
         });
     if !token_free {
+        return None;
+    }
+    if parse_depends_on_values(sql, tokens) {
         return None;
     }
     let mut starts = Vec::with_capacity(checked.starts.len());

@@ -1,0 +1,3 @@
+#![no_main]
+//! See `bulkhead_fuzzing::guard`: what it feeds the code and what must hold.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bulkhead_fuzzing::guard(data));
