@@ -39,6 +39,12 @@ impl AdminConn {
         if client.is_closed() {
             return;
         }
+        // A template must have no session at all for `CREATE DATABASE ... TEMPLATE`: an idle
+        // connection kept here would fail every database tenant's creation (55006) for as
+        // long as this process lives. Found by bench/fleet.sh.
+        if self.key.ends_with("_tmpl") {
+            return;
+        }
         if let Ok(mut idle) = IDLE.lock() {
             let idle = idle.get_or_insert_with(HashMap::new);
             // Drop what died meanwhile (a dropped database, a runtime that shut down).

@@ -262,9 +262,26 @@ async fn copy_template(
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => {
-                return Err(ProvisionError::sql(format!(
-                    "creating database {database} from {template}"
-                ))(e))
+                // Say who holds the template: that is what the operator must end.
+                let holders: Vec<String> = admin
+                    .query(
+                        "SELECT format('pid %s (%s%s, %s, %s)', pid, backend_type,
+                                coalesce(', ' || nullif(application_name, ''), ''), state, left(query, 80))
+                           FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        &[&template],
+                    )
+                    .await
+                    .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+                    .unwrap_or_default();
+                let context = if holders.is_empty() {
+                    format!("creating database {database} from {template}")
+                } else {
+                    format!(
+                        "creating database {database} from {template} (connected to it: {})",
+                        holders.join("; ")
+                    )
+                };
+                return Err(ProvisionError::sql(context)(e));
             }
         }
     }
