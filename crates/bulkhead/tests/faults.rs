@@ -72,21 +72,7 @@ impl Load {
         }
         let mut lines = Vec::new();
         for (tenant, key, scores) in &self.tenants {
-            let c = gateway_client(gateway, "billing", tenant, key)
-                .await
-                .expect("login after the fault");
-            let present: Vec<i64> = c
-                .query("SELECT id FROM customers ORDER BY id", &[])
-                .await
-                .expect("select")
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let scores: Vec<Score> = scores
-                .iter()
-                .map(|s| std::mem::take(&mut *s.lock().expect("lock")))
-                .collect();
-            writes::check(&present, &scores.iter().collect::<Vec<_>>());
+            let scores = writes::verify(gateway, tenant, key, scores).await;
             for s in &scores {
                 assert!(
                     s.errors > 0,

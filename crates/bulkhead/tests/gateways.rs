@@ -132,21 +132,7 @@ async fn two_gateways_see_every_directory_change_and_lose_no_write_in_a_move() {
         t.await.expect("writer");
     }
 
-    let c = gateway_client(&gateways[1], "billing", "acme", &key)
-        .await
-        .expect("login after the move");
-    let present: Vec<i64> = c
-        .query("SELECT id FROM customers ORDER BY id", &[])
-        .await
-        .expect("select")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let scores: Vec<Score> = scores
-        .iter()
-        .map(|s| std::mem::take(&mut *s.lock().expect("lock")))
-        .collect();
-    writes::check(&present, &scores.iter().collect::<Vec<_>>());
+    let scores = writes::verify(&gateways[1], "acme", &key, &scores).await;
     for (g, s) in gateways.iter().zip(&scores) {
         assert!(
             s.acked.len() > 10,

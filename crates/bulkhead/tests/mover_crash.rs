@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::writes::{self, Score};
-use support::{gateway_client, ok, workspace, Up, BIN};
+use support::{ok, workspace, Up, BIN};
 use tokio_postgres::NoTls;
 
 /// How long a tenant may stay held after its mover died.
@@ -198,21 +198,7 @@ async fn a_mover_killed_anywhere_loses_no_write_and_never_leaves_the_tenant_held
     for t in tasks {
         t.await.expect("writer");
     }
-    let c = gateway_client(&up.gateway, "billing", "acme", &key)
-        .await
-        .expect("login");
-    let present: Vec<i64> = c
-        .query("SELECT id FROM customers ORDER BY id", &[])
-        .await
-        .expect("select")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let scores: Vec<Score> = scores
-        .iter()
-        .map(|s| std::mem::take(&mut *s.lock().expect("lock")))
-        .collect();
-    writes::check(&present, &scores.iter().collect::<Vec<_>>());
+    let scores = writes::verify(&up.gateway, "acme", &key, &scores).await;
     report.push(format!(
         "{} rows acknowledged over {} kills, every one there once ({} writes of unknown fate)",
         scores.iter().map(|s| s.acked.len()).sum::<usize>(),

@@ -95,3 +95,29 @@ pub fn check(present: &[i64], scores: &[&Score]) {
         "rows nobody wrote (another tenant's?): {stray:?}"
     );
 }
+
+/// Reads `tenant`'s ids through `gateway`, takes the writers' final scores and checks them
+/// (see [`check`]); returns the scores.
+pub async fn verify(
+    gateway: &str,
+    tenant: &str,
+    key: &str,
+    scores: &[Arc<Mutex<Score>>],
+) -> Vec<Score> {
+    let c = gateway_client(gateway, "billing", tenant, key)
+        .await
+        .expect("login to check the writes");
+    let present: Vec<i64> = c
+        .query("SELECT id FROM customers ORDER BY id", &[])
+        .await
+        .expect("select")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let scores: Vec<Score> = scores
+        .iter()
+        .map(|s| std::mem::take(&mut *s.lock().expect("lock")))
+        .collect();
+    check(&present, &scores.iter().collect::<Vec<_>>());
+    scores
+}
