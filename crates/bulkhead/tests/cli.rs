@@ -210,14 +210,7 @@ async fn the_api_answers_json_errors_with_status_codes() {
 async fn services_tenants_and_migrations_through_the_cli() {
     let ws = workspace();
     let up = Up::start(&ws.path().join(".bulkhead"), &[]);
-    let migrations = ws.path().join("migrations");
-    std::fs::create_dir_all(&migrations).expect("mkdir");
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../provisioner/tests/fixtures/billing");
-    for entry in std::fs::read_dir(&fixtures).expect("fixtures") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), migrations.join(entry.file_name())).expect("copy");
-    }
+    let migrations = support::billing_migrations(ws.path());
     let dir = migrations.to_str().expect("utf8");
     ok(up.cli(&[
         "service",

@@ -133,14 +133,7 @@ async fn a_backup_a_restore_and_a_fan_out_killed_midway_leave_nothing_half_done(
             "pro",
         ]));
     }
-    let migrations = ws.path().join("migrations");
-    std::fs::create_dir_all(&migrations).expect("mkdir");
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../provisioner/tests/fixtures/billing");
-    for entry in std::fs::read_dir(&fixtures).expect("fixtures") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), migrations.join(entry.file_name())).expect("copy");
-    }
+    let migrations = support::billing_migrations(ws.path());
     std::fs::write(
         migrations.join("V3__notes.sql"),
         "ALTER TABLE customers ADD COLUMN note text;\nSELECT pg_sleep(0.1);\n",

@@ -198,6 +198,19 @@ impl Up {
     }
 }
 
+/// A copy of the billing fixtures' migration files in `dir/migrations`, to add files to.
+pub fn billing_migrations(dir: &Path) -> PathBuf {
+    let migrations = dir.join("migrations");
+    std::fs::create_dir_all(&migrations).expect("mkdir");
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../provisioner/tests/fixtures/billing");
+    for entry in std::fs::read_dir(&fixtures).expect("fixtures") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), migrations.join(entry.file_name())).expect("copy");
+    }
+    migrations
+}
+
 /// A running `bulkhead gateway` beside an `Up` (its own process); SIGTERM when dropped.
 pub struct ExtraGateway {
     child: Option<Child>,
