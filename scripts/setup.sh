@@ -38,6 +38,8 @@ ruby -e 'require "pg"; require "active_record"' >/dev/null 2>&1 || missing+=(rub
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # CA certificates: pip fetches psycopg from PyPI over TLS (apt installs without recommends).
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+# ip (iproute2): the partition test puts a PostgreSQL in a network namespace.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # pgrep: .ci/run checks that no test server outlives the suite.
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 
