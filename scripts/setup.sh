@@ -23,6 +23,8 @@ command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
 # pgBackRest: WAL archiving and base backups for point-in-time recovery of one tenant.
 command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+# A C++ compiler: the fuzz targets' libFuzzer is built from its C++ sources.
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)

@@ -466,7 +466,6 @@
       for (let t = since.getTime(); t < until.getTime(); t += 3600000) out.push({ t: new Date(t), v: at.get(t) || 0 });
       return out;
     };
-    const perHour = (f) => (v) => `${f(v)}`;
     const suspended = t.state === 'suspended';
     const tierLimits = gw && gw.limits ? (gw.limits.tiers[t.tier] || gw.limits.default) : null;
     const hits = Array.isArray(audit) ? audit.filter((e) => e.action === 'gateway.limit_hit') : [];
@@ -518,7 +517,7 @@
           chart('Transactions per hour', series('transactions'), num, since, until),
           chart('Rows returned per hour', series('rows_returned'), num, since, until),
           chart('Bytes sent per hour', series('bytes_out'), bytes, since, until),
-          chart('Backend time per hour', series('backend_time_us', 1 / 1000), perHour(millis), since, until),
+          chart('Backend time per hour', series('backend_time_us', 1 / 1000), millis, since, until),
           chart('Storage', series('storage_bytes', 1, true), bytes, since, until))),
       h('div', { class: 'grid two' },
         card('Cost', 'last 30 days, at the configured prices', failed(cost),
@@ -674,9 +673,8 @@
       toast(kind === 'verify' ? 'Verifying…' : 'Probing: attacking throwaway tenants in every mode…');
       if (kind === 'verify') await get(`/v1/verify${q}`); else await api('POST', `/v1/probe${q}`);
       return `${kind} finished`;
-      // Verify only reads the catalogs, so the read-only role may run it too.
+    // Verify only reads the catalogs, so the read-only role may run it too.
     }, { id: `run-${kind}`, primary: kind === 'verify', readOnlyOk: kind === 'verify' });
-    const verifyButton = (service) => run('verify', service);
     const outcome = (r) => r
       ? h('p', {}, h('span', { class: `badge ${r.passed ? 'ok' : 'bad'}`, 'data-outcome': r.passed ? 'passed' : 'failed', text: r.passed ? 'passed' : 'failed' }), ` ${r.summary} · `, h('span', { title: when(r.ran_at), text: ago(r.ran_at) }))
       : h('p', { class: 'muted', text: 'Never run.' });
@@ -695,7 +693,7 @@
                 { label: 'Object', cell: (f) => h('span', { class: 'mono', text: `${f.target} ${f.object}` }) },
                 { label: 'Detail', cell: (f) => f.detail },
               ], findings.slice(0, 50)) : null,
-              h('div', { class: 'actions' }, verifyButton(name))),
+              h('div', { class: 'actions' }, run('verify', name))),
             h('div', { 'data-proof': `probe:${name || ''}` }, h('h2', { style: 'font-size: 14px; margin: 0 0 6px', text: 'Probe' }), outcome(p),
               rows.length ? h('details', {}, h('summary', { text: `${rows.length} attacks` }), table([
                 { label: 'Vector', cell: (r) => r.vector },

@@ -123,6 +123,9 @@ pub struct ProofRun {
     pub report: serde_json::Value,
 }
 
+/// How many `verify` or `probe` outcomes are kept per kind and service.
+const PROOF_RUNS_KEPT: i64 = 20;
+
 /// A tenant search's filter over `directory.tenants t`: $1 slug pattern, $2 id, $3 service,
 /// $4 mode, $5 cluster, $6 tier, $7 region, $8 state (each NULL: any).
 const TENANT_FILTER: &str = "($1::text IS NULL OR t.slug LIKE $1 OR t.id = $2)
@@ -207,14 +210,11 @@ impl Directory {
                 &params,
             )
             .await?;
-        // The same filter counted; $9 and $10 are named so that both take the same parameters.
+        // The same filter counted (its eight parameters, without the page's two).
         let total: i64 = client
             .query_one(
-                &format!(
-                    "SELECT count(*) FROM directory.tenants t WHERE {TENANT_FILTER}
-                     AND $9::bigint > 0 AND $10::bigint >= 0"
-                ),
-                &params,
+                &format!("SELECT count(*) FROM directory.tenants t WHERE {TENANT_FILTER}"),
+                &params[..8],
             )
             .await?
             .get(0);
@@ -300,7 +300,8 @@ impl Directory {
             .collect())
     }
 
-    /// Records the outcome of a `verify` or `probe` run.
+    /// Records the outcome of a `verify` or `probe` run (keeping the newest
+    /// [`PROOF_RUNS_KEPT`] of its kind and service).
     pub async fn record_proof_run(
         &self,
         service: Option<&ServiceName>,
@@ -321,6 +322,17 @@ impl Directory {
                     &summary,
                     report,
                 ],
+            )
+            .await?;
+        // Only the latest are ever shown: the table keeps the newest few of each kind and
+        // service, not a report per click forever.
+        client
+            .execute(
+                "DELETE FROM directory.proof_runs r WHERE r.kind = $1 AND r.service IS NOT DISTINCT FROM $2
+                   AND r.id NOT IN (SELECT id FROM directory.proof_runs
+                                    WHERE kind = $1 AND service IS NOT DISTINCT FROM $2
+                                    ORDER BY ran_at DESC, id DESC LIMIT $3)",
+                &[&kind, &service.map(|s| s.as_str()), &PROOF_RUNS_KEPT],
             )
             .await?;
         Ok(())

@@ -319,3 +319,40 @@ async fn tenants_are_found_by_id_or_slug_and_suspended_and_resumed() {
     assert!("Not A Slug".parse::<TenantRef>().is_err());
     assert_eq!(dir.list_tenants().await.expect("list").len(), 1);
 }
+
+#[tokio::test]
+async fn proof_runs_keep_the_latest_of_each_kind_and_service_only() {
+    let (dir, _) = fresh_directory("proof_runs").await;
+    for i in 0..25 {
+        let summary = format!("run {i}");
+        dir.record_proof_run(
+            None,
+            "verify",
+            i % 2 == 0,
+            &summary,
+            &serde_json::json!({ "i": i }),
+        )
+        .await
+        .expect("record");
+    }
+    dir.record_proof_run(None, "probe", true, "one probe", &serde_json::json!({}))
+        .await
+        .expect("record");
+    let latest = dir.latest_proof_runs().await.expect("latest");
+    assert_eq!(latest.len(), 2, "{latest:?}");
+    let verify = latest.iter().find(|r| r.kind == "verify").expect("verify");
+    assert_eq!(verify.summary, "run 24");
+    let (c, conn) = tokio_postgres::connect(dir.dsn(), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let kept: i64 = c
+        .query_one(
+            "SELECT count(*) FROM directory.proof_runs WHERE kind = 'verify'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(kept, 20);
+}

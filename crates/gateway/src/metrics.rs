@@ -121,13 +121,7 @@ impl Metrics {
         if let Ok(c) = self.counters.lock() {
             for (name, labels) in c.iter() {
                 let _ = writeln!(out, "# TYPE {name} counter");
-                let key = if name.ends_with("refusals_total") {
-                    "rule"
-                } else if name.ends_with("errors_total") {
-                    "kind"
-                } else {
-                    "service"
-                };
+                let key = label_of(name);
                 for (label, v) in labels {
                     let _ = writeln!(out, "{name}{{{key}=\"{label}\"}} {v}");
                 }
@@ -168,6 +162,18 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// What a counter's label names: the guard rule of a refusal, the kind of an error, else
+/// the service.
+fn label_of(counter: &str) -> &'static str {
+    if counter.ends_with("refusals_total") {
+        "rule"
+    } else if counter.ends_with("errors_total") {
+        "kind"
+    } else {
+        "service"
     }
 }
 
@@ -218,12 +224,10 @@ impl Metrics {
         let (mut errors, mut refusals) = (BTreeMap::new(), BTreeMap::new());
         if let Ok(c) = self.counters.lock() {
             for (name, labels) in c.iter() {
-                let into = if name.ends_with("refusals_total") {
-                    &mut refusals
-                } else if name.ends_with("errors_total") {
-                    &mut errors
-                } else {
-                    continue;
+                let into = match label_of(name) {
+                    "rule" => &mut refusals,
+                    "kind" => &mut errors,
+                    _ => continue,
                 };
                 for (label, v) in labels {
                     *into.entry(label.clone()).or_insert(0) += v;

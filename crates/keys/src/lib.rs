@@ -64,17 +64,29 @@ impl MasterKey {
         Self(bytes)
     }
 
-    /// `BULKHEAD_MASTER_KEY`, else `secrets_dir/master.key` (created on first use).
-    pub fn load(secrets_dir: &Path) -> Result<Self, KeyError> {
+    /// `BULKHEAD_MASTER_KEY`, else `secrets_dir/master.key`; `None` when neither exists
+    /// (for processes that must use the installation's key and never make one).
+    pub fn load_existing(secrets_dir: &Path) -> Result<Option<Self>, KeyError> {
         if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
-            return Ok(Self(parse_hex_key(&text, MASTER_KEY_ENV)?));
+            return Ok(Some(Self(parse_hex_key(&text, MASTER_KEY_ENV)?)));
         }
         let path = secrets_dir.join("master.key");
         match std::fs::read_to_string(&path) {
-            Ok(text) => return Ok(Self(parse_hex_key(&text, &path.display().to_string())?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(format!("reading {}", path.display()))(e)),
+            Ok(text) => Ok(Some(Self(parse_hex_key(
+                &text,
+                &path.display().to_string(),
+            )?))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(format!("reading {}", path.display()))(e)),
         }
+    }
+
+    /// `BULKHEAD_MASTER_KEY`, else `secrets_dir/master.key` (created on first use).
+    pub fn load(secrets_dir: &Path) -> Result<Self, KeyError> {
+        if let Some(key) = Self::load_existing(secrets_dir)? {
+            return Ok(key);
+        }
+        let path = secrets_dir.join("master.key");
         let key: [u8; 32] = rand::random();
         std::fs::create_dir_all(secrets_dir)
             .map_err(io(format!("creating {}", secrets_dir.display())))?;

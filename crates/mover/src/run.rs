@@ -348,16 +348,13 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
         last: started,
     };
     ctx.dir.hold_placement(&m.service, &tenant, true).await?;
-    steps.mark("hold");
-    crate::fault::point("cutover:hold").await;
+    steps.mark("hold").await;
     let ended = cutover::drain(&ctx.source, &tenant, ctx.opts.drain_bound).await?;
-    steps.mark("drain");
-    crate::fault::point("cutover:drain").await;
+    steps.mark("drain").await;
     ctx.source.fence(true).await?;
     // A transaction that began between the drain and the fence can no longer write; end it.
     let ended = ended + cutover::drain(&ctx.source, &tenant, ctx.opts.drain_bound).await?;
-    steps.mark("fence");
-    crate::fault::point("cutover:fence").await;
+    steps.mark("fence").await;
     let upto = cutover::flushed_lsn(&ctx.source).await?;
     let mut applier = replay::Applier::new(
         &ctx.source,
@@ -368,8 +365,7 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
         tables,
     );
     while applier.step(Some(&upto)).await?.transactions > 0 {}
-    steps.mark("replay");
-    crate::fault::point("cutover:replay").await;
+    steps.mark("replay").await;
     if ctx.opts.halt_after == Some(MovePhase::Cutover) {
         // Crash tests: stop held and fenced, before the switch.
         return Err(MoveError::Halted(
@@ -390,12 +386,10 @@ async fn cut_over(ctx: &Ctx<'_>, m: &Move, tables: &[Table]) -> Result<(), MoveE
     if !differing.is_empty() {
         return Err(MoveError::Parity(differing.join("; ")));
     }
-    steps.mark("parity");
-    crate::fault::point("cutover:parity").await;
+    steps.mark("parity").await;
     let carried = sequences::carry(&ctx.source, &ctx.target, tables, &tenant).await?;
     ctx.target.fence(false).await?;
-    steps.mark("sequences");
-    crate::fault::point("cutover:sequences").await;
+    steps.mark("sequences").await;
     let record = PlaceRecord {
         mode: ctx.target.place.mode,
         cluster: ctx.target.cluster.name.clone(),
@@ -429,10 +423,12 @@ struct Steps {
 }
 
 impl Steps {
-    fn mark(&mut self, step: &'static str) {
+    /// Records `step` as done (and is the fault point `cutover:<step>`, see `fault`).
+    async fn mark(&mut self, step: &'static str) {
         self.done
             .push((step, self.last.elapsed().as_millis() as u64));
         self.last = Instant::now();
+        crate::fault::point(&format!("cutover:{step}")).await;
     }
 }
 

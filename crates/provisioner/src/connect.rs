@@ -28,6 +28,10 @@ static IDLE: Mutex<Option<HashMap<String, Vec<Client>>>> = Mutex::new(None);
 pub struct AdminConn {
     client: Option<Client>,
     key: String,
+    /// False for a template database: `CREATE DATABASE ... TEMPLATE` needs it to have no
+    /// session at all, so an idle connection kept here would fail every database tenant's
+    /// creation (55006) for as long as this process lives. Found by bench/fleet.sh.
+    reusable: bool,
 }
 
 impl AdminConn {
@@ -39,10 +43,7 @@ impl AdminConn {
         if client.is_closed() {
             return;
         }
-        // A template must have no session at all for `CREATE DATABASE ... TEMPLATE`: an idle
-        // connection kept here would fail every database tenant's creation (55006) for as
-        // long as this process lives. Found by bench/fleet.sh.
-        if self.key.ends_with("_tmpl") {
+        if !self.reusable {
             return;
         }
         if let Ok(mut idle) = IDLE.lock() {
@@ -91,6 +92,7 @@ pub async fn admin_connect(cluster: &Cluster, database: &str) -> Result<AdminCon
                     return Ok(AdminConn {
                         client: Some(client),
                         key,
+                        reusable: true,
                     });
                 }
             }
@@ -100,6 +102,7 @@ pub async fn admin_connect(cluster: &Cluster, database: &str) -> Result<AdminCon
     Ok(AdminConn {
         client: Some(client),
         key,
+        reusable: !crate::naming::is_template_database(database),
     })
 }
 

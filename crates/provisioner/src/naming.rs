@@ -150,6 +150,11 @@ pub fn template_database(service: &ServiceName) -> String {
     format!("bh_{service}_tmpl")
 }
 
+/// True when `database` is named like a service's template ([`template_database`]).
+pub fn is_template_database(database: &str) -> bool {
+    database.starts_with("bh_") && database.ends_with("_tmpl")
+}
+
 /// The group role holding table privileges for the shared tenants of a service.
 pub fn runtime_group(service: &ServiceName) -> String {
     format!("bh_{service}_rt")

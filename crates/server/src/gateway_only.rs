@@ -46,15 +46,15 @@ pub async fn gateway(
             format!("the directory is at schema version {version}, newer than this gateway knows ({SCHEMA_VERSION}): upgrade this gateway")
         }));
     }
-    let key_file = opts.secrets_dir.join("master.key");
-    if std::env::var_os("BULKHEAD_MASTER_KEY").is_none() && !key_file.is_file() {
-        return Err(ServerError::Gateway(format!(
-            "no master key at {}: a gateway records in the installation's audit log and needs its key; copy the data folder's secrets/master.key there or set BULKHEAD_MASTER_KEY",
-            key_file.display()
-        )));
-    }
-    let master = bulkhead_keys::MasterKey::load(&opts.secrets_dir)
-        .map_err(|e| ServerError::Gateway(format!("loading the master key: {e}")))?;
+    let master = bulkhead_keys::MasterKey::load_existing(&opts.secrets_dir)
+        .map_err(|e| ServerError::Gateway(format!("loading the master key: {e}")))?
+        .ok_or_else(|| {
+            ServerError::Gateway(format!(
+                "no master key at {}: a gateway records in the installation's audit log and needs its key; copy the data folder's secrets/master.key there or set {}",
+                opts.secrets_dir.join("master.key").display(),
+                bulkhead_keys::MASTER_KEY_ENV
+            ))
+        })?;
     let audit = bulkhead_audit::AuditLog::new(directory.clone(), master);
     let audit_writer = audit.writer();
     let settings = crate::run::gateway_settings(&opts.config, audit_writer.clone())?;

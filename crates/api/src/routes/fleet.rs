@@ -42,7 +42,7 @@ pub(crate) async fn fleet(State(s): State<ApiState>) -> Result<Json<Fleet>, ApiE
     let clusters = s.directory.list_clusters().await?;
     let mut counts = s.directory.placement_counts().await?;
     // Every cluster is asked at once; one that does not answer costs its timeout, once.
-    let probes = futures_probe(&clusters).await;
+    let probes = probe_all(&clusters).await;
     let clusters = clusters
         .into_iter()
         .zip(probes)
@@ -64,7 +64,8 @@ pub(crate) async fn fleet(State(s): State<ApiState>) -> Result<Json<Fleet>, ApiE
     }))
 }
 
-async fn futures_probe(clusters: &[bulkhead_directory::Cluster]) -> Vec<Result<(), String>> {
+/// Whether each cluster answers (and still suits Bulkhead), all asked at once.
+async fn probe_all(clusters: &[bulkhead_directory::Cluster]) -> Vec<Result<(), String>> {
     let tasks: Vec<_> = clusters
         .iter()
         .map(|c| {
