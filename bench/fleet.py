@@ -53,6 +53,7 @@ def api(method, path, body=None):
 
 
 latency = {"shared": [], "schema": [], "database": []}
+MODES = ("shared", "schema", "database")
 
 
 def create(n):
@@ -87,10 +88,10 @@ def pg(sql, db="postgres"):
 
 
 def backends():
-    return pg("SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'bh\\_gw\\_%'")[0][0]
+    return pg("SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'bh\\_gw\\_%' OR usename LIKE 'bh\\_gwd\\_%'")[0][0]
 
 
-def tps(total):
+def tps(total, pick="all"):
     peak = [0]
     stop = threading.Event()
 
@@ -100,7 +101,7 @@ def tps(total):
             time.sleep(0.2)
     s = threading.Thread(target=sample)
     s.start()
-    out = subprocess.run([a.load, "gateway", a.gateway, str(a.clients), str(a.seconds), str(total), "0", "0", str(ROWS)],
+    out = subprocess.run([a.load, "gateway", a.gateway, str(a.clients), str(a.seconds), str(total), "0", "0", str(ROWS), pick],
                          capture_output=True, text=True, check=True)
     stop.set()
     s.join()
@@ -141,8 +142,11 @@ def cold_logins(ns):
 
 def verify():
     t = time.monotonic()
-    subprocess.run([a.bin, "verify", "fleet"], capture_output=True, text=True)
-    return time.monotonic() - t
+    out = subprocess.run([a.bin, "verify", "fleet"], capture_output=True, text=True)
+    took = time.monotonic() - t
+    if out.returncode != 0:
+        raise SystemExit(f"verify failed after {took:.1f} s: {out.stdout[-2000:]} {out.stderr[-2000:]}")
+    return took
 
 
 def idle_clients(n):
@@ -161,6 +165,9 @@ def facts(total):
     say(f"measuring at {total} tenants")
     r = {}
     r["tps"], r["peak_backends"] = tps(total)
+    for pick in MODES:
+        r[f"tps_{pick}"], peak = tps(total, pick)
+        r["peak_backends"] = max(r["peak_backends"], peak)
     r["rss"] = rss_mib(a.up_pid)
     r["pg_class"] = pg("SELECT count(*) FROM pg_class", "bh_fleet")[0][0]
     r["pg_class_bytes"] = pg("SELECT pg_total_relation_size('pg_class')", "bh_fleet")[0][0]
@@ -193,6 +200,8 @@ def row(name, k, fmt="{:.1f}"):
     x, y = small[k], large[k]
     print(f"| {name} | {fmt.format(x)} | {fmt.format(y)} | {y / x if x else 0:.2f} |")
 row(f"tenant-routed TPS ({a.clients} clients, a tenant at random)", "tps", "{:,}")
+for pick in MODES:
+    row(f"tenant-routed TPS, {pick} tenants only", f"tps_{pick}", "{:,}")
 row("peak backend connections of the gateway during it", "peak_backends", "{}")
 row("bulkhead up RSS after it (MiB)", "rss")
 row("pg_class rows in the service database", "pg_class", "{:,}")

@@ -6,6 +6,7 @@
 # a cold tenant's login and first transaction, verify over the service, and the backend
 # connections the gateway opened. Prints markdown tables.
 #   bench/fleet.sh [--tenants N (15100)] [--first N (1000): the smaller fleet] [--seconds S per TPS run (10)] [--clients C (16)]
+#                  [--pool N: the gateway's connections per cluster (default: the gateway's default, 20)]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 TENANTS=15100 FIRST=1000 SECONDS_PER_RUN=10 CLIENTS=16
@@ -15,10 +16,16 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
     --clients) CLIENTS=$2; shift 2 ;;
     --first) FIRST=$2; shift 2 ;;
+    --pool) POOL=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+if [ -n "${POOL:-}" ]; then
+  UP_CONFIG=$(mktemp /tmp/bulkhead-fleet-config-XXXXXX.toml)
+  printf '[gateway]\npool_size = %s\n' "$POOL" > "$UP_CONFIG"
+fi
 . "$root/bench/lib.sh"
+[ -n "${POOL:-}" ] && trap 'cleanup; rm -f "$UP_CONFIG"' EXIT
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p bulkhead-gateway --bench routed_load
 LOAD=$(ls -t "$root"/target/release/deps/routed_load-* | grep -v '\.d$' | head -1)
 "$B" service create fleet --mode shared --migrations "$root/bench/fixtures/routed" >/dev/null

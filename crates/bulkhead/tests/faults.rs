@@ -100,12 +100,13 @@ async fn superuser(up: &Up) -> tokio_postgres::Client {
     c
 }
 
-/// Backends of gateways' logins (all gateways log in as the installation's gateway role).
+/// Backends of gateways' logins (all gateways log in as the installation's gateway roles:
+/// `bh_gw_…` to pool databases, `bh_gwd_…` to tenant databases).
 async fn gateway_backends(pg: &tokio_postgres::Client) -> (i64, i64) {
     let r = pg
         .query_one(
             "SELECT count(*), count(*) FILTER (WHERE state LIKE 'idle in transaction%' OR state = 'active')
-               FROM pg_stat_activity WHERE usename LIKE 'bh\\_gw\\_%'",
+               FROM pg_stat_activity WHERE usename LIKE 'bh\\_gw\\_%' OR usename LIKE 'bh\\_gwd\\_%'",
             &[],
         )
         .await

@@ -34,7 +34,7 @@ pub use fleet::{
     ClusterCounts, KeyInfo, MoveSummary, PlaceSummary, ProofRun, TenantPage, TenantQuery,
     TenantSummary,
 };
-pub use gateway_auth::{IssuedKey, RouteFacts, RoutePlacement, ServiceAuth};
+pub use gateway_auth::{database_login_of, IssuedKey, RouteFacts, RoutePlacement, ServiceAuth};
 pub use installation::{NamingScheme, NamingSecret};
 pub use migrations::{MigrationFile, RegisterReport, StoredMigration};
 pub use moves::{Move, MovePhase, NewMove, PlaceRecord};

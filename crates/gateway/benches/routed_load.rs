@@ -14,7 +14,12 @@
 //! Every statement is its own simple-protocol query, like `pgbench -M simple`. Prints the
 //! transactions per second (an integer), and errors on standard error.
 //!
-//! `cargo bench -p bulkhead-gateway --bench routed_load -- TARGET DSN CLIENTS SECONDS TOTAL SHARED SCHEMA ROWS`
+//! `cargo bench -p bulkhead-gateway --bench routed_load -- TARGET DSN CLIENTS SECONDS TOTAL SHARED SCHEMA ROWS [PICK]`
+//!
+//! PICK (optional, `bench/fleet.sh`'s numbering: tenant n is a database tenant when n is a
+//! multiple of 151, else a schema tenant when a multiple of 3, else shared) limits the random
+//! tenants to one mode: `shared`, `schema` or `database`, or to `pooled` (shared or schema);
+//! `all` (the default) picks any.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +36,41 @@ struct Shape {
     shared: u32,
     schema: u32,
     rows: u32,
+    pick: Pick,
+}
+
+/// Which tenants a client picks from (see the module's PICK).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    All,
+    Pooled,
+    Shared,
+    Schema,
+    Database,
+}
+
+impl Pick {
+    fn parse(s: &str) -> Option<Pick> {
+        Some(match s {
+            "all" => Pick::All,
+            "pooled" => Pick::Pooled,
+            "shared" => Pick::Shared,
+            "schema" => Pick::Schema,
+            "database" => Pick::Database,
+            _ => return None,
+        })
+    }
+
+    /// The fleet numbering's mode of tenant `n`.
+    fn of(n: u32) -> Pick {
+        if n % 151 == 0 {
+            Pick::Database
+        } else if n % 3 == 0 {
+            Pick::Schema
+        } else {
+            Pick::Shared
+        }
+    }
 }
 
 /// The hand-built tenancy's tenant id for tenant `n` (the same in `bench/routed.sh`).
@@ -96,6 +136,14 @@ async fn client_loop(
     let mut rng = StdRng::from_os_rng();
     while Instant::now() < until {
         let n = rng.random_range(1..=shape.total);
+        let wanted = match shape.pick {
+            Pick::All => true,
+            Pick::Pooled => Pick::of(n) != Pick::Database,
+            one => Pick::of(n) == one,
+        };
+        if !wanted {
+            continue;
+        }
         let k = rng.random_range(1..=shape.rows);
         let (db, statements) = plan(&target, shape, n, k);
         if !conns.contains_key(&db) {
@@ -144,8 +192,10 @@ fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    if args.len() != 8 {
-        eprintln!("usage: routed_load gateway|hand DSN CLIENTS SECONDS TOTAL SHARED SCHEMA ROWS");
+    if args.len() != 8 && args.len() != 9 {
+        eprintln!(
+            "usage: routed_load gateway|hand DSN CLIENTS SECONDS TOTAL SHARED SCHEMA ROWS [all|pooled|shared|schema|database]"
+        );
         std::process::exit(2);
     }
     let num = |i: usize| -> u32 {
@@ -161,6 +211,17 @@ fn main() {
         shared: num(5),
         schema: num(6),
         rows: num(7),
+        pick: match args.get(8).map(|s| Pick::parse(s)) {
+            None => Pick::All,
+            Some(Some(p)) => p,
+            Some(None) => {
+                eprintln!(
+                    "PICK must be all, pooled, shared, schema or database, not {}",
+                    args[8]
+                );
+                std::process::exit(2)
+            }
+        },
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

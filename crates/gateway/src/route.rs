@@ -251,7 +251,12 @@ fn of_placement(
         target: Arc::new(BackendTarget {
             host,
             port,
-            user: gateway_role.to_string(),
+            // A database tenant's database is reached by the gateway's second login (see
+            // `bulkhead_directory::database_login_of`); the same password.
+            user: match placement.mode {
+                Mode::Database => bulkhead_directory::database_login_of(gateway_role),
+                Mode::Shared | Mode::Schema => gateway_role.to_string(),
+            },
             password,
             database: placement.database.clone(),
         }),

@@ -1,9 +1,13 @@
-//! Preparing a cluster for the gateway: a login role (`bh_gw_<installation>`, see
-//! `Directory::gateway_role`) that is no superuser, has no BYPASSRLS and inherits nothing
-//! (NOINHERIT), so on its own it can read no tenant data; it is a member of the runtime role
-//! of every tenant of this installation, which it switches to per transaction with
-//! `SET LOCAL ROLE`. Its password lives in the directory and reaches PostgreSQL only as a
-//! SCRAM verifier.
+//! Preparing a cluster for the gateway: two login roles that are no superuser, have no
+//! BYPASSRLS and inherit nothing (NOINHERIT), so on their own they can read no tenant data.
+//! `bh_gw_<installation>` (see `Directory::gateway_role`) reaches the service pool databases:
+//! it is a member of each schema tenant's runtime role and of each service's runtime group
+//! (shared tenants run as the group, under a signed context), which it switches to per
+//! transaction with `SET ROLE`. `bh_gwd_<installation>` (`Directory::gateway_database_role`)
+//! reaches database tenants' databases and is a member of those tenants' roles only. Two, so
+//! that neither's membership grows with the whole fleet (see
+//! `bulkhead_directory::database_login_of`). Their password (one, in the directory) reaches
+//! PostgreSQL only as SCRAM verifiers.
 //!
 //! Beside it, the catalog role (`bh_cat_<installation>`, see `Directory::catalog_role`): no
 //! login, no privilege on anything, bound to no tenant. A service login's tenant-free
@@ -32,41 +36,50 @@ pub(crate) fn ensure_gateway_role(role: &str) -> String {
     )
 }
 
-/// Creates or refreshes the gateway role on `cluster` and records its password.
+/// Creates or refreshes the gateway's logins on `cluster` and records their password; grants
+/// each tenant's role to the login that reaches its place and revokes it from the other
+/// (an installation from before the split, or a tenant that moved, held more).
 pub async fn prepare_cluster(dir: &Directory, cluster: &Cluster) -> Result<(), ProvisionError> {
     let password = match dir.gateway_password(&cluster.name).await? {
         Some(p) => p,
         None => Alphanumeric.sample_string(&mut rand::rng(), 32),
     };
-    let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
     let role = dir.gateway_role().await?;
-    let gw = crate::naming::ident(&role);
+    let database_role = bulkhead_directory::database_login_of(&role);
+    let (gw, gwd) = (
+        crate::naming::ident(&role),
+        crate::naming::ident(&database_role),
+    );
     let catalog = dir.catalog_role().await?;
     let admin = admin_connect(cluster, "postgres").await?;
-    // The verifier is our own base64 and `$:=` text: no quote can occur in it.
+    let login = "LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS";
+    // The verifiers are our own base64 and `$:=` text: no quote can occur in them.
     let mut sql = format!(
         "{}
-         ALTER ROLE {gw} WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '{verifier}';
+         ALTER ROLE {gw} WITH {login} PASSWORD '{}';
+         {}
+         ALTER ROLE {gwd} WITH {login} PASSWORD '{}';
          {}
          ALTER ROLE {cat} WITH NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
          GRANT {cat} TO {gw};",
         ensure_gateway_role(&role),
+        postgres_protocol::password::scram_sha_256(password.as_bytes()),
+        ensure_gateway_role(&database_role),
+        postgres_protocol::password::scram_sha_256(password.as_bytes()),
         ensure_gateway_role(&catalog),
         cat = crate::naming::ident(&catalog),
     );
-    // Only this installation's tenants and databases on this cluster.
-    for p in dir.placements_on(&cluster.name).await? {
-        sql.push_str(&format!("GRANT {} TO {gw};", crate::naming::ident(&p.role)));
-        sql.push_str(&format!(
-            "GRANT CONNECT ON DATABASE {} TO {gw};",
-            crate::naming::ident(&p.database)
-        ));
-    }
+    sql.push_str(&membership_sql(
+        &dir.placements_on(&cluster.name).await?,
+        &gw,
+        &gwd,
+    ));
     for d in dir.service_databases_on(&cluster.name).await? {
         if d.kind == bulkhead_directory::ServiceDatabaseKind::Pool {
             sql.push_str(&format!(
-                "GRANT CONNECT ON DATABASE {} TO {gw};",
-                crate::naming::ident(&d.database)
+                "GRANT CONNECT ON DATABASE {} TO {gw}; GRANT {} TO {gw};",
+                crate::naming::ident(&d.database),
+                crate::naming::ident(&crate::naming::runtime_group(&d.service)),
             ));
         }
     }
@@ -80,6 +93,43 @@ pub async fn prepare_cluster(dir: &Directory, cluster: &Cluster) -> Result<(), P
     admin.release();
     dir.set_gateway_password(&cluster.name, &password).await?;
     Ok(())
+}
+
+/// The grants (and revocations) that give each login exactly the tenant roles it switches to:
+/// `gw` those of tenants with a schema place, `gwd` those with a database place (with CONNECT
+/// on the database), neither a role only shared places use. A tenant in the middle of a move
+/// has two places with one role: it keeps what either needs.
+fn membership_sql(placements: &[bulkhead_directory::Placement], gw: &str, gwd: &str) -> String {
+    use std::collections::BTreeMap;
+    let mut needs: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+    let mut sql = String::new();
+    for p in placements {
+        let need = needs.entry(p.role.as_str()).or_default();
+        match p.mode {
+            bulkhead_model::Mode::Shared => {}
+            bulkhead_model::Mode::Schema => need.0 = true,
+            bulkhead_model::Mode::Database => {
+                need.1 = true;
+                let d = crate::naming::ident(&p.database);
+                sql.push_str(&format!(
+                    "GRANT CONNECT ON DATABASE {d} TO {gwd}; REVOKE CONNECT ON DATABASE {d} FROM {gw};"
+                ));
+            }
+        }
+    }
+    for (role, (to_gw, to_gwd)) in needs {
+        let r = crate::naming::ident(role);
+        for (login, wanted) in [(gw, to_gw), (gwd, to_gwd)] {
+            // A membership is one the cluster-wide catalogs hold; REVOKE of one that is not
+            // held is only a warning.
+            sql.push_str(&if wanted {
+                format!("GRANT {r} TO {login};")
+            } else {
+                format!("REVOKE {r} FROM {login};")
+            });
+        }
+    }
+    sql
 }
 
 /// Registers a cluster (checking it) and prepares it for the gateway.

@@ -123,18 +123,29 @@ pub async fn create_place(
     gateway: &str,
 ) -> Result<(), ProvisionError> {
     let gw = ident(gateway);
+    let database_login = bulkhead_directory::database_login_of(gateway);
+    let gwd = ident(&database_login);
     let admin = admin_connect(cluster, "postgres").await?;
     let (r, g) = (ident(&place.role), ident(&place.group));
     create_role(&admin, &place.role, "creating the tenant's runtime role").await?;
-    admin
-        .batch_execute(&format!(
-            "{} GRANT {r} TO {gw};",
-            ensure_gateway_role(gateway)
-        ))
-        .await
-        .map_err(ProvisionError::sql(
-            "granting the tenant's role to the gateway",
-        ))?;
+    // The login that reaches this place switches to the role (see `cluster_prep`); a shared
+    // tenant's transactions run as its group, so no login needs its role.
+    let login = match place.mode {
+        Mode::Shared => None,
+        Mode::Schema => Some((gateway, &gw)),
+        Mode::Database => Some((database_login.as_str(), &gwd)),
+    };
+    if let Some((name, login)) = login {
+        admin
+            .batch_execute(&format!(
+                "{} GRANT {r} TO {login};",
+                ensure_gateway_role(name)
+            ))
+            .await
+            .map_err(ProvisionError::sql(
+                "granting the tenant's role to the gateway",
+            ))?;
+    }
     match place.mode {
         Mode::Shared => {
             // The gateway runs shared tenants' transactions as the group itself, with a
@@ -176,7 +187,7 @@ pub async fn create_place(
             copy_template(&admin, &template_database(&service.name), &place.database).await?;
             admin
                 .batch_execute(&format!(
-                    "REVOKE ALL ON DATABASE {d} FROM PUBLIC; GRANT CONNECT ON DATABASE {d} TO {r}, {gw};",
+                    "REVOKE ALL ON DATABASE {d} FROM PUBLIC; GRANT CONNECT ON DATABASE {d} TO {r}, {gwd};",
                     d = ident(&place.database)
                 ))
                 .await

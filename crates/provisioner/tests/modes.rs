@@ -302,3 +302,67 @@ async fn tenants_created_concurrently_in_every_mode_all_succeed() {
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// The roles of `login` in the cluster, by membership.
+async fn memberships(login: &str) -> Vec<String> {
+    let c = connect("postgres").await;
+    c.query(
+        "SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+          JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1",
+        &[&login],
+    )
+    .await
+    .expect("memberships")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[tokio::test]
+async fn each_gateway_login_holds_only_the_roles_it_switches_to() {
+    // PostgreSQL 15 builds a session user's whole membership list on its first SET ROLE, in
+    // time growing with the square of its length: the pool login holds schema tenants'
+    // roles, the database login database tenants', and neither a shared tenant's (those run
+    // as their group). `prepare_cluster` brings an older installation's grants to that.
+    let dir = directory("modes_logins").await;
+    service(&dir, "shop_logins", Mode::Shared, vec![]).await;
+    let (_, shared) = tenant(&dir, "sh", "shop_logins", Mode::Shared).await;
+    let (_, schema) = tenant(&dir, "sc", "shop_logins", Mode::Schema).await;
+    let (_, database) = tenant(&dir, "db", "shop_logins", Mode::Database).await;
+    let gw = dir.gateway_role().await.expect("gateway role");
+    let gwd = dir.gateway_database_role().await.expect("database role");
+    assert_eq!(gwd, bulkhead_directory::database_login_of(&gw));
+    let check = |pool: Vec<String>, db: Vec<String>| {
+        assert!(pool.contains(&schema.role), "{pool:?}");
+        assert!(!pool.contains(&shared.role), "{pool:?}");
+        assert!(!pool.contains(&database.role), "{pool:?}");
+        assert_eq!(db, vec![database.role.clone()]);
+    };
+    check(memberships(&gw).await, memberships(&gwd).await);
+    // An installation from before the split: every tenant's role granted to the pool login.
+    let admin = connect("postgres").await;
+    admin
+        .batch_execute(&format!(
+            "GRANT \"{}\" TO \"{gw}\"; GRANT \"{}\" TO \"{gw}\"; GRANT CONNECT ON DATABASE \"{}\" TO \"{gw}\"",
+            shared.role, database.role, database.database
+        ))
+        .await
+        .expect("old grants");
+    let cluster = dir.cluster(&shared.cluster).await.expect("cluster");
+    bulkhead_provisioner::prepare_cluster(&dir, &cluster)
+        .await
+        .expect("prepare");
+    check(memberships(&gw).await, memberships(&gwd).await);
+    let connect_rights = admin
+        .query_one(
+            "SELECT has_database_privilege($1, $3, 'CONNECT'), has_database_privilege($2, $3, 'CONNECT')",
+            &[&gw, &gwd, &database.database],
+        )
+        .await
+        .expect("connect rights");
+    assert!(
+        !connect_rights.get::<_, bool>(0),
+        "the pool login keeps CONNECT on a tenant database"
+    );
+    assert!(connect_rights.get::<_, bool>(1));
+}

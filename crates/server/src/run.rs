@@ -116,6 +116,7 @@ async fn serve(
         .await?;
         clusters.push(registered.name.to_string());
     }
+    prepare_other_clusters(&directory, &clusters).await;
     upgrade_names(&directory).await;
     warn_of_id_shaped_slugs(&directory).await;
 
@@ -508,6 +509,28 @@ async fn warn_of_id_shaped_slugs(directory: &Directory) {
 
 /// Moves a mover left under way (it stopped) or kept sources awaiting finalize: named at
 /// startup with what to run, since a held tenant waits for its mover.
+/// Prepares for the gateway the clusters registered through the API or CLI (those of the
+/// configuration were just upserted): their gateway logins and memberships follow this
+/// version's rules (see `bulkhead_provisioner::prepare_cluster`). One that cannot be reached
+/// is named in a warning and served as it is.
+async fn prepare_other_clusters(directory: &Directory, prepared: &[String]) {
+    let all = match directory.list_clusters().await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the clusters to prepare them for the gateway");
+            return;
+        }
+    };
+    for c in all
+        .iter()
+        .filter(|c| !prepared.contains(&c.name.to_string()))
+    {
+        if let Err(e) = bulkhead_provisioner::prepare_cluster(directory, c).await {
+            tracing::warn!(cluster = %c.name, error = %e, "could not prepare the cluster for the gateway");
+        }
+    }
+}
+
 async fn warn_of_unfinished_moves(directory: &Directory) {
     let Ok(moves) = directory.unfinished_moves().await else {
         return;

@@ -18,6 +18,8 @@ pub(crate) struct KnownTenants {
     ids: HashSet<String>,
     /// (cluster, database) → the runtime roles of the places there, with their tenant.
     bindings: HashMap<(String, String), Vec<(String, TenantId)>>,
+    /// (cluster, database, role) of every entry of `bindings`: one entry per role.
+    bound: HashSet<(String, String, String)>,
 }
 
 impl KnownTenants {
@@ -69,12 +71,15 @@ impl KnownTenants {
         if !bound {
             return;
         }
-        let here = self
-            .bindings
-            .entry((cluster.to_string(), place.database.clone()))
-            .or_default();
-        if !here.iter().any(|(r, _)| *r == place.role) {
-            here.push((place.role.clone(), t));
+        let key = (cluster.to_string(), place.database.clone());
+        if self
+            .bound
+            .insert((key.0.clone(), key.1.clone(), place.role.clone()))
+        {
+            self.bindings
+                .entry(key)
+                .or_default()
+                .push((place.role.clone(), t));
         }
     }
 

@@ -71,13 +71,12 @@ pub(crate) async fn database_names(
         return Ok(());
     }
     let roles: Vec<&str> = expected.iter().map(|(r, _)| r.as_str()).collect();
-    let found = client.query(BINDINGS, &[&roles]).await?;
+    let rows = client.query(BINDINGS, &[&roles]).await?;
+    let found: std::collections::HashMap<&str, Option<uuid::Uuid>> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     report.looked_at(Check::RoleBindings, expected.len());
     for (role, tenant) in expected {
-        let bound = found
-            .iter()
-            .find(|r| r.get::<_, &str>(0) == role)
-            .map(|r| r.get::<_, Option<uuid::Uuid>>(1));
+        let bound = found.get(role.as_str()).copied();
         let wrong = match bound {
             None => Some("the role does not exist".to_string()),
             Some(None) => Some("the role is bound to no tenant here, so bulkhead.current_tenant() refuses it: `bulkhead up` binds every tenant role".to_string()),

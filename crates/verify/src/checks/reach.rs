@@ -8,13 +8,37 @@ use tokio_postgres::Client;
 use crate::report::{Check, Level};
 use crate::{Report, Scope};
 
+/// Tenant roles that can CREATE in `public`, `ref`, `bulkhead` or their own schema. Only
+/// roles that hold CREATE's grant, own the schema or the database, or are members of such
+/// roles (`holders`, by membership, inherited or not) are asked `has_schema_privilege`:
+/// asking every role of a 15,000-role cluster took 1.4 s in each database. Tenant schemas
+/// are joined by name, not with an OR beside the three: that was a nested loop over every
+/// role and every schema.
 const CREATE: &str = "
+WITH RECURSIVE seeds(nsp, role) AS (
+    SELECT n.oid, a.grantee
+      FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+     WHERE n.nspname IN ('public', 'ref', 'bulkhead') AND a.privilege_type = 'CREATE'
+    UNION SELECT n.oid, n.nspowner FROM pg_namespace n WHERE n.nspname IN ('public', 'ref', 'bulkhead')
+    UNION SELECT n.oid, d.datdba FROM pg_namespace n, pg_database d
+     WHERE n.nspname IN ('public', 'ref', 'bulkhead') AND d.datname = current_database()
+), holders(nsp, role) AS (
+    SELECT nsp, role FROM seeds
+    UNION SELECT h.nsp, m.member FROM holders h JOIN pg_auth_members m ON m.roleid = h.role
+), candidates(nsp, role) AS (
+    SELECT nsp, role FROM holders WHERE role <> 0
+    UNION SELECT h.nsp, r.oid FROM holders h CROSS JOIN pg_roles r WHERE h.role = 0
+)
+SELECT r.rolname, n.nspname
+  FROM candidates c
+  JOIN pg_namespace n ON n.oid = c.nsp
+  JOIN pg_roles r ON r.oid = c.role
+ WHERE r.rolname LIKE 'bh\\_t\\_%' AND has_schema_privilege(r.oid, n.oid, 'CREATE')
+UNION ALL
 SELECT r.rolname, n.nspname
   FROM pg_roles r
-  CROSS JOIN pg_namespace n
- WHERE r.rolname LIKE 'bh\\_t\\_%'
-   AND (n.nspname IN ('public', 'ref', 'bulkhead') OR n.nspname = 't_' || substr(r.rolname, 6, 32))
-   AND has_schema_privilege(r.oid, n.oid, 'CREATE')";
+  JOIN pg_namespace n ON n.nspname = 't_' || substr(r.rolname, 6, 32)
+ WHERE r.rolname LIKE 'bh\\_t\\_%' AND has_schema_privilege(r.oid, n.oid, 'CREATE')";
 
 const TENANT_ROLES: &str = "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'bh\\_t\\_%'";
 
@@ -66,14 +90,25 @@ SELECT c.relrowsecurity AS rls,
 
 /// Roles other than superusers and the key table's owner holding any privilege on it, by
 /// grant or by membership (of `pg_read_all_data` too; the predefined roles themselves are not
-/// listed, their members are). A database made before signed contexts has no such table.
+/// listed, their members are). Only the roles its grants, its owner and those predefined
+/// roles reach by membership (`holders`) are asked `has_table_privilege`, every role when
+/// PUBLIC holds a privilege: asking all 15,000 of a cluster took 5 s in each database. A
+/// database made before signed contexts has no such table.
 const KEY_READERS: &str = "
+WITH RECURSIVE k AS (
+    SELECT c.oid, c.relowner, c.relacl
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'bulkhead'
+     WHERE c.relname = 'context_key' AND c.relkind = 'r'
+), holders(role) AS (
+    SELECT a.grantee FROM k, aclexplode(coalesce(k.relacl, acldefault('r', k.relowner))) a
+    UNION SELECT k.relowner FROM k
+    UNION SELECT oid FROM pg_roles WHERE rolname IN ('pg_read_all_data', 'pg_write_all_data')
+    UNION SELECT m.member FROM holders h JOIN pg_auth_members m ON m.roleid = h.role
+)
 SELECT r.rolname,
        has_table_privilege(r.oid, k.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') AS writes
-  FROM pg_class k
-  JOIN pg_namespace n ON n.oid = k.relnamespace AND n.nspname = 'bulkhead'
-  CROSS JOIN pg_roles r
- WHERE k.relname = 'context_key' AND k.relkind = 'r'
+  FROM k CROSS JOIN pg_roles r
+ WHERE (r.oid IN (SELECT role FROM holders) OR EXISTS (SELECT 1 FROM holders WHERE role = 0))
    AND NOT r.rolsuper AND r.oid <> k.relowner AND r.rolname NOT LIKE 'pg\\_%'
    AND has_table_privilege(r.oid, k.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')";
 
