@@ -68,10 +68,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "proof_runs",
         sql: include_str!("../migrations/V11__proof_runs.sql"),
     },
+    Migration {
+        version: 12,
+        name: "gateway_batches",
+        sql: include_str!("../migrations/V12__gateway_batches.sql"),
+    },
 ];
 
 /// The newest directory schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 11;
+pub const SCHEMA_VERSION: i32 = 12;
 
 /// What [`Directory::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

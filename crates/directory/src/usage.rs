@@ -97,18 +97,66 @@ impl Directory {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
-    /// Removes the gateway's usage events older than `before`: their keys only guard
-    /// against a retried flush, which happens within seconds; the rollups keep the counts.
+    /// Records a gateway flush: adds each (tenant, metric, quantity) of `rows` to the hour of
+    /// `at`, unless a batch named `key` was recorded before (a flush retried after a crash or
+    /// a lost COMMIT reply), in one statement. Returns how many rollups it added to (0 for a
+    /// batch already recorded).
+    pub async fn record_gateway_batch(
+        &self,
+        key: &str,
+        at: DateTime<Utc>,
+        rows: &[(TenantId, &str, i64)],
+    ) -> Result<u64, DirectoryError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let tenants: Vec<uuid::Uuid> = rows.iter().map(|r| r.0.as_uuid()).collect();
+        let metrics: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        let quantities: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "WITH claimed AS (
+                     INSERT INTO metering.gateway_batches (batch_key, at) VALUES ($1, $2)
+                     ON CONFLICT (batch_key) DO NOTHING
+                     RETURNING 1
+                 ), rolled AS (
+                     INSERT INTO metering.usage_hourly AS h (tenant_id, metric, hour, quantity)
+                     SELECT t, m, date_trunc('hour', $2::timestamptz, 'UTC'), sum(q)::bigint
+                       FROM unnest($3::uuid[], $4::text[], $5::bigint[]) AS u(t, m, q)
+                      WHERE EXISTS (SELECT 1 FROM claimed)
+                      GROUP BY 1, 2, 3
+                     ON CONFLICT (tenant_id, metric, hour) DO UPDATE SET quantity = h.quantity + excluded.quantity
+                     RETURNING 1
+                 )
+                 SELECT count(*) FROM rolled",
+                &[&key, &at, &tenants, &metrics, &quantities],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    /// Removes the gateway's batch keys (and events of older versions) older than `before`:
+    /// they only guard against a retried flush, which happens within seconds; the rollups
+    /// keep the counts.
     /// Applications' events are kept (their keys deduplicate retries for as long as they
     /// exist). Returns how many were removed.
     pub async fn prune_gateway_usage(&self, before: DateTime<Utc>) -> Result<u64, DirectoryError> {
         let client = self.client().await?;
-        Ok(client
+        let batches = client
+            .execute(
+                "DELETE FROM metering.gateway_batches WHERE at < $1",
+                &[&before],
+            )
+            .await?;
+        // Events a gateway of an older version stored one per tenant and metric.
+        let events = client
             .execute(
                 "DELETE FROM metering.usage_events WHERE source = 'gateway' AND at < $1",
                 &[&before],
             )
-            .await?)
+            .await?;
+        Ok(batches + events)
     }
 
     /// Stores storage samples taken `at`: each is its hour's value of `storage_bytes` (a later

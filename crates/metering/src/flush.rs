@@ -1,43 +1,55 @@
 //! Flushing the gateway's counters to the control database.
 //!
-//! Each flush takes the counts since the last one as a numbered batch, one usage event per
-//! tenant and metric, keyed `gw:<instance>:<batch>:<tenant>:<metric>`. A batch that fails to
-//! commit is kept and retried as it is (same keys), and new counts wait for the next batch,
-//! so a flush retried after a crash or a lost COMMIT reply is counted once.
+//! Each flush takes the counts since the last one as a numbered batch, keyed
+//! `gw:<instance>:<batch>`, and adds them to the hourly rollups in the statement that stores
+//! the key (one key per batch: one per tenant and metric was 90,000 stored events every
+//! flush at 15,000 active tenants). A batch that fails to commit is kept and retried as it is
+//! (same key), and new counts wait for the next batch, so a flush retried after a crash or a
+//! lost COMMIT reply is counted once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulkhead_directory::{Directory, DirectoryError, UsageEvent, UsageSource};
+use bulkhead_directory::{Directory, DirectoryError};
 use bulkhead_model::TenantId;
 use chrono::{DateTime, Utc};
 
 use crate::counters::{Counts, Meters, GATEWAY_METRICS};
 
-/// The usage events of one flush.
-pub fn gateway_events(
-    instance: &str,
-    batch: u64,
-    at: DateTime<Utc>,
-    counts: &[(TenantId, Counts)],
-) -> Vec<UsageEvent> {
-    let mut out = Vec::new();
-    for (tenant, c) in counts {
-        for (metric, v) in GATEWAY_METRICS.iter().zip(c.values()) {
-            if v == 0 {
-                continue;
+/// One flush's counts: its key, its time (which decides the hour) and (tenant, metric,
+/// quantity) rows, none zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayBatch {
+    /// `gw:<instance>:<batch>`, the same on every retry.
+    pub key: String,
+    /// When it was taken.
+    pub at: DateTime<Utc>,
+    /// The counts.
+    pub rows: Vec<(TenantId, &'static str, i64)>,
+}
+
+impl GatewayBatch {
+    /// The batch `batch` of `instance`, taken `at`, of `counts`.
+    pub fn new(instance: &str, batch: u64, at: DateTime<Utc>, counts: &[(TenantId, Counts)]) -> Self {
+        let mut rows = Vec::new();
+        for (tenant, c) in counts {
+            for (metric, v) in GATEWAY_METRICS.iter().zip(c.values()) {
+                if v != 0 {
+                    rows.push((*tenant, *metric, i64::try_from(v).unwrap_or(i64::MAX)));
+                }
             }
-            out.push(UsageEvent {
-                key: format!("gw:{instance}:{batch}:{tenant}:{metric}"),
-                tenant: *tenant,
-                metric: (*metric).to_string(),
-                quantity: i64::try_from(v).unwrap_or(i64::MAX),
-                at,
-                source: UsageSource::Gateway,
-            });
+        }
+        Self {
+            key: format!("gw:{instance}:{batch}"),
+            at,
+            rows,
         }
     }
-    out
+
+    /// Writes it; returns how many rollups it added to (0 when it was written before).
+    pub async fn record(&self, dir: &Directory) -> Result<u64, DirectoryError> {
+        dir.record_gateway_batch(&self.key, self.at, &self.rows).await
+    }
 }
 
 /// Takes counts from `meters` and writes them, one batch at a time.
@@ -46,7 +58,7 @@ pub struct Flusher {
     meters: Arc<Meters>,
     instance: String,
     batch_no: u64,
-    pending: Option<Vec<UsageEvent>>,
+    pending: Option<GatewayBatch>,
 }
 
 impl Flusher {
@@ -60,28 +72,28 @@ impl Flusher {
         }
     }
 
-    /// The batch to write next: the one that failed last time, else the counts since.
-    pub fn next_batch(&mut self) -> Vec<UsageEvent> {
+    /// The batch to write next: the one that failed last time, else the counts since (None
+    /// when nothing was counted).
+    pub fn next_batch(&mut self) -> Option<GatewayBatch> {
         if let Some(p) = self.pending.take() {
-            return p;
+            return Some(p);
         }
         let counts = self.meters.take();
         if counts.is_empty() {
-            return Vec::new();
+            return None;
         }
         let batch = self.batch_no;
         self.batch_no += 1;
-        gateway_events(&self.instance, batch, Utc::now(), &counts)
+        Some(GatewayBatch::new(&self.instance, batch, Utc::now(), &counts))
     }
 
     /// Writes the next batch; on failure it is kept for the next call. Returns how many
-    /// events were newly counted.
+    /// (tenant, metric) counts were newly added.
     pub async fn flush(&mut self, dir: &Directory) -> Result<u64, DirectoryError> {
-        let batch = self.next_batch();
-        if batch.is_empty() {
+        let Some(batch) = self.next_batch() else {
             return Ok(0);
-        }
-        match dir.record_usage(&batch).await {
+        };
+        match batch.record(dir).await {
             Ok(n) => Ok(n),
             Err(e) => {
                 self.pending = Some(batch);

@@ -17,7 +17,7 @@ pub mod storage;
 use bulkhead_directory::{DirectoryError, ErrorKind};
 
 pub use counters::{Counts, Meters, TenantMeter, GATEWAY_METRICS};
-pub use flush::Flusher;
+pub use flush::{Flusher, GatewayBatch};
 pub use outbox::Harvest;
 pub use report::{CostLine, ExportRow, Prices, UsageLine};
 pub use storage::StorageSample;
