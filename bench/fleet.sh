@@ -7,9 +7,10 @@
 # connections the gateway opened. Prints markdown tables.
 #   bench/fleet.sh [--tenants N (15100)] [--first N (1000): the smaller fleet] [--seconds S per TPS run (10)] [--clients C (16)]
 #                  [--pool N: the gateway's connections per cluster (default: the gateway's default, 20)]
+#                  [--warmup S: seconds of routed load before the TPS runs at each size (60)]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-TENANTS=15100 FIRST=1000 SECONDS_PER_RUN=10 CLIENTS=16
+TENANTS=15100 FIRST=1000 SECONDS_PER_RUN=10 CLIENTS=16 WARMUP=60
 while [ $# -gt 0 ]; do
   case "$1" in
     --tenants) TENANTS=$2; shift 2 ;;
@@ -17,6 +18,7 @@ while [ $# -gt 0 ]; do
     --clients) CLIENTS=$2; shift 2 ;;
     --first) FIRST=$2; shift 2 ;;
     --pool) POOL=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -34,4 +36,4 @@ python3 "$root/bench/fleet.py" \
   --api "http://127.0.0.1:$API_PORT" --token "$API_TOKEN" --bin "$B" --load "$LOAD" \
   --gateway "host=127.0.0.1 port=$GW_PORT dbname=fleet user=fleet_svc password=$SVC_PW" \
   --gateway-port "$GW_PORT" --postgres "host=127.0.0.1 port=$PG_PORT user=bulkhead password=$PG_PW" \
-  --up-pid "$up_pid" --work "$work" --tenants "$TENANTS" --first "$FIRST" --seconds "$SECONDS_PER_RUN" --clients "$CLIENTS"
+  --up-pid "$up_pid" --work "$work" --tenants "$TENANTS" --first "$FIRST" --seconds "$SECONDS_PER_RUN" --clients "$CLIENTS" --warmup "$WARMUP"

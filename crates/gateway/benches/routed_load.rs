@@ -63,9 +63,9 @@ impl Pick {
 
     /// The fleet numbering's mode of tenant `n`.
     fn of(n: u32) -> Pick {
-        if n % 151 == 0 {
+        if n.is_multiple_of(151) {
             Pick::Database
-        } else if n % 3 == 0 {
+        } else if n.is_multiple_of(3) {
             Pick::Schema
         } else {
             Pick::Shared

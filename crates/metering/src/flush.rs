@@ -30,7 +30,12 @@ pub struct GatewayBatch {
 
 impl GatewayBatch {
     /// The batch `batch` of `instance`, taken `at`, of `counts`.
-    pub fn new(instance: &str, batch: u64, at: DateTime<Utc>, counts: &[(TenantId, Counts)]) -> Self {
+    pub fn new(
+        instance: &str,
+        batch: u64,
+        at: DateTime<Utc>,
+        counts: &[(TenantId, Counts)],
+    ) -> Self {
         let mut rows = Vec::new();
         for (tenant, c) in counts {
             for (metric, v) in GATEWAY_METRICS.iter().zip(c.values()) {
@@ -48,7 +53,8 @@ impl GatewayBatch {
 
     /// Writes it; returns how many rollups it added to (0 when it was written before).
     pub async fn record(&self, dir: &Directory) -> Result<u64, DirectoryError> {
-        dir.record_gateway_batch(&self.key, self.at, &self.rows).await
+        dir.record_gateway_batch(&self.key, self.at, &self.rows)
+            .await
     }
 }
 
@@ -84,7 +90,12 @@ impl Flusher {
         }
         let batch = self.batch_no;
         self.batch_no += 1;
-        Some(GatewayBatch::new(&self.instance, batch, Utc::now(), &counts))
+        Some(GatewayBatch::new(
+            &self.instance,
+            batch,
+            Utc::now(),
+            &counts,
+        ))
     }
 
     /// Writes the next batch; on failure it is kept for the next call. Returns how many
