@@ -108,8 +108,8 @@ const KEY_PREFIX: &str = "bhk_";
 /// PostgreSQL 15 checks `SET ROLE` against the session user's whole membership, which a
 /// backend builds once (and after every role change in the cluster) in time that grows with
 /// the square of its size: one login for every tenant cost a new backend 35 ms at 3,000
-/// tenants and most of a second at 15,000. Split, a tenant database's backend builds a list
-/// of the database tenants alone.
+/// tenants (16 at 2,000, 5.6 at 1,000), about a second at 15,000 if the square holds. Split,
+/// a tenant database's backend builds a list of the database tenants alone.
 pub fn database_login_of(gateway_role: &str) -> String {
     gateway_role.replacen("bh_gw_", "bh_gwd_", 1)
 }
@@ -128,12 +128,6 @@ impl Directory {
             .await?;
         let id: uuid::Uuid = row.get(0);
         Ok(format!("bh_gw_{}", &id.simple().to_string()[..12]))
-    }
-
-    /// The gateway's login role for database tenants' databases: `bh_gwd_` and the same 12
-    /// hex digits as [`Self::gateway_role`] (see [`database_login_of`]).
-    pub async fn gateway_database_role(&self) -> Result<String, DirectoryError> {
-        Ok(database_login_of(&self.gateway_role().await?))
     }
 
     /// The role a service login's tenant-free statements run as (catalog queries before any

@@ -3,7 +3,7 @@
 //! `bh_gw_<installation>` (see `Directory::gateway_role`) reaches the service pool databases:
 //! it is a member of each schema tenant's runtime role and of each service's runtime group
 //! (shared tenants run as the group, under a signed context), which it switches to per
-//! transaction with `SET ROLE`. `bh_gwd_<installation>` (`Directory::gateway_database_role`)
+//! transaction with `SET ROLE`. `bh_gwd_<installation>` (`bulkhead_directory::database_login_of`)
 //! reaches database tenants' databases and is a member of those tenants' roles only. Two, so
 //! that neither's membership grows with the whole fleet (see
 //! `bulkhead_directory::database_login_of`). Their password (one, in the directory) reaches

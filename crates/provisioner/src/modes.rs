@@ -124,7 +124,6 @@ pub async fn create_place(
 ) -> Result<(), ProvisionError> {
     let gw = ident(gateway);
     let database_login = bulkhead_directory::database_login_of(gateway);
-    let gwd = ident(&database_login);
     let admin = admin_connect(cluster, "postgres").await?;
     let (r, g) = (ident(&place.role), ident(&place.group));
     create_role(&admin, &place.role, "creating the tenant's runtime role").await?;
@@ -132,14 +131,15 @@ pub async fn create_place(
     // tenant's transactions run as its group, so no login needs its role.
     let login = match place.mode {
         Mode::Shared => None,
-        Mode::Schema => Some((gateway, &gw)),
-        Mode::Database => Some((database_login.as_str(), &gwd)),
+        Mode::Schema => Some(gateway),
+        Mode::Database => Some(database_login.as_str()),
     };
-    if let Some((name, login)) = login {
+    if let Some(login) = login {
         admin
             .batch_execute(&format!(
-                "{} GRANT {r} TO {login};",
-                ensure_gateway_role(name)
+                "{} GRANT {r} TO {};",
+                ensure_gateway_role(login),
+                ident(login)
             ))
             .await
             .map_err(ProvisionError::sql(
@@ -188,7 +188,8 @@ pub async fn create_place(
             admin
                 .batch_execute(&format!(
                     "REVOKE ALL ON DATABASE {d} FROM PUBLIC; GRANT CONNECT ON DATABASE {d} TO {r}, {gwd};",
-                    d = ident(&place.database)
+                    d = ident(&place.database),
+                    gwd = ident(&database_login)
                 ))
                 .await
                 .map_err(ProvisionError::sql(format!(

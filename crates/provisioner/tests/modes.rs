@@ -330,8 +330,8 @@ async fn each_gateway_login_holds_only_the_roles_it_switches_to() {
     let (_, schema) = tenant(&dir, "sc", "shop_logins", Mode::Schema).await;
     let (_, database) = tenant(&dir, "db", "shop_logins", Mode::Database).await;
     let gw = dir.gateway_role().await.expect("gateway role");
-    let gwd = dir.gateway_database_role().await.expect("database role");
-    assert_eq!(gwd, bulkhead_directory::database_login_of(&gw));
+    let gwd = bulkhead_directory::database_login_of(&gw);
+    assert!(gwd.starts_with("bh_gwd_") && gwd != gw, "{gwd}");
     let check = |pool: Vec<String>, db: Vec<String>| {
         assert!(pool.contains(&schema.role), "{pool:?}");
         assert!(!pool.contains(&shared.role), "{pool:?}");

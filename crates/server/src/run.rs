@@ -507,8 +507,6 @@ async fn warn_of_id_shaped_slugs(directory: &Directory) {
     }
 }
 
-/// Moves a mover left under way (it stopped) or kept sources awaiting finalize: named at
-/// startup with what to run, since a held tenant waits for its mover.
 /// Prepares for the gateway the clusters registered through the API or CLI (those of the
 /// configuration were just upserted): their gateway logins and memberships follow this
 /// version's rules (see `bulkhead_provisioner::prepare_cluster`). One that cannot be reached
@@ -531,6 +529,8 @@ async fn prepare_other_clusters(directory: &Directory, prepared: &[String]) {
     }
 }
 
+/// Moves a mover left under way (it stopped) or kept sources awaiting finalize: named at
+/// startup with what to run, since a held tenant waits for its mover.
 async fn warn_of_unfinished_moves(directory: &Directory) {
     let Ok(moves) = directory.unfinished_moves().await else {
         return;

@@ -2,7 +2,7 @@
 //! (a keyed hash), so a role, schema or database cannot be traced to its tenant from the
 //! catalog alone. Also every tenant id the directory knows, to find names that embed one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bulkhead_directory::{Directory, DirectoryError, Move, MovePhase};
 use bulkhead_model::TenantId;
@@ -16,10 +16,9 @@ pub(crate) struct KnownTenants {
     by_name: HashMap<String, TenantId>,
     /// Every known tenant id, as 32 lowercase hex digits.
     ids: HashSet<String>,
-    /// (cluster, database) → the runtime roles of the places there, with their tenant.
-    bindings: HashMap<(String, String), Vec<(String, TenantId)>>,
-    /// (cluster, database, role) of every entry of `bindings`: one entry per role.
-    bound: HashSet<(String, String, String)>,
+    /// (cluster, database) → the runtime roles of the places there, with their tenant (the
+    /// first place seen of a role).
+    bindings: HashMap<(String, String), BTreeMap<String, TenantId>>,
 }
 
 impl KnownTenants {
@@ -71,16 +70,11 @@ impl KnownTenants {
         if !bound {
             return;
         }
-        let key = (cluster.to_string(), place.database.clone());
-        if self
-            .bound
-            .insert((key.0.clone(), key.1.clone(), place.role.clone()))
-        {
-            self.bindings
-                .entry(key)
-                .or_default()
-                .push((place.role.clone(), t));
-        }
+        self.bindings
+            .entry((cluster.to_string(), place.database.clone()))
+            .or_default()
+            .entry(place.role.clone())
+            .or_insert(t);
     }
 
     /// The tenant a role, schema or database belongs to, if it is a tenant's.
@@ -89,11 +83,14 @@ impl KnownTenants {
     }
 
     /// The runtime roles that must be bound in `database` on `cluster`, with their tenants.
-    pub(crate) fn bindings_in(&self, cluster: &str, database: &str) -> &[(String, TenantId)] {
+    pub(crate) fn bindings_in(
+        &self,
+        cluster: &str,
+        database: &str,
+    ) -> Option<&BTreeMap<String, TenantId>> {
         self.bindings
             .get(&(cluster.to_string(), database.to_string()))
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+            .filter(|b| !b.is_empty())
     }
 
     /// A known tenant id (32 hex digits) that `name` embeds, in any case, with or without

@@ -66,11 +66,10 @@ pub(crate) async fn database_names(
 ) -> Result<(), tokio_postgres::Error> {
     let rows = client.query(DATABASE_NAMES, &[]).await?;
     name_findings(&rows, scope.known, &scope.target, report);
-    let expected = scope.known.bindings_in(&scope.cluster, &scope.database);
-    if expected.is_empty() {
+    let Some(expected) = scope.known.bindings_in(&scope.cluster, &scope.database) else {
         return Ok(());
-    }
-    let roles: Vec<&str> = expected.iter().map(|(r, _)| r.as_str()).collect();
+    };
+    let roles: Vec<&str> = expected.keys().map(String::as_str).collect();
     let rows = client.query(BINDINGS, &[&roles]).await?;
     let found: std::collections::HashMap<&str, Option<uuid::Uuid>> =
         rows.iter().map(|r| (r.get(0), r.get(1))).collect();
