@@ -405,14 +405,17 @@ async fn an_idle_connection_the_server_closed_is_not_handed_to_a_client() {
     c.simple_query("SELECT 1").await.expect("warm the pool");
     let pg = shared_cluster().expect("cluster");
     let admin = pg.connect("postgres").await.expect("admin");
+    // A database tenant's database is reached by the gateway's second login.
     let role = env.dir.gateway_role().await.expect("role");
-    admin
+    let login = bulkhead_directory::database_login_of(&role);
+    let ended = admin
         .execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-            &[&role],
+            &[&login],
         )
         .await
         .expect("terminate");
+    assert_eq!(ended, 1, "the idle connection was terminated");
     // Idle past the re-check threshold, the dead connection is noticed at checkout and a
     // fresh one serves: the client sees no error at all.
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -553,6 +556,63 @@ async fn suspending_a_tenant_ends_its_open_sessions_at_their_next_query() {
         .await
         .expect("resumed tenants log in again");
     again.simple_query("SELECT 1").await.expect("works again");
+}
+
+/// The backend process serving `client`'s next transaction.
+async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_database_tenant_makes_room_by_closing_another_database_tenants_connection_first() {
+    // Three connections: the pool database's (shared tenants) and two database tenants';
+    // a third database tenant closes the other database tenants' before the pool database's.
+    let two = env("evict_order", 3).await;
+    let shared = connect(&two, &tenant_key(&two, "many", Mode::Shared).await)
+        .await
+        .expect("shared");
+    let mut db = Vec::new();
+    for slug in ["first", "second", "third"] {
+        db.push(
+            connect(&two, &tenant_key(&two, slug, Mode::Database).await)
+                .await
+                .expect("db tenant"),
+        );
+    }
+    let pooled = backend_pid(&shared).await;
+    // The pool database's connection is now the one idle longest: the eviction of the least
+    // recently used would close it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first_pid = backend_pid(&db[0]).await;
+    backend_pid(&db[1]).await;
+    backend_pid(&db[2]).await;
+    assert_eq!(
+        backend_pid(&shared).await,
+        pooled,
+        "the pool database kept its connection"
+    );
+    assert_ne!(
+        backend_pid(&db[0]).await,
+        first_pid,
+        "the first database tenant's connection was closed for the third's"
+    );
+
+    // With only the pool database's connection idle, and just given back, a database
+    // tenant's checkout still gets one (after a short wait) rather than the pool timeout (53300).
+    let alone = env("evict_alone", 1).await;
+    let shared = connect(&alone, &tenant_key(&alone, "many", Mode::Shared).await)
+        .await
+        .expect("shared");
+    let db = connect(&alone, &tenant_key(&alone, "own", Mode::Database).await)
+        .await
+        .expect("db");
+    let pooled = backend_pid(&shared).await;
+    let own = backend_pid(&db).await;
+    assert_ne!(own, pooled, "served by its own database's connection");
 }
 
 #[tokio::test]

@@ -48,6 +48,10 @@ pub struct BackendTarget {
     pub password: String,
     /// Database.
     pub database: String,
+    /// A database tenant's own database: its connections serve that one tenant. A pool
+    /// database's serve every tenant placed there, and the pool closes them last (see
+    /// `pool::ClusterPool::evict_for`).
+    pub single_tenant: bool,
 }
 
 /// A live, authenticated server connection.

@@ -92,20 +92,37 @@ impl ClusterPool {
             .unwrap_or(0)
     }
 
-    /// Closes the least recently used idle connection of another database than `target`
-    /// (one no checkout waits for, unless `starving`; idle at least `min_idle`) to make room;
-    /// false when there is none. A busy database keeps its warm connections, and one used
-    /// rarely gives up its own first.
+    /// Closes an idle connection of another database than `target` (one no checkout waits
+    /// for, unless `starving`; idle at least `min_idle`) to make room; false when there is
+    /// none. A database tenant's connections go first, least recently used first, and a pool
+    /// database's only when none is idle, and for a database tenant's checkout only once
+    /// idle [`SETTLED_IDLE`] (or when it starves): a pool database's connection serves every
+    /// tenant placed there, and a new one costs far more than a database tenant's (the
+    /// login's membership list and the catalog caches of many tenants are rebuilt in each new
+    /// backend). A busy database keeps its warm connections, and one used rarely gives up its
+    /// own first.
     fn evict_for(&self, target: &Target, starving: bool, min_idle: Duration) -> bool {
         let wanted: Vec<Target> = match self.waiters.lock() {
             Ok(q) if !starving => q.iter().map(|w| w.target.clone()).collect(),
             _ => Vec::new(),
         };
+        let pool_min_idle = if target.single_tenant && !starving {
+            min_idle.max(SETTLED_IDLE)
+        } else {
+            min_idle
+        };
         let evicted = self.idle.lock().ok().and_then(|mut idle| {
             idle.iter_mut()
                 .filter(|(t, list)| *t != target && !list.is_empty() && !wanted.contains(t))
-                .min_by_key(|(_, list)| list[0].0.idle_since)
-                .filter(|(_, list)| list[0].0.idle_since.elapsed() >= min_idle)
+                .filter(|(t, list)| {
+                    let least = if t.single_tenant {
+                        min_idle
+                    } else {
+                        pool_min_idle
+                    };
+                    list[0].0.idle_since.elapsed() >= least
+                })
+                .min_by_key(|(t, list)| (!t.single_tenant, list[0].0.idle_since))
                 .map(|(_, l)| l.remove(0))
         });
         evicted.is_some()
@@ -334,7 +351,9 @@ impl Pools {
             if pool.evict_for(target, starving, min_idle) {
                 continue;
             }
-            let wait = if own_coming_back {
+            // A database tenant's checkout that left a pool database's connection to settle
+            // looks again when it starves, woken or not.
+            let wait = if own_coming_back || (target.single_tenant && !starving) {
                 deadline.min(tokio::time::Instant::from_std(
                     queued.waiter.since + FAIR_WAIT,
                 ))
