@@ -1,8 +1,9 @@
 //! Backend connections, pooled per cluster: each cluster has a budget of connections
 //! (configuration, never the tenant count) shared by its databases. Idle connections are kept
-//! per database, oldest first (a checkout takes the newest); when the budget is spent on idle connections of other
-//! databases, the least recently used of those is closed to make room (see
-//! [`ClusterPool::evict_for`]); otherwise a checkout waits, bounded, and then fails with 53300.
+//! per database, oldest first (a checkout takes the newest); when the budget is spent on idle
+//! connections of other databases, one of those is closed to make room, a database tenant's
+//! before a pool database's (see [`ClusterPool::evict_for`]); otherwise a checkout waits,
+//! bounded, and then fails with 53300.
 //!
 //! Invariant: a connection goes back to the pool only when the session says it is clean
 //! (ReadyForQuery idle, nothing unread); otherwise it is closed.
