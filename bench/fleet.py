@@ -91,6 +91,12 @@ def backends():
     return pg("SELECT count(*) FROM pg_stat_activity WHERE usename LIKE 'bh\\_gw\\_%' OR usename LIKE 'bh\\_gwd\\_%'")[0][0]
 
 
+def sessions():
+    """Backend sessions opened so far: (the service's pool database, database tenants' databases)."""
+    return tuple(pg("SELECT coalesce(sum(sessions) FILTER (WHERE datname = 'bh_fleet'), 0),"
+                    " coalesce(sum(sessions) FILTER (WHERE datname LIKE 't\\_%'), 0) FROM pg_stat_database")[0])
+
+
 def tps(total, pick="all", seconds=None):
     peak = [0]
     stop = threading.Event()
@@ -169,7 +175,14 @@ def facts(total):
         # short run at 5,000 schemas measured mostly that (0.65× at 15,100 cold, 0.88× warm).
         say(f"warming up for {a.warmup} s")
         tps(total, "all", a.warmup)
+    before, started = sessions(), time.monotonic()
     r["tps"], r["peak_backends"] = tps(total)
+    took = time.monotonic() - started
+    r["connects_pool"], r["connects_tenant_db"] = (float(b - x) / took for x, b in zip(before, sessions()))
+    if total > a.first:
+        # The same instance, tenants picked among the first ones only: what the spread over
+        # every tenant costs, apart from the bigger fleet.
+        r["tps_first"], _ = tps(a.first)
     for pick in MODES:
         r[f"tps_{pick}"], peak = tps(total, pick)
         r["peak_backends"] = max(r["peak_backends"], peak)
@@ -207,6 +220,10 @@ def row(name, k, fmt="{:.1f}"):
 row(f"tenant-routed TPS ({a.clients} clients, a tenant at random)", "tps", "{:,}")
 for pick in MODES:
     row(f"tenant-routed TPS, {pick} tenants only", f"tps_{pick}", "{:,}")
+if "tps_first" in large:
+    print(f"| tenant-routed TPS on the full fleet, tenants picked among the first {first:,} | | {large['tps_first']:,} | {large['tps_first'] / small['tps']:.2f} |")
+row("backend connects per second during the mixed run: the pool database", "connects_pool")
+row("the same: database tenants' databases", "connects_tenant_db")
 row("peak backend connections of the gateway during it", "peak_backends", "{}")
 row("bulkhead up RSS after it (MiB)", "rss")
 row("pg_class rows in the service database", "pg_class", "{:,}")
