@@ -571,14 +571,14 @@ async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
 async fn a_database_tenant_makes_room_by_closing_another_database_tenants_connection_first() {
     // Three connections: the pool database's (shared tenants) and two database tenants';
     // a third database tenant closes the other database tenants' before the pool database's.
-    let two = env("evict_order", 3).await;
-    let shared = connect(&two, &tenant_key(&two, "many", Mode::Shared).await)
+    let three = env("evict_order", 3).await;
+    let shared = connect(&three, &tenant_key(&three, "many", Mode::Shared).await)
         .await
         .expect("shared");
     let mut db = Vec::new();
     for slug in ["first", "second", "third"] {
         db.push(
-            connect(&two, &tenant_key(&two, slug, Mode::Database).await)
+            connect(&three, &tenant_key(&three, slug, Mode::Database).await)
                 .await
                 .expect("db tenant"),
         );
@@ -610,9 +610,10 @@ async fn a_database_tenant_makes_room_by_closing_another_database_tenants_connec
     let db = connect(&alone, &tenant_key(&alone, "own", Mode::Database).await)
         .await
         .expect("db");
-    let pooled = backend_pid(&shared).await;
-    let own = backend_pid(&db).await;
-    assert_ne!(own, pooled, "served by its own database's connection");
+    backend_pid(&shared).await;
+    db.query_one("SELECT 1", &[])
+        .await
+        .expect("served after the short wait, not 53300 after the checkout timeout");
 }
 
 #[tokio::test]

@@ -107,19 +107,15 @@ impl ClusterPool {
             Ok(q) if !starving => q.iter().map(|w| w.target.clone()).collect(),
             _ => Vec::new(),
         };
-        let pool_min_idle = if target.single_tenant && !starving {
-            min_idle.max(SETTLED_IDLE)
-        } else {
-            min_idle
-        };
+        let settles = |t: &Target| target.single_tenant && !t.single_tenant && !starving;
         let evicted = self.idle.lock().ok().and_then(|mut idle| {
             idle.iter_mut()
                 .filter(|(t, list)| *t != target && !list.is_empty() && !wanted.contains(t))
                 .filter(|(t, list)| {
-                    let least = if t.single_tenant {
-                        min_idle
+                    let least = if settles(t) {
+                        min_idle.max(SETTLED_IDLE)
                     } else {
-                        pool_min_idle
+                        min_idle
                     };
                     list[0].0.idle_since.elapsed() >= least
                 })
