@@ -617,6 +617,43 @@ async fn a_database_tenant_makes_room_by_closing_another_database_tenants_connec
 }
 
 #[tokio::test]
+async fn a_schema_tenant_goes_back_to_a_backend_that_has_run_in_its_schema() {
+    // Two backends, one warmed by tenant a (in a transaction while b connects), the other by
+    // b; other schema tenants come and go between their transactions. Each keeps going back
+    // to its own backend (last in, first out would hand b the backend a just gave back).
+    let two = env("affinity", 2).await;
+    let a = connect(&two, &tenant_key(&two, "alpha", Mode::Schema).await)
+        .await
+        .expect("a");
+    a.simple_query("BEGIN").await.expect("begin");
+    let pa = backend_pid(&a).await;
+    let b = connect(&two, &tenant_key(&two, "beta", Mode::Schema).await)
+        .await
+        .expect("b");
+    let pb = backend_pid(&b).await;
+    a.simple_query("COMMIT").await.expect("commit");
+    assert_ne!(pa, pb, "two backends in use at once");
+    // The gateway gives a connection back just after relaying the answer, and affinity never
+    // waits for a busy one: each step waits for the last one's connection to be back.
+    let settle = || tokio::time::sleep(Duration::from_millis(50));
+    settle().await;
+    for i in 0..6 {
+        let other = connect(
+            &two,
+            &tenant_key(&two, &format!("other{i}"), Mode::Schema).await,
+        )
+        .await
+        .expect("other");
+        backend_pid(&other).await;
+        settle().await;
+        assert_eq!(backend_pid(&a).await, pa, "round {i}: a's backend");
+        settle().await;
+        assert_eq!(backend_pid(&b).await, pb, "round {i}: b's backend");
+        settle().await;
+    }
+}
+
+#[tokio::test]
 async fn an_exhausted_pool_answers_53300_after_the_wait_and_recovers() {
     let env = env("exhausted", 1).await;
     let a_key = tenant_key(&env, "holder", Mode::Shared).await;

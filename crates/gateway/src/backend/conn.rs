@@ -72,6 +72,10 @@ pub struct ServerConn {
     pub idle_since: std::time::Instant,
     /// The database's signer of shared tenants' contexts, if it has one.
     pub signer: Option<std::sync::Arc<Signer>>,
+    /// The search paths its session has run under (see `affinity.rs`).
+    pub warmth: super::affinity::Warmth,
+    /// Its affinity group.
+    pub group: u32,
 }
 
 /// Session settings a backend connection holds, as far as the gateway knows: a name absent
@@ -122,6 +126,8 @@ impl ServerConn {
             settings: SessionValues::default(),
             idle_since: std::time::Instant::now(),
             signer: None,
+            warmth: Default::default(),
+            group: super::affinity::next_group(),
         };
         let mut out = BytesMut::new();
         to_server::startup(

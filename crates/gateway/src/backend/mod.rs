@@ -1,5 +1,6 @@
 //! The backend side: connections to PostgreSQL and their pools.
 
+pub mod affinity;
 mod conn;
 mod held;
 mod pool;

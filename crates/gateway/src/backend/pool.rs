@@ -242,24 +242,25 @@ impl Leased {
 /// Idle time after which a connection is checked before it serves again.
 const RECHECK_AFTER_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// An idle connection to `target`: one for which `prefer` holds if there is one, else the
-/// one used last. Last in, first out, like PgBouncer's default: connections beyond what the
-/// load needs stay idle and age, so the LRU eviction closes them first when another database
-/// needs room (taking the one idle longest kept every connection warm in turn, and a
-/// database tenant's connection was closed instead, one connect per such transaction).
+/// An idle connection to `target`: the one `rank` ranks highest, of those the one used last.
+/// Last in, first out, like PgBouncer's default: connections beyond what the load needs stay
+/// idle and age, so the LRU eviction closes them first when another database needs room
+/// (taking the one idle longest kept every connection warm in turn, and a database tenant's
+/// connection was closed instead, one connect per such transaction).
 fn take_idle(
     pool: &Arc<ClusterPool>,
     target: &Target,
-    prefer: &impl Fn(&ServerConn) -> bool,
+    rank: &impl Fn(&ServerConn) -> u8,
 ) -> Option<Leased> {
     let (conn, permit) = pool.idle.lock().ok().and_then(|mut idle| {
         let list = idle.get_mut(&**target)?;
         loop {
-            let taken = match list.iter().rposition(|(c, _)| prefer(c)) {
-                Some(i) => list.remove(i),
-                None if list.is_empty() => return None,
-                None => list.pop()?,
-            };
+            let best = list
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, (c, _))| (rank(c), *i))
+                .map(|(i, _)| i)?;
+            let taken = list.remove(best);
             // One that sat idle a while may have been closed by the server meanwhile (a
             // terminated backend, a dropped database): check it (one non-blocking read) and
             // drop it if so, its permit coming back. A busy pool skips the check.
@@ -307,19 +308,19 @@ impl Pools {
             .clone()
     }
 
-    /// A connection to `target` on `cluster`: an idle one (one for which `prefer` holds if
-    /// there is one: the one that last served the same tenant), a new one within the budget,
+    /// A connection to `target` on `cluster`: an idle one (the one `rank` ranks highest: see
+    /// the session's preference), a new one within the budget,
     /// or one freed by closing an idle connection of another database, waiting at most the
     /// checkout timeout.
     pub async fn checkout(
         &self,
         cluster: &str,
         target: &Target,
-        prefer: impl Fn(&ServerConn) -> bool,
+        rank: impl Fn(&ServerConn) -> u8,
     ) -> Result<Leased, GatewayError> {
         let pool = self.cluster(cluster);
         // Most checkouts find an idle connection: no need to queue as a waiter for that.
-        if let Some(leased) = take_idle(&pool, target, &prefer) {
+        if let Some(leased) = take_idle(&pool, target, &rank) {
             return Ok(leased);
         }
         let deadline = tokio::time::Instant::now() + self.settings.checkout_timeout;
@@ -327,7 +328,7 @@ impl Pools {
         let permit = loop {
             // Looking again from here: a wake-up from now on is kept for the wait below.
             queued.waiter.woken.store(false, Ordering::Relaxed);
-            if let Some(leased) = take_idle(&pool, target, &prefer) {
+            if let Some(leased) = take_idle(&pool, target, &rank) {
                 return Ok(leased);
             }
             if let Ok(p) = pool.permits.clone().try_acquire_owned() {

@@ -6,6 +6,7 @@ use bulkhead_wire::{to_server, BackendMessage, Frame, SqlState, TransactionStatu
 use bytes::BytesMut;
 
 use super::Session;
+use crate::backend::{affinity, ServerConn};
 use crate::expect::{Expect, Expectations, Shape};
 use crate::route::Opening;
 use crate::GatewayError;
@@ -41,17 +42,27 @@ impl Session {
             Err(e) => return Ok(Err(e)),
         };
         // Preferred: a connection that already holds the tenant's context and the client's
-        // settings (then nothing is switched or applied).
+        // settings (then nothing is switched or applied); for a schema tenant then one that
+        // has already run in its schema, or of its group (see `backend/affinity.rs`).
         let settings = &self.settings;
-        let holds =
-            |c: &crate::backend::ServerConn| c.held.holds(&route) && settings.held_by(&c.settings);
+        let schema = (!route.shared && !route.target.single_tenant && route.tenant.is_some())
+            .then(|| affinity::key_of(&route.search_path));
+        let rank = |c: &ServerConn| match schema {
+            _ if c.held.holds(&route) && settings.held_by(&c.settings) => 3,
+            Some(k) if c.warmth.has(k) => 2,
+            Some(k) if c.group == affinity::group_of(k) => 1,
+            _ => 0,
+        };
         match self
             .state
             .pools
-            .checkout(&route.cluster, &route.target, holds)
+            .checkout(&route.cluster, &route.target, rank)
             .await
         {
-            Ok(leased) => {
+            Ok(mut leased) => {
+                if let Some(k) = schema {
+                    leased.conn().warmth.saw(k);
+                }
                 self.backend = Some(leased);
                 self.plan_sync();
                 self.usage_leased();
