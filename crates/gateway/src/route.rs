@@ -67,6 +67,16 @@ pub struct Switch<'a> {
 }
 
 impl Route {
+    /// A schema tenant's affinity key and group (see [`crate::backend::affinity`]); None for
+    /// shared and database tenants and the catalog route, whose backends share no per-tenant
+    /// catalog state worth steering by.
+    pub fn schema_affinity(&self) -> Option<(u64, u32)> {
+        (!self.shared && !self.target.single_tenant && self.tenant.is_some()).then(|| {
+            let key = crate::backend::affinity::key_of(&self.search_path);
+            (key, crate::backend::affinity::group_of(key))
+        })
+    }
+
     /// The role this route's transactions run as on a connection whose database has
     /// `signer`: a shared tenant's run as the signed-context role, others as their own.
     pub fn session_role<'a>(&'a self, signer: Option<&'a Signer>) -> &'a str {

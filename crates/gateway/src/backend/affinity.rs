@@ -8,7 +8,7 @@
 //! random, most transactions land on a backend that has not seen their schema yet. The
 //! preference, after a connection that already holds the tenant's context:
 //! 1. one whose session has already run under the tenant's search_path ([`Warmth`]);
-//! 2. one of the tenant's group: connections and search paths are split into [`GROUPS`]
+//! 2. one of the tenant's group: connections and search paths are split into `GROUPS` (4)
 //!    groups, so a schema first meets the backends of its own group when one is idle;
 //! 3. any (the one used last).
 //!
@@ -18,7 +18,7 @@ use std::hash::Hasher;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// How many groups connections and search paths are split into.
-pub const GROUPS: u32 = 4;
+const GROUPS: u32 = 4;
 
 /// Bits in a connection's set of search paths seen (8 KiB): with 5,000 schemas all seen,
 /// about one look in thirteen is a false "seen".

@@ -6,7 +6,7 @@ use bulkhead_wire::{to_server, BackendMessage, Frame, SqlState, TransactionStatu
 use bytes::BytesMut;
 
 use super::Session;
-use crate::backend::{affinity, ServerConn};
+use crate::backend::ServerConn;
 use crate::expect::{Expect, Expectations, Shape};
 use crate::route::Opening;
 use crate::GatewayError;
@@ -45,12 +45,11 @@ impl Session {
         // settings (then nothing is switched or applied); for a schema tenant then one that
         // has already run in its schema, or of its group (see `backend/affinity.rs`).
         let settings = &self.settings;
-        let schema = (!route.shared && !route.target.single_tenant && route.tenant.is_some())
-            .then(|| affinity::key_of(&route.search_path));
+        let schema = route.schema_affinity();
         let rank = |c: &ServerConn| match schema {
             _ if c.held.holds(&route) && settings.held_by(&c.settings) => 3,
-            Some(k) if c.warmth.has(k) => 2,
-            Some(k) if c.group == affinity::group_of(k) => 1,
+            Some((key, _)) if c.warmth.has(key) => 2,
+            Some((_, group)) if c.group == group => 1,
             _ => 0,
         };
         match self
@@ -60,8 +59,8 @@ impl Session {
             .await
         {
             Ok(mut leased) => {
-                if let Some(k) = schema {
-                    leased.conn().warmth.saw(k);
+                if let Some((key, _)) = schema {
+                    leased.conn().warmth.saw(key);
                 }
                 self.backend = Some(leased);
                 self.plan_sync();
